@@ -1,0 +1,204 @@
+"""The bench: the three instruments opened from one configuration file.
+
+``Bench.from_config()`` opens the SMU, the scope and the controller board from
+resource strings. With ``backend = "sim"`` it first starts an embedded simulated
+world behind loopback servers and then connects through pyvisa (pyvisa-py) and
+pyserial exactly as it would to hardware, so nothing above the transports can tell
+the two apart (except ``bench.simulated``, which the run file records).
+
+As a context manager the bench puts every instrument in its safe state on every
+exit path: normal end, exception, abort.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from instruments.config import BenchConfig, load_config
+from instruments.controller import MacroController
+from instruments.errors import BenchError
+from instruments.limits import Limits
+from instruments.scope import InfiniiVision3000X
+from instruments.serial_link import SerialLink
+from instruments.smu import Keithley2450
+from instruments.transport import VisaTransport
+
+log = logging.getLogger("rrambench.bench")
+
+
+class WallClock:
+    """Time on real hardware: seconds of wall time."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        if not seconds >= 0:
+            raise ValueError(f"seconds must be >= 0, got {seconds}")
+        time.sleep(seconds)
+
+
+class Bench:
+    """SMU, scope and controller board, their safety envelope and the bench clock."""
+
+    def __init__(
+        self,
+        *,
+        smu: Keithley2450,
+        scope: InfiniiVision3000X,
+        board: MacroController,
+        config: BenchConfig,
+        clock: Any,
+        world: Any = None,
+        sim: Any = None,
+        transports: tuple = (),
+    ) -> None:
+        self.smu, self.scope, self.board = smu, scope, board
+        self.config = config
+        self.clock = clock
+        self.world = world  # SimWorld on the simulated bench, None on hardware
+        self._sim = sim
+        self._transports = transports
+        self._state_path: Path | None = None
+        self._closed = False
+
+    # -- construction ---------------------------------------------------------------
+    @classmethod
+    def from_config(
+        cls,
+        path: str | Path | BenchConfig | None = None,
+        *,
+        seed: int | None = None,
+        state: str | Path | None = None,
+        world: Any = None,
+    ) -> Bench:
+        """Open the bench described by ``path`` (default: the shipped simulated bench).
+
+        ``seed`` and ``state`` override the config's ``[sim]`` values; ``world`` hands
+        in an existing SimWorld (tests, GUI) instead of creating one.
+        """
+        config = path if isinstance(path, BenchConfig) else load_config(path)
+        if config.simulated:
+            return cls._open_simulated(config, seed=seed, state=state, world=world)
+        return cls._open(config, config.resources, clock=WallClock())
+
+    @classmethod
+    def _open_simulated(cls, config: BenchConfig, *, seed, state, world) -> Bench:
+        from instruments.sim.serve import SimInstruments
+        from instruments.sim.world import SimWorld
+
+        state_path = Path(state) if state else config.state
+        if world is None:
+            if state_path is not None and state_path.exists():
+                world = SimWorld.load(state_path)
+            else:
+                world = SimWorld(seed=config.seed if seed is None else seed, formed=config.formed)
+        sim = SimInstruments(world).start()
+        try:
+            bench = cls._open(config, sim.resources, clock=world.clock, world=world, sim=sim)
+        except BaseException:
+            sim.stop()
+            raise
+        bench._state_path = state_path
+        return bench
+
+    @classmethod
+    def _open(cls, config: BenchConfig, resources: dict[str, str], *, clock, world=None, sim=None) -> Bench:
+        opened: list = []
+        try:
+            smu_io = VisaTransport.open(resources["smu"], name="smu", timeout=config.timeouts["smu"])
+            opened.append(smu_io)
+            scope_io = VisaTransport.open(resources["scope"], name="scope", timeout=config.timeouts["scope"])
+            opened.append(scope_io)
+            link = SerialLink.open(resources["controller"], name="controller", timeout=config.timeouts["controller"])
+            opened.append(link)
+        except BaseException:
+            for io in opened:
+                io.close()
+            raise
+        limits = config.limits
+        return cls(
+            smu=Keithley2450(smu_io, limits),
+            scope=InfiniiVision3000X(scope_io, limits),
+            board=MacroController(link, limits),
+            config=config,
+            clock=clock,
+            world=world,
+            sim=sim,
+            transports=tuple(opened),
+        )
+
+    # -- properties -------------------------------------------------------------------
+    @property
+    def simulated(self) -> bool:
+        return self.world is not None
+
+    @property
+    def limits(self) -> Limits:
+        return self.config.limits
+
+    @property
+    def resources(self) -> dict[str, str]:
+        return self._sim.resources if self._sim is not None else dict(self.config.resources)
+
+    def identities(self) -> dict[str, str]:
+        """``*IDN?``-style identity of each instrument."""
+        return {"smu": self.smu.identify(), "scope": self.scope.identify(), "controller": self.board.identify()}
+
+    def snapshot(self) -> dict[str, Any]:
+        """Settings to record in a run file: config, resources, identities."""
+        return {
+            "config": self.config.as_dict(),
+            "resources": self.resources,
+            "identities": self.identities(),
+            "simulated": self.simulated,
+        }
+
+    # -- safety -------------------------------------------------------------------------
+    def safe_state(self) -> list[str]:
+        """Put every instrument in its safe state; attempt all, return the failures.
+
+        The board goes first: it carries the array, so its DACs and pulse generator
+        are zeroed even when the SMU link is broken.
+        """
+        failures = []
+        for name, inst in (("controller", self.board), ("smu", self.smu), ("scope", self.scope)):
+            try:
+                inst.safe_state()
+            except (BenchError, OSError) as exc:
+                log.error("safe state of %s failed: %s", name, exc)
+                failures.append(f"{name}: {exc}")
+        return failures
+
+    def save_state(self, path: str | Path | None = None) -> None:
+        """Persist the simulated world (no-op on hardware, whose state is physical)."""
+        if self.world is None:
+            return
+        target = Path(path) if path is not None else self._state_path
+        if target is not None:
+            self.world.save(target)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for io in self._transports:
+            try:
+                io.close()
+            except (BenchError, OSError) as exc:
+                log.warning("closing %s: %s", io, exc)
+        if self._sim is not None:
+            self._sim.stop()
+        self.save_state()
+
+    def __enter__(self) -> Bench:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.safe_state()
+        finally:
+            self.close()

@@ -1,0 +1,133 @@
+"""Reading and checking a bench configuration file (TOML).
+
+The file says which backend to use (the embedded simulated bench or hardware),
+where the instruments are, their timeouts and the safety envelope. Every problem
+is reported as one :class:`ConfigError` line naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from instruments.errors import ConfigError
+from instruments.limits import Limits
+from instruments.paths import default_bench_config
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+BACKENDS = ("sim", "hardware")
+ROLES = ("smu", "scope", "controller")
+SECTIONS = {"backend", "sim", "resources", "timeouts", "limits"}
+SIM_KEYS = {"seed": int, "state": str, "formed": bool}
+DEFAULT_TIMEOUTS = {"smu": 5.0, "scope": 10.0, "controller": 2.0}  # s
+
+
+@dataclass
+class BenchConfig:
+    """A checked bench configuration."""
+
+    backend: str = "sim"
+    seed: int = 0  # RNG seed of the simulated world
+    state: Path | None = None  # simulated world's persistent state file
+    formed: bool = True  # simulated cells start formed
+    resources: dict[str, str] = field(default_factory=dict)
+    timeouts: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))  # s
+    limits: Limits = field(default_factory=Limits)
+    source: str = "<defaults>"  # where it was read from
+    raw: dict[str, Any] = field(default_factory=dict)  # the parsed TOML, JSON-serialisable
+
+    @property
+    def simulated(self) -> bool:
+        return self.backend == "sim"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form, as stored in run files."""
+        return {
+            "backend": self.backend,
+            "sim": {"seed": self.seed, "state": str(self.state or ""), "formed": self.formed},
+            "resources": dict(self.resources),
+            "timeouts": dict(self.timeouts),
+            "limits": self.limits.as_dict(),
+            "source": self.source,
+        }
+
+
+def load_config(path: str | Path | None = None) -> BenchConfig:
+    """Read and check a bench file; ``None`` means the shipped default (simulated bench)."""
+    path = Path(path) if path is not None else default_bench_config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read bench config {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"bench config {path} is not UTF-8 text") from None
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"bench config {path}: {exc}") from None
+    return parse_config(table, source=str(path))
+
+
+def parse_config(table: dict[str, Any], *, source: str = "<table>") -> BenchConfig:
+    """Check a parsed TOML table and turn it into a :class:`BenchConfig`."""
+    where = f"bench config {source}"
+    unknown = sorted(set(table) - SECTIONS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(SECTIONS))}")
+    backend = table.get("backend", "sim")
+    if backend not in BACKENDS:
+        raise ConfigError(f"{where}: backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    sim = _section(table, "sim", where)
+    for key, value in sim.items():
+        kind = SIM_KEYS.get(key)
+        if kind is None:
+            raise ConfigError(f"{where}: unknown key [sim].{key}; known: {', '.join(sorted(SIM_KEYS))}")
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ConfigError(f"{where}: [sim].{key} must be {kind.__name__}, got {value!r}")
+    resources = _section(table, "resources", where)
+    for key, value in resources.items():
+        if key not in ROLES:
+            raise ConfigError(f"{where}: unknown instrument [resources].{key}; known: {', '.join(ROLES)}")
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where}: [resources].{key} must be a resource string")
+    if backend == "hardware":
+        missing = [role for role in ROLES if role not in resources]
+        if missing:
+            raise ConfigError(f"{where}: backend 'hardware' needs [resources].{', '.join(missing)}")
+    timeouts = dict(DEFAULT_TIMEOUTS)
+    for key, value in _section(table, "timeouts", where).items():
+        if key not in ROLES:
+            raise ConfigError(f"{where}: unknown instrument [timeouts].{key}; known: {', '.join(ROLES)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise ConfigError(f"{where}: [timeouts].{key} must be a positive number of seconds")
+        timeouts[key] = float(value)
+    try:
+        limits = Limits.from_mapping(_section(table, "limits", where))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    state = sim.get("state") or None
+    return BenchConfig(
+        backend=backend,
+        seed=int(sim.get("seed", 0)),
+        state=Path(state) if state else None,
+        formed=bool(sim.get("formed", True)),
+        resources=dict(resources),
+        timeouts=timeouts,
+        limits=limits,
+        source=source,
+        raw=copy.deepcopy(table),
+    )
+
+
+def _section(table: dict[str, Any], name: str, where: str) -> dict[str, Any]:
+    value = table.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: [{name}] must be a table")
+    return value

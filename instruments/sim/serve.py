@@ -1,0 +1,82 @@
+"""The three simulated instruments of one world, each on its own loopback socket.
+
+Used by the embedded simulated bench (``backend = "sim"``) and by
+``rrambench sim serve``, which lets outside tools (PyMeasure, QCoDeS, a terminal)
+talk to the simulator like to hardware.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from instruments.sim.board import BoardEmulator
+from instruments.sim.infiniivision import InfiniiVisionEmulator
+from instruments.sim.keithley2450 import Keithley2450Emulator
+from instruments.sim.servers import LoopbackServer
+from instruments.sim.world import SimWorld
+
+log = logging.getLogger("rrambench.sim")
+
+
+class SimInstruments:
+    """SMU, scope and controller-board emulators of ``world`` behind loopback servers.
+
+    Parameters
+    ----------
+    world:
+        The shared physical state.
+    host:
+        Bind address (loopback unless ``allow_remote``).
+    ports:
+        Ports for smu, scope and controller; 0 picks free ports.
+    """
+
+    def __init__(
+        self,
+        world: SimWorld,
+        *,
+        host: str = "127.0.0.1",
+        ports: tuple[int, int, int] = (0, 0, 0),
+        allow_remote: bool = False,
+    ) -> None:
+        self.world = world
+        self.smu = Keithley2450Emulator(world)
+        self.scope = InfiniiVisionEmulator(world)
+        self.board = BoardEmulator(world)
+        common = {"host": host, "allow_remote": allow_remote}
+        self.servers = {
+            "smu": LoopbackServer(self.smu.handle, delimiter=b"\n", name="smu",
+                                  faults=world.faults["smu"], port=ports[0], seed=1, **common),
+            "scope": LoopbackServer(self.scope.handle, delimiter=b"\n", name="scope",
+                                    faults=world.faults["scope"], port=ports[1], seed=2, **common),
+            "controller": LoopbackServer(self.board.handle, delimiter=b"\x00", name="controller",
+                                         faults=world.faults["controller"], port=ports[2], seed=3, **common),
+        }
+
+    def start(self) -> SimInstruments:
+        try:
+            for server in self.servers.values():
+                server.start()
+        except OSError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+    def __enter__(self) -> SimInstruments:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def resources(self) -> dict[str, str]:
+        """Resource strings: VISA for the SCPI instruments, a pyserial URL for the board."""
+        return {
+            "smu": self.servers["smu"].resource,
+            "scope": self.servers["scope"].resource,
+            "controller": self.servers["controller"].url,
+        }
