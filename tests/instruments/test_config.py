@@ -1,0 +1,53 @@
+"""Bench configuration: the shipped default, and one clear error per bad file."""
+
+import pytest
+
+from instruments.config import load_config, parse_config
+from instruments.errors import ConfigError
+from instruments.limits import Limits
+
+
+def test_the_shipped_default_is_the_embedded_simulated_bench():
+    config = load_config()
+    assert config.simulated and config.backend == "sim"
+    assert config.limits == Limits()
+    assert set(config.timeouts) == {"smu", "scope", "controller"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("backend = 'warp'", "backend must be one of"),
+        ("bogus = 1", "unknown key"),
+        ("[limits]\nset_voltage = -1", "positive finite"),
+        ("[limits]\nset_voltag = 1", "unknown key"),
+        ("[limits]\nset_voltage = 'high'", "positive finite"),
+        ("[sim]\nseed = 'x'", "must be int"),
+        ("[timeouts]\nsmu = 0", "positive number of seconds"),
+        ("backend = 'hardware'\n[resources]\nsmu = 'TCPIP0::h::5025::SOCKET'", "needs [resources]"),
+        ("limits = 3", "must be a table"),
+        ("backend = ", "bench config"),
+    ],
+)
+def test_bad_files_give_one_clear_config_error(tmp_path, text, message):
+    path = tmp_path / "bench.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")) as info:
+        load_config(path)
+    assert "\n" not in str(info.value)
+
+
+def test_a_missing_or_binary_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "absent.toml")
+    binary = tmp_path / "b.toml"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ConfigError):
+        load_config(binary)
+
+
+def test_limits_and_sim_values_are_taken_from_the_file():
+    config = parse_config({"sim": {"seed": 7, "formed": False}, "limits": {"set_voltage": 1.5}})
+    assert config.seed == 7 and not config.formed
+    assert config.limits.set_voltage == 1.5
+    assert config.as_dict()["limits"]["set_voltage"] == 1.5
