@@ -1,7 +1,8 @@
 """The wheel must carry every code package and the shipped data."""
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 
