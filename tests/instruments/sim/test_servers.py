@@ -73,7 +73,8 @@ def test_injected_disconnect_closes_the_link_after_n_messages():
 
 def test_injected_missing_replies_are_not_sent():
     faults = Faults(missing_reply_rate=1.0)
-    with LoopbackServer(upper, faults=faults) as srv, socket.create_connection(("127.0.0.1", srv.port), timeout=0.3) as s:
+    with LoopbackServer(upper, faults=faults) as srv, \
+            socket.create_connection(("127.0.0.1", srv.port), timeout=0.3) as s:
         s.sendall(b"a\n")
         with pytest.raises(TimeoutError):
             s.recv(10)

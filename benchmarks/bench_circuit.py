@@ -1,0 +1,117 @@
+"""Closed-loop analog simulation with read noise vs plain numpy forward passes.
+
+Runs N trajectories x S fine steps of a 2->14->14->2 ReLU network (time embedding on
+both hidden layers) in the simulated analog loop, with read noise on every
+conductance (``AnalogLoop.run`` on a ``SimWorld``), and the same number of plain
+numpy forward passes with the ideal weights (float64, Euler update, one batched pass
+per step), in one process. Prints both times, their ratio (target <= 3.0) and the peak
+memory. Both sides run single-threaded BLAS (the machine is shared; small products
+gain nothing from threads).
+
+    python benchmarks/bench_circuit.py            # 10,000 x 1,000
+    python benchmarks/bench_circuit.py --quick    # 1,000 x 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+import tracemalloc
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from instruments.sim.circuit import CircuitParams, LayerMap
+from instruments.sim.world import SimWorld
+
+HIDDEN = 14
+R_FEEDBACK = 20e3     # ohm
+V_BIAS = 0.1          # V on the bias rows
+RC = 1e-3             # s
+DT_STEP = 1e-6        # s: h = dt / RC = 1e-3
+
+
+def build_world(n_steps: int, seed: int) -> SimWorld:
+    """A world whose macros 0..2 form the 2->14->14->2 network as they are programmed."""
+    world = SimWorld(seed=seed, n_macros=3)
+    world.loop.params = CircuitParams(rc=RC, dt_step=DT_STEP, trace_rate=1 / (10 * DT_STEP))
+    layers = [
+        LayerMap(macro=0, row0=0, col0=0, n_in=2, n_out=HIDDEN, bias_rows=1, activation="relu", r_feedback=R_FEEDBACK),
+        LayerMap(macro=1, row0=0, col0=0, n_in=HIDDEN, n_out=HIDDEN, bias_rows=1, activation="relu",
+                 r_feedback=R_FEEDBACK),
+        LayerMap(macro=2, row0=0, col0=0, n_in=HIDDEN, n_out=2, bias_rows=1, activation="linear",
+                 r_feedback=R_FEEDBACK),
+    ]
+    world.loop.load_mapping(layers, V_BIAS)
+    rng = np.random.default_rng(seed)
+    embedding = rng.uniform(-0.05, 0.05, (n_steps, HIDDEN))
+    world.loop.set_streams(DT_STEP, embedding, np.zeros(HIDDEN), np.full(n_steps, -0.5), np.ones(n_steps),
+                           np.full(n_steps, 0.05))
+    return world
+
+
+def software_baseline(weights: list[np.ndarray], embedding: np.ndarray, x0: np.ndarray, h: float,
+                      v_rail: float) -> np.ndarray:
+    """The plain numpy sampler: one batched forward pass with ideal weights per Euler step."""
+    (w1, b1), (w2, b2), (w3, b3) = weights
+    x = x0.copy()
+    for e in embedding:
+        z = np.clip(x @ w1 + b1 + e, 0.0, v_rail)
+        z = np.clip(z @ w2 + b2 + e, 0.0, v_rail)
+        y = np.clip(z @ w3 + b3, -v_rail, v_rail)
+        x = x + h * (-0.5 * x + y)
+    return x
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1,000 trajectories x 200 steps")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    n_traj, n_steps = (1000, 200) if args.quick else (10_000, 1000)
+
+    world = build_world(n_steps, args.seed)
+    loop = world.loop
+    x0 = np.random.default_rng(args.seed + 1).uniform(-0.4, 0.4, (n_traj, 2))
+    duration = n_steps * DT_STEP
+    ideal = loop.analog_layers(noise=False)
+    weights = [(lay.weights()[: lay.n_in], V_BIAS * lay.weights()[lay.n_in:].sum(axis=0)) for lay in ideal]
+    embedding = loop.state_dict()["stream.embedding"]
+
+    start = time.perf_counter()
+    ode = loop.run(x0, duration, sde=False, rng=np.random.default_rng(2))
+    t_ode = time.perf_counter() - start
+    start = time.perf_counter()
+    sde = loop.run(x0, duration, sde=True, rng=np.random.default_rng(3))
+    t_sde = time.perf_counter() - start
+    with threadpool_limits(limits=1, user_api="blas"):
+        start = time.perf_counter()
+        software = software_baseline(weights, embedding, x0, DT_STEP / RC, loop.params.v_rail)
+        t_soft = time.perf_counter() - start
+
+    tracemalloc.start()
+    loop.run(x0, duration, sde=True, rng=np.random.default_rng(3))
+    _, peak_analog = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    tracemalloc.start()
+    software_baseline(weights, embedding, x0, DT_STEP / RC, loop.params.v_rail)
+    _, peak_soft = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+    passes = n_traj * n_steps
+    print(f"circuit benchmark: {n_traj} trajectories x {n_steps} steps = {passes:.3g} forward passes, "
+          "2->14->14->2 ReLU")
+    print(f"  analog loop, ODE, read noise on : {t_ode:7.3f} s  ({passes / t_ode / 1e6:6.2f} M passes/s)")
+    print(f"  analog loop, SDE, read noise on : {t_sde:7.3f} s  ({passes / t_sde / 1e6:6.2f} M passes/s)")
+    print(f"  numpy forward, ideal weights    : {t_soft:7.3f} s  ({passes / t_soft / 1e6:6.2f} M passes/s)")
+    print(f"  ratio analog/numpy: ODE {t_ode / t_soft:.2f}, SDE {t_sde / t_soft:.2f}  (target <= 3.0)")
+    print(f"  peak traced memory: analog {peak_analog / 2**20:.1f} MiB (traces {sde.traces.nbytes / 2**20:.1f} MiB),"
+          f" numpy {peak_soft / 2**20:.1f} MiB; process peak RSS {rss:.0f} MiB")
+    print(f"  analog vs software end values (noise on): rms difference "
+          f"{np.sqrt(np.mean((ode.end - software) ** 2)) * 1e3:.3f} mV")
+
+
+if __name__ == "__main__":
+    main()

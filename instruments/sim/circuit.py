@@ -1,0 +1,382 @@
+"""The simulated board's analog loop: macro regions wired into a network, closed by integrators.
+
+``AnalogLoop(world)`` is the circuit a :class:`~instruments.sim.world.SimWorld` holds.
+The board loads a mapping (which macro regions form which layer), DAC streams (time
+embedding, condition, gains a, b, c) and runs the closed loop
+``RC dx/dtau = a x + b y(x, tau) + c xi`` for many initial conditions at once
+(``docs/circuit-model.md``). The maths lives in :mod:`instruments.sim.analog_network`
+(the network in volts, usable without a world) and :mod:`instruments.sim.integrator`.
+
+Layout of a layer region in a macro: rows ``row0 .. row0 + n_in - 1`` take the input
+voltages, the next ``bias_rows`` rows the constant ``v_bias``; G+ of output j sits in
+column ``col0 + j`` and its G- in column ``col0 + n_out + j``, on the same rows (the
+row-shared reference: a current mirror subtracts the G- column from the G+ column
+before the TIA).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from instruments.sim.analog_network import (
+    ACTIVATIONS,
+    AnalogLayer,
+    compile_layers,
+    network_forward,
+)
+from instruments.sim.device import read_noise_sigma
+from instruments.sim.integrator import LoopSettings, StepStreams, integrate
+
+__all__ = [
+    "AnalogLayer", "AnalogLoop", "CircuitParams", "LayerMap", "LoopResult", "network_forward",
+]
+
+log = logging.getLogger(__name__)
+
+
+def _positive(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class CircuitParams:
+    """Electrical and numerical settings of the analog loop (SI units).
+
+    rc: integrator time constant RC (s, > 0). dt_step: fine simulation step (s, > 0,
+    at most rc / 10). v_rail: rail of the activation amplifiers (V, > 0): ReLU outputs
+    lie in [0, v_rail], linear outputs in [-v_rail, v_rail]. x_rail: rail of the
+    integrators (V, > 0). v_dac: largest |DAC voltage| accepted for embeddings,
+    conditions, the noise gain c and v_bias (V, > 0). noise_window: observation window
+    (s, > 0) of the read noise each step sees. read_noise_scale: multiplier (>= 0) of the
+    device read noise (0 turns it off, 2 doubles it). trace_rate: default trace sample
+    rate (Hz, > 0). trigger_level: trigger output (V) on the last trace channel in ODE
+    runs. probe_channel: index of the time-embedding DAC shown on the trace (>= 0).
+    chunk: trajectories integrated per cache-sized block (>= 1; results depend on it
+    only through the order of random draws).
+    """
+
+    rc: float = 1e-3
+    dt_step: float = 1e-6
+    v_rail: float = 0.5
+    x_rail: float = 2.5
+    v_dac: float = 2.5
+    noise_window: float = 1e-6
+    read_noise_scale: float = 1.0
+    trace_rate: float = 1e5
+    trigger_level: float = 1.0
+    probe_channel: int = 0
+    chunk: int = 2048
+
+    def __post_init__(self) -> None:
+        for name in ("rc", "dt_step", "v_rail", "x_rail", "v_dac", "noise_window", "trace_rate"):
+            _positive(f"CircuitParams.{name}", getattr(self, name))
+        if self.dt_step > self.rc / 10:
+            raise ValueError(f"CircuitParams.dt_step must be <= rc / 10 = {self.rc / 10:g} s, "
+                             f"got {self.dt_step:g}")
+        if not (math.isfinite(self.read_noise_scale) and self.read_noise_scale >= 0):
+            raise ValueError(f"CircuitParams.read_noise_scale must be >= 0, got {self.read_noise_scale!r}")
+        if not math.isfinite(self.trigger_level):
+            raise ValueError(f"CircuitParams.trigger_level must be finite, got {self.trigger_level!r}")
+        for name in ("probe_channel", "chunk"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                    or value < (1 if name == "chunk" else 0):
+                raise ValueError(f"CircuitParams.{name} must be an integer "
+                                 f">= {1 if name == 'chunk' else 0}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class LayerMap:
+    """Where one layer sits: macro index, first row and column, sizes, feedback resistor.
+
+    Rows row0 .. row0 + n_in + bias_rows - 1 (inputs, then bias rows); G+ in columns
+    col0 .. col0 + n_out - 1, G- in the next n_out columns. activation: "relu" or
+    "linear". r_feedback: TIA feedback resistance (ohm, > 0).
+    """
+
+    macro: int
+    row0: int
+    col0: int
+    n_in: int
+    n_out: int
+    bias_rows: int = 0
+    activation: str = "relu"
+    r_feedback: float = 10e3
+
+    def __post_init__(self) -> None:
+        for name in ("macro", "row0", "col0", "n_in", "n_out", "bias_rows"):
+            value = getattr(self, name)
+            low = 1 if name in ("n_in", "n_out") else 0
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"LayerMap.{name} must be an integer >= {low}, got {value!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"LayerMap.activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        _positive("LayerMap.r_feedback", self.r_feedback)
+
+    def regions(self) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+        """(rows, columns) slices of the G+ block and of the G- block in the macro."""
+        rows = slice(self.row0, self.row0 + self.n_in + self.bias_rows)
+        return ((rows, slice(self.col0, self.col0 + self.n_out)),
+                (rows, slice(self.col0 + self.n_out, self.col0 + 2 * self.n_out)))
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    """Outcome of one closed-loop run of N trajectories.
+
+    end: (N, D) integrator voltages at the end (V). traces: (N, D + 2, P) float32 node
+    voltages (V): channels 0..D-1 the integrators, D the time-embedding DAC
+    ``probe_channel``, D + 1 the injected noise voltage of integrator 0 (SDE) or the
+    trigger output (ODE). trace_dt: time between trace samples (s); sample 0 is the
+    run start. saturated: (N,) True where an integrator sat on its rail at a sample.
+    """
+
+    end: np.ndarray
+    traces: np.ndarray
+    trace_dt: float
+    saturated: np.ndarray
+
+
+#: Relative tolerance on times (s) that arrive as float32 over the board link.
+_REL_TOL = 1e-6
+
+
+def _whole_steps(ratio: float) -> int:
+    """Fine steps covering ``ratio`` steps' worth of time: a near-whole ratio (float32
+    inputs) rounds to it, anything else rounds up; at least one."""
+    nearest = round(ratio)
+    if abs(ratio - nearest) <= _REL_TOL * max(1.0, ratio):
+        return max(1, nearest)
+    return max(1, math.ceil(ratio))
+
+
+_LAYER_FIELDS = ("macro", "row0", "col0", "n_in", "n_out", "bias_rows")
+_STREAM_KEYS = ("stream_dt", "embedding", "condition", "a", "b", "c")
+
+
+class AnalogLoop:
+    """Mapping, DAC streams and integrators of the simulated board, over one world.
+
+    world: the :class:`SimWorld` whose macros hold the conductances; params: circuit
+    settings (``CircuitParams()`` by default). Thread safety: every method that touches
+    the world takes ``world.lock``.
+    """
+
+    def __init__(self, world: Any, params: CircuitParams | None = None) -> None:
+        self._world = world
+        self.params = params if params is not None else CircuitParams()
+        self.layers: list[LayerMap] = []
+        self.v_bias: float | None = None
+        self._streams: dict[str, Any] = dict.fromkeys(_STREAM_KEYS)
+
+    # -- configuration ----------------------------------------------------------------
+    def load_mapping(self, layers: Sequence[LayerMap], v_bias: float) -> None:
+        """Wire macro regions into a network; ``v_bias`` (V) drives every bias row.
+
+        Consecutive layers must chain (n_in of one = n_out of the previous) and every
+        region must fit its macro. Nothing changes if anything is refused.
+        """
+        layers = list(layers)
+        if not layers or not all(isinstance(layer, LayerMap) for layer in layers):
+            raise ValueError("layers must be a non-empty sequence of LayerMap")
+        if not (math.isfinite(v_bias) and abs(v_bias) <= self.params.v_dac):
+            raise ValueError(f"v_bias must be finite with |v_bias| <= {self.params.v_dac} V, got {v_bias!r}")
+        n_macros, rows, cols = self._world.shape
+        for k, layer in enumerate(layers):
+            if layer.macro >= n_macros:
+                raise ValueError(f"layers[{k}].macro {layer.macro} outside 0..{n_macros - 1}")
+            if layer.row0 + layer.n_in + layer.bias_rows > rows:
+                raise ValueError(f"layers[{k}] rows {layer.row0}..{layer.row0 + layer.n_in + layer.bias_rows - 1}"
+                                 f" exceed the macro's {rows} rows")
+            if layer.col0 + 2 * layer.n_out > cols:
+                raise ValueError(f"layers[{k}] columns {layer.col0}..{layer.col0 + 2 * layer.n_out - 1}"
+                                 f" exceed the macro's {cols} columns")
+            if k and layer.n_in != layers[k - 1].n_out:
+                raise ValueError(f"layers[{k}].n_in {layer.n_in} != layers[{k - 1}].n_out {layers[k - 1].n_out}")
+        self.layers, self.v_bias = layers, float(v_bias)
+        log.debug("mapping loaded: %d layers, v_bias %.3g V", len(layers), v_bias)
+
+    def set_streams(self, dt: float, embedding: np.ndarray, condition: np.ndarray,
+                    a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
+        """Load the DAC streams, held for ``dt`` s each (sample k covers [k dt, (k+1) dt)).
+
+        embedding: (T, H) V time embedding summed into every ReLU layer; condition: (H,)
+        V added likewise; a, b: (T,) dimensionless integrator gains; c: (T,) V noise gain.
+        Voltages must lie within +-v_dac; NaN or infinite values are refused.
+        """
+        dt = _positive("dt", dt)
+        emb = self._stream("embedding", embedding, 2)
+        t_len, hidden = emb.shape
+        if t_len == 0 or hidden == 0:
+            raise ValueError(f"embedding must be (T, H) with T, H >= 1, got {emb.shape}")
+        cond = self._stream("condition", condition, 1)
+        if cond.shape != (hidden,):
+            raise ValueError(f"condition must have shape ({hidden},), got {cond.shape}")
+        gains = {}
+        for name, value in (("a", a), ("b", b), ("c", c)):
+            gains[name] = self._stream(name, value, 1)
+            if gains[name].shape != (t_len,):
+                raise ValueError(f"{name} must have shape ({t_len},) like embedding's T, got {gains[name].shape}")
+        for name, value in (("embedding", emb), ("condition", cond), ("c", gains["c"])):
+            worst = float(np.max(np.abs(value)))
+            if worst > self.params.v_dac:
+                raise ValueError(f"{name} reaches {worst:.4g} V, beyond the DAC range +-{self.params.v_dac} V")
+        self._streams = {"stream_dt": dt, "embedding": emb, "condition": cond, **gains}
+
+    @staticmethod
+    def _stream(name: str, value: Any, ndim: int) -> np.ndarray:
+        arr = np.array(value, dtype=float)
+        if arr.ndim != ndim:
+            raise ValueError(f"{name} must be a {ndim}-D array, got shape {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        return arr
+
+    def safe_state(self) -> None:
+        """Integrators held (run switches open); mapping and streams stay loaded."""
+        self._world.outputs.integrators_running = False
+
+    # -- the network ------------------------------------------------------------------
+    def analog_layers(self, noise: bool = True) -> list[AnalogLayer]:
+        """The mapped layers with the world's true conductances now (relaxation applied),
+        with read-noise sigma (S) per conductance when ``noise`` and read_noise_scale > 0."""
+        if not self.layers:
+            raise ValueError("no mapping loaded: call load_mapping first")
+        with self._world.lock:
+            g_by_macro = {m: self._world.conductance(m) for m in sorted({lay.macro for lay in self.layers})}
+        scale = self.params.read_noise_scale if noise else 0.0
+        result = []
+        for layer in self.layers:
+            (rows_p, cols_p), (rows_n, cols_n) = layer.regions()
+            g = g_by_macro[layer.macro]
+            g_pos, g_neg = g[rows_p, cols_p], g[rows_n, cols_n]
+            sigma_pos = sigma_neg = None
+            if scale > 0:
+                sigma_pos = scale * read_noise_sigma(g_pos, self.params.noise_window, self._world.params)
+                sigma_neg = scale * read_noise_sigma(g_neg, self.params.noise_window, self._world.params)
+            result.append(AnalogLayer(g_pos, g_neg, n_bias=layer.bias_rows, r_feedback=layer.r_feedback,
+                                      activation=layer.activation, sigma_pos=sigma_pos, sigma_neg=sigma_neg))
+        return result
+
+    # -- running ----------------------------------------------------------------------
+    def run(self, x0: np.ndarray, duration: float, sde: bool, rng: np.random.Generator,
+            sample_rate: float | None = None) -> LoopResult:
+        """Run the closed loop from each row of ``x0`` (N, D) V for ``duration`` s.
+
+        sde: inject the noise c(tau) xi (reverse SDE) or not (probability-flow ODE).
+        rng: generator of the read noise and the SDE noise. sample_rate: trace rate
+        (Hz, default ``params.trace_rate``, at most 1 / dt_step). Reads the programmed
+        conductances at the start, advances ``world.clock`` by N x duration and holds
+        ``world.outputs.integrators_running`` during the run.
+        """
+        if not self.layers:
+            raise ValueError("no mapping loaded: call load_mapping first")
+        if self._streams["stream_dt"] is None:
+            raise ValueError("no DAC streams loaded: call set_streams first")
+        p = self.params
+        duration = _positive("duration", duration)
+        x0 = np.array(x0, dtype=float)
+        dim = self.layers[0].n_in
+        if x0.ndim != 2 or x0.shape[0] == 0 or x0.shape[1] != dim:
+            raise ValueError(f"x0 must have shape (N >= 1, {dim}), got {x0.shape}")
+        if not np.all(np.isfinite(x0)) or np.max(np.abs(x0)) > p.x_rail:
+            raise ValueError(f"x0 must be finite within the integrator rails +-{p.x_rail} V")
+        if self.layers[-1].n_out != dim:
+            raise ValueError(f"the last layer gives {self.layers[-1].n_out} outputs but the loop has {dim}"
+                             " integrators (first layer's n_in)")
+        if not isinstance(rng, np.random.Generator):
+            raise ValueError(f"rng must be a numpy Generator, got {type(rng).__name__}")
+        rate = p.trace_rate if sample_rate is None else _positive("sample_rate", sample_rate)
+        n_steps = _whole_steps(duration / p.dt_step)
+        step = duration / n_steps
+        if rate * step > 1 + 1e-9:
+            raise ValueError(f"sample_rate {rate:g} Hz exceeds the simulation rate {1 / step:g} Hz")
+        every = max(1, round(1.0 / (rate * step)))
+        streams = self._step_streams(n_steps, step, duration)
+        settings = LoopSettings(h=step / p.rc, every=every, v_rail=p.v_rail, x_rail=p.x_rail,
+                                trigger_level=p.trigger_level, chunk=p.chunk)
+        world = self._world
+        with world.lock:
+            noise = p.read_noise_scale > 0
+            net = compile_layers(self.analog_layers(noise=noise), self.v_bias, noise=noise)
+            world.outputs.integrators_running = True
+            try:
+                with threadpool_limits(limits=1, user_api="blas"):   # tiny products: threads only cost
+                    end, traces, saturated = integrate(net, x0, streams, settings, bool(sde), noise, rng)
+                world.clock.sleep(x0.shape[0] * duration)
+            finally:
+                world.outputs.integrators_running = False
+        if np.any(saturated):
+            log.info("%d of %d trajectories reached the integrator rail", int(saturated.sum()), len(saturated))
+        return LoopResult(end=end, traces=traces, trace_dt=every * step, saturated=saturated)
+
+    def _step_streams(self, n_steps: int, step: float, duration: float) -> StepStreams:
+        """DAC values held during each fine step (zero-order hold of the loaded streams)."""
+        s = self._streams
+        dt, emb = s["stream_dt"], s["embedding"]
+        if emb.shape[0] * dt < duration * (1 - _REL_TOL):
+            raise ValueError(f"duration {duration:g} s outlasts the DAC streams ({emb.shape[0]} x {dt:g} s)")
+        hidden = emb.shape[1]
+        for k, layer in enumerate(self.layers):
+            if layer.activation == "relu" and layer.n_out != hidden:
+                raise ValueError(f"layers[{k}] has {layer.n_out} hidden outputs but the embedding "
+                                 f"streams have H = {hidden}")
+        if self.params.probe_channel >= hidden:
+            raise ValueError(f"CircuitParams.probe_channel {self.params.probe_channel} >= H = {hidden}")
+        index = np.minimum((np.arange(n_steps) * (step / dt) * (1 + _REL_TOL)).astype(int), emb.shape[0] - 1)
+        return StepStreams(a=s["a"][index], b=s["b"][index], c=s["c"][index],
+                           hidden=(emb[index] + s["condition"]).astype(np.float32),
+                           probe=emb[index, self.params.probe_channel])
+
+    # -- persistence ------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Mapping, streams and parameters as numpy arrays, Python scalars and None."""
+        d: dict[str, Any] = {f"param.{f.name}": getattr(self.params, f.name) for f in fields(self.params)}
+        d["v_bias"] = self.v_bias
+        if self.layers:
+            d["layer_ints"] = np.array([[getattr(lay, n) for n in _LAYER_FIELDS] for lay in self.layers],
+                                       dtype=np.int64)
+            d["layer_activation"] = np.array([ACTIVATIONS.index(lay.activation) for lay in self.layers],
+                                             dtype=np.int64)
+            d["layer_r_feedback"] = np.array([lay.r_feedback for lay in self.layers], dtype=float)
+        else:
+            d["layer_ints"] = d["layer_activation"] = d["layer_r_feedback"] = None
+        for key in _STREAM_KEYS:
+            value = self._streams[key]
+            d[f"stream.{key}"] = value.copy() if isinstance(value, np.ndarray) else value
+        return d
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (keys it lacks keep their defaults)."""
+        defaults = asdict(CircuitParams())
+        params = {name: d.get(f"param.{name}", default) for name, default in defaults.items()}
+        for name in ("probe_channel", "chunk"):
+            params[name] = int(params[name])
+        self.params = CircuitParams(**params)
+        self.v_bias = None if d.get("v_bias") is None else float(d["v_bias"])
+        ints = d.get("layer_ints")
+        if ints is None:
+            self.layers = []
+        else:
+            self.layers = [
+                LayerMap(**{n: int(v) for n, v in zip(_LAYER_FIELDS, row, strict=True)},
+                         activation=ACTIVATIONS[int(act)], r_feedback=float(rf))
+                for row, act, rf in zip(np.asarray(ints), np.asarray(d["layer_activation"]),
+                                        np.asarray(d["layer_r_feedback"]), strict=True)
+            ]
+        streams = {key: d.get(f"stream.{key}") for key in _STREAM_KEYS}
+        streams = {k: (np.array(v, dtype=float) if v is not None and k != "stream_dt" else v)
+                   for k, v in streams.items()}
+        if streams["stream_dt"] is not None:
+            streams["stream_dt"] = float(streams["stream_dt"])
+        self._streams = streams

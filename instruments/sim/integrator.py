@@ -1,0 +1,172 @@
+"""Closed-loop integrators: fixed-step Euler(-Maruyama) over many trajectories at once.
+
+The integrator voltages x (n_traj, D) V obey (``docs/circuit-model.md``)::
+
+    RC dx/dtau = a(tau) x + b(tau) y(x, tau) + c(tau) xi(tau)
+
+with y the analog network's output (V), a, b dimensionless gains and c (V) the noise
+gain, all held by DACs; xi is unit white noise in the normalised time s = tau / RC.
+One step of h = dt / RC::
+
+    x <- x + h (a x + b y) + c sqrt(h) z,      z ~ N(0, 1) per trajectory and integrator
+
+then the op-amp rails bound x to [-x_rail, +x_rail]. Euler, not Heun: the network costs
+one evaluation per step (Heun two), the step is fine (h << 1, global error ~ h / 2 of the
+decay), and with additive noise Euler-Maruyama already has strong order 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from instruments.sim.analog_network import COMPUTE_DTYPE, BlockNetwork, CompiledLayer
+
+
+class NormalSource:
+    """Standard normals into a reused (n, k) float32 buffer, by Box-Muller on float32 uniforms.
+
+    About four times faster than ``Generator.standard_normal`` (ziggurat); exact Gaussian
+    to float32 resolution, tails cut at 5.7 sigma (uniforms have 24 bits).
+    """
+
+    def __init__(self, rng: np.random.Generator, n: int, k: int) -> None:
+        self._rng = rng
+        self._size = n * k
+        half = (self._size + 1) // 2
+        self._radius = np.empty(half, dtype=COMPUTE_DTYPE)
+        self._angle = np.empty(half, dtype=COMPUTE_DTYPE)
+        self._out = np.empty(2 * half, dtype=COMPUTE_DTYPE)
+        self._shape = (k, n)
+
+    def draw(self) -> np.ndarray:
+        """Fresh normals of shape (k, n); the buffer is overwritten by the next call."""
+        r, phi, out = self._radius, self._angle, self._out
+        half = r.shape[0]
+        self._rng.random(out=r, dtype=COMPUTE_DTYPE)
+        self._rng.random(out=phi, dtype=COMPUTE_DTYPE)
+        np.subtract(COMPUTE_DTYPE(1.0), r, out=r)            # (0, 1]: log is finite
+        np.log(r, out=r)
+        np.multiply(r, COMPUTE_DTYPE(-2.0), out=r)
+        np.sqrt(r, out=r)
+        np.multiply(phi, COMPUTE_DTYPE(2 * math.pi), out=phi)
+        np.cos(phi, out=out[:half])
+        np.multiply(out[:half], r, out=out[:half])
+        np.sin(phi, out=out[half:])
+        np.multiply(out[half:], r, out=out[half:])
+        return out[: self._size].reshape(self._shape)
+
+
+@dataclass(frozen=True)
+class StepStreams:
+    """DAC values held during each fine step (zero-order hold), n_steps rows.
+
+    a, b: (n_steps,) dimensionless gains; c: (n_steps,) V noise gain;
+    hidden: (n_steps, H) V summed into every ReLU layer's pre-activation (time plus
+    condition embedding); probe: (n_steps,) V, the embedding DAC shown on the trace.
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+    c: np.ndarray
+    hidden: np.ndarray
+    probe: np.ndarray
+
+    @property
+    def n_steps(self) -> int:
+        return self.a.shape[0]
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """Numerical and electrical settings of one closed-loop run.
+
+    h: fine step over RC (dimensionless, 0 < h <= 0.1); every: trace decimation in steps
+    (>= 1); v_rail, x_rail: activation and integrator rails (V); trigger_level: trigger
+    output level (V) on the last trace channel in ODE mode; chunk: trajectories per
+    cache-sized block (>= 1).
+    """
+
+    h: float
+    every: int
+    v_rail: float
+    x_rail: float
+    trigger_level: float
+    chunk: int
+
+
+def n_trace_points(n_steps: int, every: int) -> int:
+    """Trace samples of a run: t = 0, every, 2 every, ... up to n_steps (inclusive)."""
+    return n_steps // every + 1
+
+
+def integrate(net: Sequence[CompiledLayer], x0: np.ndarray, streams: StepStreams,
+              settings: LoopSettings, sde: bool, noise: bool,
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run the closed loop from ``x0`` (N, D) V.
+
+    Returns end values (N, D) V, traces (N, D + 2, P) float32 V (integrators, embedding
+    probe, noise/trigger channel) and a (N,) bool flag of trajectories that touched the
+    integrator rail at a trace sample.
+    """
+    n_traj, dim = x0.shape
+    n_points = n_trace_points(streams.n_steps, settings.every)
+    end = np.empty_like(x0, dtype=float)
+    traces = np.empty((n_traj, dim + 2, n_points), dtype=COMPUTE_DTYPE)
+    for start in range(0, n_traj, settings.chunk):
+        block = slice(start, min(start + settings.chunk, n_traj))
+        end[block] = _integrate_block(net, x0[block], streams, settings, sde, noise, rng,
+                                      traces[block])
+    saturated = np.any(np.abs(traces[:, :dim, :]) >= settings.x_rail, axis=(1, 2))
+    return end, traces, saturated
+
+
+def _integrate_block(net: Sequence[CompiledLayer], x0: np.ndarray, streams: StepStreams,
+                     s: LoopSettings, sde: bool, noise: bool, rng: np.random.Generator,
+                     traces: np.ndarray) -> np.ndarray:
+    """Integrate one block of trajectories in place of ``traces``; returns its end values."""
+    n, dim = x0.shape
+    x = np.array(x0.T, dtype=float)               # feature-major (D, n)
+    block = BlockNetwork(net, n, noise, s.v_rail)
+    hidden_layers = [k for k, layer in enumerate(net) if layer.relu]
+    n_net_noise = sum(block.noise_widths)
+    n_normals = n_net_noise + (dim if sde else 0)
+    normals = NormalSource(rng, n, n_normals) if n_normals else None
+    sqrt_h = math.sqrt(s.h)
+    aux_scale = 1.0 / sqrt_h                     # held noise voltage = c z / sqrt(h)
+    dx = np.empty_like(x)
+    trace_aux = np.zeros(n, dtype=COMPUTE_DTYPE)
+    point = 0
+    for k in range(streams.n_steps):
+        z_all = normals.draw() if normals is not None else None
+        for index in hidden_layers:
+            block.set_offset(index, streams.hidden[k])
+        y = block.forward(x, z_all)
+        # Euler(-Maruyama) step of RC dx/dtau = a x + b y + c xi
+        np.multiply(x, s.h * streams.a[k], out=dx)
+        dx += (s.h * streams.b[k]) * y
+        if sde:
+            z_sde = z_all[n_net_noise:n_normals]
+            dx += (streams.c[k] * sqrt_h) * z_sde
+        if k % s.every == 0:
+            if sde:
+                np.multiply(z_sde[0], streams.c[k] * aux_scale, out=trace_aux)
+            else:
+                trace_aux.fill(s.trigger_level)
+            _record(traces, point, x, streams.probe[k], trace_aux)
+            point += 1
+        x += dx
+        np.clip(x, -s.x_rail, s.x_rail, out=x)
+    if streams.n_steps % s.every == 0:
+        _record(traces, point, x, streams.probe[-1], trace_aux)
+    return x.T
+
+
+def _record(traces: np.ndarray, point: int, x: np.ndarray, probe: float, aux: np.ndarray) -> None:
+    dim = x.shape[0]
+    traces[:, :dim, point] = x.T
+    traces[:, dim, point] = probe
+    traces[:, dim + 1, point] = aux
