@@ -151,6 +151,22 @@ class SimWorld:
             flat_index(self.shape, macro, row, col)
             self.outputs.routed = (int(macro), int(row), int(col))
 
+    def ensure_formed(self, macro: int, row: int, col: int) -> None:
+        """Form one cell if it is still pristine: a DC forming ramp under 100 uA compliance.
+
+        Used by ``rrambench sim serve --route`` so an outside tool finds a switching cell;
+        the routing is restored afterwards.
+        """
+        with self.lock:
+            idx, _ = flat_index(self.shape, macro, row, col)
+            if bool(self.cells.formed[int(np.ravel(idx)[0])]):
+                return
+            previous = self.outputs.routed
+            self.route(macro, row, col)
+            ramp = np.linspace(0.0, self.params.v_form + 5 * self.params.v_form_d2d, 60)
+            self.smu_sweep(np.concatenate([ramp, ramp[::-1]]), 100e-6)
+            self.outputs.routed = previous
+
     def unroute(self) -> None:
         """Disconnect the SMU from every cell."""
         with self.lock:

@@ -113,7 +113,10 @@ def test_stop_closes_connections_and_frees_the_port():
     conn = socket.create_connection(("127.0.0.1", port))
     srv.stop()
     conn.settimeout(2)
-    assert conn.recv(10) == b""
+    try:
+        assert conn.recv(10) == b""  # orderly close ...
+    except ConnectionResetError:
+        pass  # ... or a reset: both mean the link is down
     conn.close()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=0.5)
