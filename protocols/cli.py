@@ -15,13 +15,13 @@ from collections.abc import Sequence
 
 from instruments import __version__
 from instruments.errors import ConfigError, LimitError
+from protocols.errors import UsageError
 
 # Order is the order of `rrambench --help`.
 COMMANDS = ("demo", "sim", "list", "run", "info", "report", "calibrate", "train", "gui")
 
 
-class UsageError(Exception):
-    """Bad input from the user: reported as one line, exit code 2."""
+__all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
