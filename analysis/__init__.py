@@ -1,0 +1,8 @@
+"""Offline analysis of run files: reading, metrics, figures, reports, calibration, sweeps.
+
+Depends on the run-file format only (h5py + numpy); no instrument stack needed.
+"""
+
+from analysis.runfile import DatasetInfo, JournalEntry, Run, RunFileError, open_run
+
+__all__ = ["DatasetInfo", "JournalEntry", "Run", "RunFileError", "open_run"]

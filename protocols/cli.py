@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from instruments import __version__
 from instruments.errors import ConfigError, LimitError
@@ -24,8 +26,15 @@ COMMANDS = ("demo", "sim", "list", "run", "info", "report", "calibrate", "train"
 __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (and exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rrambench",
         description="Bench software for analog in-memory computing with RRAM.",
     )
@@ -59,6 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rrambench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of our stdout went away (`rrambench info ... | head`): not an error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,253 @@
+"""Reading run files: ``open_run(path)`` (schema: ``docs/hdf5-schema.md``).
+
+Works for complete, aborted, failed and killed runs alike, and on a run still
+being written (the file is opened as an SWMR reader). Needs only h5py and numpy.
+A file whose status still says "running" but whose writer process is gone (killed,
+power cut) is reported as "interrupted".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+SCHEMA_VERSIONS = ("1.0",)
+ENTRY = "/entry"
+JOURNAL = "/entry/journal"
+SCOPE = "/entry/instrument/scope"
+PREAMBLE_KEYS = ("x_increment", "x_origin", "x_reference", "y_increment", "y_origin", "y_reference")
+
+
+class RunFileError(ValueError):
+    """Not a readable rrambench run file (missing, truncated, not HDF5, not ours)."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Shape, dtype and unit of one dataset (``units`` "" means dimensionless)."""
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: str
+    units: str
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One journalled step: wall-clock times are POSIX s (UTC), clock times bench s."""
+
+    index: int
+    name: str
+    status: str
+    start: float
+    end: float
+    clock_start: float
+    clock_end: float
+
+
+@dataclass
+class Run:
+    """Everything a run file says about its run; arrays are read on demand."""
+
+    path: Path
+    status: str  # completed | aborted | failed | interrupted | running (writer alive)
+    protocol: str
+    parameters: dict[str, Any]
+    steps_completed: int
+    steps_total: int
+    started: str
+    ended: str | None
+    error: str
+    seed: int | None
+    world_seed: int | None
+    simulated: bool
+    schema_version: str
+    software_version: str
+    bench_config: dict[str, Any] = field(default_factory=dict)
+    instruments: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    journal: list[JournalEntry] = field(default_factory=list)
+    datasets: dict[str, DatasetInfo] = field(default_factory=dict)
+    resumes: list[dict[str, Any]] = field(default_factory=list)
+
+    def read(self, path: str) -> np.ndarray:
+        """The array at ``path`` (absolute, or relative to ``/entry/data``)."""
+        with _open(self.path) as h5:
+            return h5[_resolve(path)][()]
+
+    def attrs(self, path: str) -> dict[str, Any]:
+        """Attributes of the object at ``path`` (absolute, or relative to ``/entry/data``)."""
+        with _open(self.path) as h5:
+            return {k: _plain(v) for k, v in h5[_resolve(path)].attrs.items()}
+
+    def trace_volts(self, name: str) -> np.ndarray:
+        """Scope traces ``name`` in V, from the raw codes and the stored preamble."""
+        with _open(self.path) as h5:
+            ds = h5[f"{SCOPE}/{name}"]
+            codes = ds[()].astype(np.float64)
+            yinc, yorg, yref = (float(ds.attrs[k]) for k in ("y_increment", "y_origin", "y_reference"))
+        return (codes - yref) * yinc + yorg
+
+    def trace_time(self, name: str) -> np.ndarray:
+        """Sample times in s of scope traces ``name``."""
+        with _open(self.path) as h5:
+            ds = h5[f"{SCOPE}/{name}"]
+            points = ds.shape[1]
+            xinc, xorg, xref = (float(ds.attrs[k]) for k in ("x_increment", "x_origin", "x_reference"))
+        return (np.arange(points) - xref) * xinc + xorg
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable ``rrambench info --json`` document."""
+        return {
+            "status": self.status,
+            "protocol": self.protocol,
+            "steps_completed": self.steps_completed,
+            "steps_total": self.steps_total,
+            "parameters": self.parameters,
+            "started": self.started,
+            "ended": self.ended,
+            "error": self.error,
+            "datasets": {
+                p: {"shape": list(d.shape), "dtype": d.dtype, "units": d.units}
+                for p, d in self.datasets.items()
+            },
+        }
+
+
+def open_run(path: str | Path) -> Run:
+    """Read a run file's metadata, journal and dataset index.
+
+    Raises :class:`RunFileError` for a missing, truncated or non-HDF5 file, or an
+    HDF5 file that is not an rrambench run file.
+    """
+    path = Path(path)
+    datasets: dict[str, DatasetInfo] = {}
+    try:
+        with _open(path) as h5:
+            if ENTRY not in h5 or "protocol" not in h5[ENTRY].attrs:
+                raise RunFileError(f"{path}: HDF5 file but not an rrambench run file (no /entry protocol)")
+            a = {k: _plain(v) for k, v in h5[ENTRY].attrs.items()}
+            schema = str(a.get("schema_version", ""))
+            if schema not in SCHEMA_VERSIONS:
+                raise RunFileError(f"{path}: run-file schema {schema!r} unknown to this reader")
+            journal = _journal(h5)
+            h5.visititems(lambda name, obj: _index(datasets, name, obj))
+    except RunFileError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+        raise RunFileError(f"{path}: damaged or truncated run file ({exc})") from None
+    completed = 0
+    for entry in journal:
+        if entry.status != "completed":
+            break
+        completed += 1
+    status = str(a["status"])
+    if status == "running" and not _writer_alive(a):
+        status = "interrupted"
+    return Run(
+        path=path,
+        status=status,
+        protocol=str(a["protocol"]),
+        parameters=json.loads(a.get("parameters", "{}")),
+        steps_completed=completed,
+        steps_total=int(a.get("steps_total", 0)),
+        started=str(a.get("start_time", "")),
+        ended=str(a.get("end_time", "")) or None,
+        error=str(a.get("error", "")),
+        seed=json.loads(a.get("seed", "null")),
+        world_seed=json.loads(a.get("world_seed", "null")),
+        simulated=bool(a.get("simulated", False)),
+        schema_version=schema,
+        software_version=str(a.get("software_version", "")),
+        bench_config=json.loads(a.get("bench_config", "{}")),
+        instruments=json.loads(a.get("instruments", "{}")),
+        settings=json.loads(a.get("instrument_settings", "{}")),
+        journal=journal,
+        datasets=datasets,
+        resumes=json.loads(a.get("resumes", "[]")),
+    )
+
+
+def _open(path: Path) -> h5py.File:
+    """Open as an SWMR reader (live and killed files), falling back to a plain read."""
+    if not path.exists():
+        raise RunFileError(f"{path}: no such file")
+    error: OSError | None = None
+    for swmr in (True, False):  # a pre-1.10-format file cannot be opened SWMR: plain read
+        try:
+            return h5py.File(path, "r", swmr=swmr)
+        except OSError as exc:
+            error = error or exc
+    raise RunFileError(f"{path}: not a readable HDF5 run file ({error})")
+
+
+def _resolve(path: str) -> str:
+    return path if path.startswith("/") else f"/entry/data/{path}"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _journal(h5: h5py.File) -> list[JournalEntry]:
+    if JOURNAL not in h5:
+        return []
+    g = h5[JOURNAL]
+    cols = {c: g[c][()] for c in ("index", "name", "status", "start", "end", "clock_start", "clock_end")}
+    n = min(len(v) for v in cols.values())
+    return [
+        JournalEntry(
+            index=int(cols["index"][i]),
+            name=cols["name"][i].decode("utf-8"),
+            status=cols["status"][i].decode("utf-8"),
+            start=float(cols["start"][i]),
+            end=float(cols["end"][i]),
+            clock_start=float(cols["clock_start"][i]),
+            clock_end=float(cols["clock_end"][i]),
+        )
+        for i in range(n)
+    ]
+
+
+def _index(out: dict[str, DatasetInfo], name: str, obj: Any) -> None:
+    if isinstance(obj, h5py.Dataset):
+        units = obj.attrs.get("units")
+        out["/" + name] = DatasetInfo(
+            path="/" + name,
+            shape=tuple(int(n) for n in obj.shape),
+            dtype=str(obj.dtype),
+            units=None if units is None else str(_plain(units)),
+        )
+
+
+def _writer_alive(attrs: dict[str, Any]) -> bool:
+    """Is the process that wrote this "running" file still alive on this host?"""
+    if attrs.get("writer_host") != socket.gethostname():
+        return False  # cannot tell across hosts: report what the file shows as interrupted
+    pid = int(attrs.get("writer_pid", -1))
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # zombie: dead
+    except OSError:
+        return True

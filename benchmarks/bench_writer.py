@@ -1,0 +1,139 @@
+"""Run-file writer throughput against raw h5py, and its memory use.
+
+Appends N scope traces of P int8 points (default 1,000 x 10,000) three ways, in
+one run, into the same layout (chunked resizable dataset, SWMR, same chunk shape):
+
+* through :class:`protocols.runfile.RunWriter` (``append_trace`` per trace, ``flush``
+  every ``--per-flush`` traces, as at the end of each step of a run);
+* raw h5py appending the same traces one by one (resize + write each) with the same flushes;
+* raw h5py writing the whole array in one call.
+
+Prints the throughputs, the ratios (goals: writer/raw >= 0.8, writer/bulk >= 0.5)
+and the peak resident memory of child processes writing N/4 and N traces (it must
+not grow with the number of traces).
+
+Usage: python benchmarks/bench_writer.py [--traces N] [--points P] [--repeats R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from protocols.datasets import Traces
+from protocols.h5io import LIBVER
+from protocols.runfile import RunHeader, RunWriter
+
+PREAMBLE = {"x_increment": 1e-7, "x_origin": 0.0, "x_reference": 0.0,
+            "y_increment": 0.01, "y_origin": 0.0, "y_reference": 0.0}
+POOL = 16  # distinct traces cycled through, so the source data does not grow with N
+
+
+def trace_pool(points: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(-128, 128, size=(POOL, points), dtype=np.int8)
+
+
+def via_writer(path: Path, n: int, pool: np.ndarray, per_flush: int) -> float:
+    spec = Traces("ch1", points=pool.shape[1], dtype="i1")
+    header = RunHeader(protocol="bench", parameters={}, seed=0, started="t", steps_total=1)
+    t0 = time.perf_counter()
+    writer = RunWriter.create(path, header, [spec])
+    for i in range(n):
+        writer.append_trace("ch1", pool[i % POOL], PREAMBLE)
+        if (i + 1) % per_flush == 0:
+            writer.flush()
+    writer.close()
+    return time.perf_counter() - t0
+
+
+def via_raw_h5py(path: Path, n: int, pool: np.ndarray, per_flush: int) -> float:
+    points = pool.shape[1]
+    chunks = Traces("ch1", points=points, dtype="i1").chunks()
+    t0 = time.perf_counter()
+    with h5py.File(path, "x", libver=LIBVER) as h5:
+        ds = h5.create_dataset("entry/instrument/scope/ch1", shape=(0, points), maxshape=(None, points),
+                               dtype="i1", chunks=chunks)
+        for key, value in PREAMBLE.items():
+            ds.attrs[key] = value
+        h5.swmr_mode = True
+        for i in range(n):
+            ds.resize(i + 1, axis=0)
+            ds[i] = pool[i % POOL]
+            if (i + 1) % per_flush == 0:
+                h5.flush()
+    return time.perf_counter() - t0
+
+
+def via_bulk_h5py(path: Path, n: int, pool: np.ndarray, per_flush: int) -> float:
+    points = pool.shape[1]
+    data = np.resize(pool, (n, points))  # built before timing: the bulk write alone is measured
+    chunks = Traces("ch1", points=points, dtype="i1").chunks()
+    t0 = time.perf_counter()
+    with h5py.File(path, "x", libver=LIBVER) as h5:
+        ds = h5.create_dataset("entry/instrument/scope/ch1", shape=data.shape, dtype="i1", chunks=chunks)
+        ds[...] = data
+    return time.perf_counter() - t0
+
+
+def peak_rss_child(n: int, points: int, per_flush: int) -> int:
+    """Peak resident memory (KiB) of a fresh process writing ``n`` traces through the writer."""
+    code = (f"import sys, resource, tempfile, pathlib; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+            f"import bench_writer as b; d = tempfile.mkdtemp(); "
+            f"b.via_writer(pathlib.Path(d) / 'm.h5', {n}, b.trace_pool({points}), {per_flush}); "
+            f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--traces", type=int, default=1000)
+    parser.add_argument("--points", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--per-flush", type=int, default=100, help="traces per flush (per step)")
+    args = parser.parse_args(argv)
+    n, pool = args.traces, trace_pool(args.points)
+    mbytes = n * args.points / 1e6
+    times: dict[str, list[float]] = {"writer": [], "raw": [], "bulk": []}
+    funcs = {"writer": via_writer, "raw": via_raw_h5py, "bulk": via_bulk_h5py}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.repeats):
+            order = list(funcs) if r % 2 == 0 else list(reversed(funcs))
+            for name in order:
+                times[name].append(funcs[name](Path(tmp) / f"{name}-{r}.h5", n, pool, args.per_flush))
+    best = {k: statistics.median(v) for k, v in times.items()}
+    rate = {k: mbytes / t for k, t in best.items()}
+    result = {
+        "traces": n, "points": args.points, "per_flush": args.per_flush,
+        "writer_MB_per_s": rate["writer"], "raw_MB_per_s": rate["raw"], "bulk_MB_per_s": rate["bulk"],
+        "writer_over_raw": rate["writer"] / rate["raw"], "writer_over_bulk": rate["writer"] / rate["bulk"],
+        "peak_rss_KiB_quarter": peak_rss_child(max(1, n // 4), args.points, args.per_flush),
+        "peak_rss_KiB_full": peak_rss_child(n, args.points, args.per_flush),
+        "this_process_peak_rss_KiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
+    print(f"{n} traces x {args.points} int8 points ({mbytes:.0f} MB), flush every {args.per_flush}, "
+          f"median of {args.repeats}")
+    print(f"  writer (append_trace, same flushes)      {rate['writer']:8.1f} MB/s")
+    print(f"  raw h5py, one by one, same flushes       {rate['raw']:8.1f} MB/s")
+    print(f"  raw h5py, one bulk write                 {rate['bulk']:8.1f} MB/s")
+    print(f"  writer / raw  = {result['writer_over_raw']:.2f}  (goal >= 0.8)")
+    print(f"  writer / bulk = {result['writer_over_bulk']:.2f}  (goal >= 0.5)")
+    print(f"  peak RSS writing {max(1, n // 4)} traces: {result['peak_rss_KiB_quarter'] / 1024:.1f} MiB; "
+          f"{n} traces: {result['peak_rss_KiB_full'] / 1024:.1f} MiB")
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""What a protocol records, declared before the run starts.
+
+A protocol returns a list of these from ``datasets()``; the writer creates every
+HDF5 object from them before it switches the file to SWMR mode (after which no
+object can be added). Steps then append rows through ``Protocol.record*``.
+
+* :class:`Stream`: a growing dataset of rows of a fixed ``shape``
+  (``/entry/data/<name>``), e.g. one conductance map per read.
+* :class:`Constant`: a fixed array written at creation, e.g. an axis (row index).
+* :class:`Traces`: raw oscilloscope codes (int8 for BYTE, int16 for WORD), one row
+  per acquisition, with the scope preamble as attributes
+  (``/entry/instrument/scope/<name>``).
+* :class:`PulseHistory`: the per-pulse table of write-verify (``/entry/pulses``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DATA = "/entry/data"
+SCOPE = "/entry/instrument/scope"
+PULSES = "/entry/pulses"
+
+# Scope preamble fields kept as attributes of a trace dataset, with their units.
+PREAMBLE_FIELDS = (
+    ("x_increment", "s"),
+    ("x_origin", "s"),
+    ("x_reference", ""),
+    ("y_increment", "V"),
+    ("y_origin", "V"),
+    ("y_reference", ""),
+)
+
+# The per-pulse history table: column name, dtype, unit, meaning.
+PULSE_COLUMNS = (
+    ("step", "i4", "", "index of the step that applied the pulse"),
+    ("macro", "i2", "", "macro index"),
+    ("row", "i2", "", "row (word line)"),
+    ("col", "i2", "", "column (bit line)"),
+    ("polarity", "i1", "", "+1 SET, -1 RESET"),
+    ("amplitude", "f4", "V", "pulse amplitude"),
+    ("width", "f4", "s", "pulse width"),
+    ("gate", "f4", "V", "word-line (gate) voltage"),
+    ("read", "f4", "S", "verify read after the pulse"),
+    ("time", "f8", "s", "bench clock at the pulse"),
+)
+
+
+@dataclass(frozen=True)
+class Stream:
+    """Rows of ``shape`` appended step by step to ``/entry/data/<name>``.
+
+    ``units``: SI unit of the values ("S", "V", "s"; "" for dimensionless).
+    ``axes``: one name per dimension of the full dataset (rows first), each the
+    name of another stream or constant, or "." (NeXus convention).
+    ``chunk_rows``: rows per HDF5 chunk (default: about 1 MiB per chunk).
+    """
+
+    name: str
+    units: str
+    shape: tuple[int, ...] = ()
+    dtype: str = "f8"
+    axes: tuple[str, ...] | None = None
+    long_name: str = ""
+    chunk_rows: int | None = None
+
+    @property
+    def path(self) -> str:
+        return f"{DATA}/{self.name}"
+
+    def chunks(self) -> tuple[int, ...]:
+        row_bytes = max(1, int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize)
+        rows = self.chunk_rows or max(1, min(4096, (1 << 20) // row_bytes))
+        return (rows, *self.shape)
+
+
+@dataclass(frozen=True)
+class Constant:
+    """A fixed array written once at creation to ``/entry/data/<name>`` (axes, targets)."""
+
+    name: str
+    units: str
+    data: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    long_name: str = ""
+
+    @property
+    def path(self) -> str:
+        return f"{DATA}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Traces:
+    """Raw scope codes, one row of ``points`` per acquisition.
+
+    ``dtype``: "i1" (BYTE format) or "i2" (WORD format). The preamble
+    (x/y increment, origin, reference) is stored as attributes at the first trace;
+    every later trace of the stream must share it (a new scope setup is a new stream).
+    Volts are ``(code - y_reference) * y_increment + y_origin``.
+    """
+
+    name: str
+    points: int
+    dtype: str = "i1"
+    channel: str = ""
+    chunk_rows: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("i1", "i2", "u1", "u2"):
+            raise ValueError(f"Traces.dtype must be i1, i2, u1 or u2, got {self.dtype!r}")
+        if self.points < 1:
+            raise ValueError(f"Traces.points must be >= 1, got {self.points}")
+
+    @property
+    def path(self) -> str:
+        return f"{SCOPE}/{self.name}"
+
+    def chunks(self) -> tuple[int, int]:
+        row_bytes = self.points * np.dtype(self.dtype).itemsize
+        rows = self.chunk_rows or max(1, min(1024, (1 << 20) // row_bytes))
+        return (rows, self.points)
+
+
+@dataclass(frozen=True)
+class PulseHistory:
+    """The per-pulse table (one per run): cell, polarity, amplitude, width, gate, read, time."""
+
+    chunk_rows: int = 8192
+
+    @property
+    def path(self) -> str:
+        return PULSES
+
+
+Spec = Stream | Constant | Traces | PulseHistory
+
+
+def check_specs(specs: Sequence[Spec]) -> None:
+    """Refuse duplicate names and axes that name nothing declared."""
+    names = [s.name for s in specs if isinstance(s, (Stream, Constant, Traces))]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"dataset name(s) declared twice: {', '.join(dupes)}")
+    if sum(isinstance(s, PulseHistory) for s in specs) > 1:
+        raise ValueError("PulseHistory declared twice")
+    data_names = {s.name for s in specs if isinstance(s, (Stream, Constant))}
+    for s in specs:
+        if isinstance(s, Stream) and s.axes is not None:
+            if len(s.axes) != 1 + len(s.shape):
+                raise ValueError(f"{s.name}: axes needs {1 + len(s.shape)} names, got {len(s.axes)}")
+            missing = [a for a in s.axes if a != "." and a not in data_names]
+            if missing:
+                raise ValueError(f"{s.name}: axes name undeclared dataset(s) {', '.join(missing)}")

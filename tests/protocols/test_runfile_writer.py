@@ -1,0 +1,199 @@
+"""The HDF5 writer: layout, units, NeXus default, SWMR, resume truncation, schema round trip."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import h5py
+import numpy as np
+import pytest
+from engine_helpers import PREAMBLE, Everything, Gated
+
+from analysis import open_run
+from protocols.datasets import Stream, Traces
+from protocols.engine import RunEngine, RunState
+from protocols.runfile import RunHeader, RunWriter
+
+
+def _complete_run(tmp_path, steps=3, seed=5):
+    path = tmp_path / "all.h5"
+    engine = RunEngine(Everything.from_values({"steps": steps}), None, path, seed=seed,
+                       header={"world_seed": 9, "config_path": "bench.toml", "title": "all kinds"})
+    assert engine.run() == RunState.COMPLETED
+    return path
+
+
+def _all_datasets(h5):
+    found = []
+    h5.visititems(lambda name, obj: found.append(obj) if isinstance(obj, h5py.Dataset) else None)
+    return found
+
+
+def test_every_dataset_has_a_units_attribute(tmp_path):
+    with h5py.File(_complete_run(tmp_path), "r") as h5:
+        missing = [d.name for d in _all_datasets(h5) if "units" not in d.attrs]
+    assert missing == []
+
+
+def test_nexus_default_plot_resolves_to_a_signal_with_matching_axes(tmp_path):
+    with h5py.File(_complete_run(tmp_path), "r") as h5:
+        entry = h5[h5.attrs["default"]]
+        assert entry.attrs["NX_class"] == "NXentry"
+        data = entry[entry.attrs["default"]]
+        assert data.attrs["NX_class"] == "NXdata"
+        signal = data[data.attrs["signal"]]
+        axes = list(data.attrs["axes"])
+        assert len(axes) == signal.ndim
+        for dim, axis in enumerate(axes):
+            if axis != ".":
+                assert data[axis].shape == (signal.shape[dim],)
+                assert data.attrs[f"{axis}_indices"] == dim
+
+
+def test_scope_traces_keep_raw_codes_and_the_preamble_as_attributes(tmp_path):
+    path = _complete_run(tmp_path)
+    with h5py.File(path, "r") as h5:
+        ch1, ch2 = h5["/entry/instrument/scope/ch1"], h5["/entry/instrument/scope/ch2"]
+        assert (ch1.dtype, ch2.dtype) == (np.int8, np.int16)
+        for key, value in PREAMBLE.items():
+            assert ch1.attrs[key] == value
+    volts = open_run(path).trace_volts("ch1")
+    np.testing.assert_allclose(volts[0], (np.arange(50) - 25) * 0.02 + 0.1)
+
+
+def test_pulse_history_has_one_row_per_pulse_with_its_step(tmp_path):
+    run = open_run(_complete_run(tmp_path, steps=3))
+    step = run.read("/entry/pulses/step")
+    assert step.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert run.datasets["/entry/pulses/amplitude"].units == "V"
+    assert run.datasets["/entry/pulses/read"].units == "S"
+    np.testing.assert_allclose(run.read("/entry/pulses/col"), np.repeat([0, 1, 2], 4))
+
+
+def test_schema_round_trip_reader_returns_what_the_writer_wrote(tmp_path):
+    path = tmp_path / "rt.h5"
+    header = RunHeader(protocol="rt", parameters={"a": 1.5, "b": [1, 2], "c": "x", "d": True},
+                       seed=2**62 + 3, started="2026-01-02T03:04:05.000000Z", steps_total=7,
+                       simulated=True, world_seed=4, bench_config={"backend": "sim", "limits": {"x": 1.0}},
+                       identities={"smu": "KEITHLEY,2450,1,1"}, settings={"resources": {"smu": "TCPIP0::x"}},
+                       config_path="cfg.toml")
+    specs = [Stream("g", units="S", shape=(2,), dtype="f4"), Traces("ch", points=4, dtype="i2")]
+    g = np.array([[1e-6, 2e-6], [3e-6, 4e-6]], dtype=np.float32)
+    writer = RunWriter.create(path, header, specs)
+    writer.append("g", g)
+    writer.append_trace("ch", np.array([1, 2, 3, 4], dtype=np.int16), PREAMBLE)
+    writer.end_step(0, "first step", "completed", start=10.0, end=11.0, clock_start=0.0, clock_end=1e6)
+    writer.finish("aborted", error="stopped by operator", ended="2026-01-02T03:05:00.000000Z")
+
+    run = open_run(path)
+    assert (run.protocol, run.status, run.error) == ("rt", "aborted", "stopped by operator")
+    assert run.parameters == header.parameters
+    assert (run.seed, run.world_seed, run.simulated) == (header.seed, 4, True)
+    assert (run.started, run.ended) == (header.started, "2026-01-02T03:05:00.000000Z")
+    assert (run.steps_completed, run.steps_total) == (1, 7)
+    assert run.bench_config == header.bench_config
+    assert run.instruments == header.identities and run.settings == header.settings
+    assert run.schema_version == "1.0"
+    entry = run.journal[0]
+    assert (entry.index, entry.name, entry.status) == (0, "first step", "completed")
+    assert (entry.start, entry.end, entry.clock_start, entry.clock_end) == (10.0, 11.0, 0.0, 1e6)
+    np.testing.assert_array_equal(run.read("g"), g)
+    assert run.datasets["/entry/data/g"] == type(run.datasets["/entry/data/g"])(
+        "/entry/data/g", (2, 2), "float32", "S")
+    assert run.read("/entry/instrument/scope/ch").tolist() == [[1, 2, 3, 4]]
+    doc = run.to_json()
+    assert set(doc) == {"status", "protocol", "steps_completed", "steps_total", "parameters",
+                        "started", "ended", "error", "datasets"}
+    assert json.loads(json.dumps(doc)) == doc
+
+
+def test_a_live_run_is_readable_by_an_swmr_reader_while_it_writes(tmp_path):
+    proto = Gated.from_values({"steps": 3})
+    engine = RunEngine(proto, None, tmp_path / "live.h5", seed=1)
+    import threading
+
+    thread = threading.Thread(target=engine.run, daemon=True)
+    thread.start()
+    proto.gates[0].set()
+    assert proto.entered[1].wait(10)
+    live = open_run(tmp_path / "live.h5")
+    assert live.status == "running", "the writer is alive in this process"
+    assert live.steps_completed == 1 and live.read("value").shape == (1,)
+    proto.open_all()
+    thread.join(10)
+    assert open_run(tmp_path / "live.h5").status == "completed"
+
+
+def test_resume_drops_rows_of_the_unfinished_step(tmp_path):
+    path = tmp_path / "cut.h5"
+    header = RunHeader(protocol="cut", parameters={}, seed=1, started="t", steps_total=3)
+    writer = RunWriter.create(path, header, [Stream("x", units="V")])
+    writer.append("x", np.array([1.0, 2.0]))
+    writer.end_step(0, "s0", "completed", start=0, end=1, clock_start=0, clock_end=1)
+    writer.append("x", np.array([3.0]))  # step 1 never journalled: the writer "dies" here
+    writer.close()
+    reopened = RunWriter.reopen(path)
+    assert reopened.journal.completed == 1
+    assert reopened.rows() == {"/entry/data/x": 2}
+    reopened.append("x", np.array([30.0]))
+    reopened.end_step(1, "s1", "completed", start=1, end=2, clock_start=1, clock_end=2)
+    reopened.finish("completed", ended="t2")
+    run = open_run(path)
+    assert run.read("x").tolist() == [1.0, 2.0, 30.0]
+    assert run.resumes == [{"previous_status": "running", "steps_completed": 1}]
+
+
+def test_writer_refuses_to_overwrite_and_checks_row_shapes_and_preambles(tmp_path):
+    path = tmp_path / "w.h5"
+    header = RunHeader(protocol="w", parameters={}, seed=1, started="t", steps_total=1)
+    writer = RunWriter.create(path, header, [Stream("x", units="V", shape=(3,)), Traces("ch", points=2)])
+    with pytest.raises(FileExistsError):
+        RunWriter.create(path, header, [Stream("x", units="V")])
+    with pytest.raises(ValueError, match="do not fit"):
+        writer.append("x", np.zeros((1, 4)))
+    with pytest.raises(KeyError):
+        writer.append("nope", np.zeros((1, 3)))
+    writer.append_trace("ch", np.array([1, 2], dtype=np.int8), PREAMBLE)
+    with pytest.raises(ValueError, match="preamble changed"):
+        writer.append_trace("ch", np.array([1, 2], dtype=np.int8), {**PREAMBLE, "y_increment": 1.0})
+    writer.finish("failed", error="test", ended="t")
+
+
+@pytest.mark.parametrize(("specs", "message"), [
+    ([Stream("a", units="V"), Stream("a", units="V")], "declared twice"),
+    ([Stream("a", units="V", axes=("t",))], "undeclared"),
+    ([Stream("a", units="V", shape=(2,), axes=(".",))], "axes needs 2"),
+])
+def test_bad_dataset_declarations_are_refused_and_leave_no_file(tmp_path, specs, message):
+    header = RunHeader(protocol="w", parameters={}, seed=1, started="t", steps_total=1)
+    with pytest.raises(ValueError, match=message):
+        RunWriter.create(tmp_path / "bad.h5", header, specs)
+    assert not (tmp_path / "bad.h5").exists()
+
+
+@pytest.mark.skipif(shutil.which("h5dump") is None, reason="h5dump not installed (apt: hdf5-tools)")
+def test_h5dump_reads_the_header_of_a_run_file(tmp_path):
+    path = _complete_run(tmp_path)
+    result = subprocess.run(["h5dump", "-H", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert 'DATASET "g"' in result.stdout and 'ATTRIBUTE "units"' in result.stdout
+
+
+def test_rows_appended_in_any_batch_sizes_arrive_in_order_across_chunk_boundaries(tmp_path):
+    path = tmp_path / "chunks.h5"
+    header = RunHeader(protocol="c", parameters={}, seed=1, started="t", steps_total=1)
+    writer = RunWriter.create(path, header, [Stream("x", units="V", shape=(2,), chunk_rows=4)])
+    rng = np.random.default_rng(0)
+    expected, n = [], 0
+    for size in [1, 3, 4, 9, 0, 2, 13, 1]:
+        rows = np.arange(n, n + size, dtype=float)[:, None] * [1, -1]
+        writer.append("x", rows)
+        expected.append(rows)
+        n += size
+        if rng.random() < 0.5:
+            writer.flush()
+    assert writer.rows() == {"/entry/data/x": n}
+    writer.finish("completed", ended="t")
+    np.testing.assert_array_equal(open_run(path).read("x"), np.concatenate(expected))
