@@ -70,7 +70,7 @@ class WriteVerifyConfig:
     final_reset: bool = False  # one weak RESET after convergence, then verify again
     final_reset_amplitude: float = 0.7  # V
     settle: float = 0.0  # s, verify-wait-verify delay (0: off)
-    reads: int = 1  # reads averaged per verify
+    reads: int = 4  # reads averaged per confirmation (one batch lists each cell this often)
     read_bias: float = 0.1  # V
     read_window: float = 1e-6  # s, integration window of each read
     stuck_after: int = 6  # pulses at the top amplitude without movement
@@ -105,6 +105,7 @@ class PulseLog:
     iteration: list[np.ndarray] = field(default_factory=list)
 
     def add(self, iteration: int, t: float, cells, polarity, amplitude, width, gate, read) -> None:
+        """Append one batch: cell indices, polarity, V, s, V, S at bench time t (s)."""
         n = len(cells)
         self.cell.append(np.asarray(cells, dtype=np.int32))
         self.polarity.append(np.asarray(polarity, dtype=np.int8))
@@ -127,21 +128,34 @@ class PulseLog:
 
 @dataclass
 class WriteVerifyResult:
-    """Outcome per cell (arrays over the cell list) and the run's history."""
+    """Outcome per cell (arrays over the cell list) and the run's history.
+
+    Every iteration is exactly one batched board round trip: the initial averaged
+    read, a pulse batch (pulses plus the verify read of the pulsed cells, returned
+    in the same reply) or a confirmation batch (averaged read of the cells whose
+    last verify read was within tolerance). So ``iterations == round_trips``.
+    """
 
     target: np.ndarray  # S
-    final: np.ndarray  # S, last verify read
+    final: np.ndarray  # S, last verify read (averaged for converged cells)
     pulses: np.ndarray  # pulses applied per cell
     converged: np.ndarray  # bool
     stuck: np.ndarray  # bool
-    iterations: int  # batched round trips after the initial read
-    round_trips: int  # all board round trips, initial read included
-    error_per_iteration: list[float]  # S, RMS error over active cells after each iteration
-    active_per_iteration: list[int]
+    iterations: int  # batched round trips, initial read included
+    pulse_batches: int  # of which pulse batches
+    confirm_batches: int  # of which averaged confirmation reads
+    error_per_iteration: list[float]  # S, RMS |G - target| over non-stuck cells after each pulse batch
+    active_per_iteration: list[int]  # cells pulsed in each pulse batch
     pulse_log: PulseLog
 
     @property
+    def round_trips(self) -> int:
+        """Board round trips: one per iteration, by construction."""
+        return self.iterations
+
+    @property
     def failed(self) -> np.ndarray:
+        """Cells neither converged nor stuck (out of pulse budget)."""
         return ~self.converged & ~self.stuck
 
 
@@ -158,10 +172,11 @@ def write_verify(
     check: Callable[[], None] = lambda: None,
     on_iteration: Callable[[int, WriteVerifyResult], None] | None = None,
 ) -> WriteVerifyResult:
-    """Program ``target`` (S) into the cells (macro, row, col), all cells at once.
+    """Program ``target`` (S, > 0) into the cells (macro, row, col), all cells at once.
 
-    ``now``/``sleep`` are the bench clock; ``check`` is called between iterations
-    (the run's cancellation token raises there); ``on_iteration`` receives progress.
+    ``now``/``sleep`` are the bench clock (s); ``check`` is called before every
+    round trip (the run's cancellation token raises there); ``on_iteration``
+    receives (iteration, partial result) after every round trip.
     """
     cfg = config or WriteVerifyConfig()
     macro, row, col = (np.asarray(a, dtype=np.int64).ravel() for a in (macro, row, col))
@@ -171,99 +186,130 @@ def write_verify(
     if not np.all(np.isfinite(target)) or np.any(target <= 0):
         raise ValueError("target conductances must be positive and finite (S)")
     n = target.size
-
-    def read(idx: np.ndarray) -> np.ndarray:
-        reads = [access.read_batch(macro[idx], row[idx], col[idx], cfg.read_bias, cfg.read_window)
-                 for _ in range(cfg.reads)]
-        return np.mean(reads, axis=0)
-
-    g = read(np.arange(n))
-    round_trips = cfg.reads
-    pulses = np.zeros(n, dtype=np.int64)
-    converged = np.zeros(n, dtype=bool)
-    stuck = np.zeros(n, dtype=bool)
-    last_polarity = np.zeros(n, dtype=np.int8)
-    streak = np.zeros(n, dtype=np.int64)  # consecutive pulses of the same polarity
-    top_still = np.zeros(n, dtype=np.int64)  # pulses at the top amplitude without movement
-    final_reset_done = np.zeros(n, dtype=bool)
+    confirm = cfg.reads > 1 or cfg.settle > 0
+    s = _State(n)
     log_ = PulseLog()
     errors: list[float] = []
     actives: list[int] = []
-    iteration = 0
+    counts = {"iterations": 0, "pulse": 0, "confirm": 0}
 
-    def finish(mask: np.ndarray) -> None:
-        converged[mask] = True
+    def averaged_read(idx: np.ndarray) -> np.ndarray:
+        """One round trip: each cell listed ``reads`` times in one read batch, averaged."""
+        k = cfg.reads
+        reads = access.read_batch(np.repeat(macro[idx], k), np.repeat(row[idx], k), np.repeat(col[idx], k),
+                                  cfg.read_bias, cfg.read_window)
+        return np.asarray(reads, dtype=float).reshape(idx.size, k).mean(axis=1)
 
-    def _result() -> WriteVerifyResult:
+    def result() -> WriteVerifyResult:
         return WriteVerifyResult(
-            target=target, final=g.copy(), pulses=pulses.copy(), converged=converged.copy(),
-            stuck=stuck.copy(), iterations=iteration, round_trips=round_trips,
-            error_per_iteration=list(errors), active_per_iteration=list(actives), pulse_log=log_,
+            target=target, final=s.g.copy(), pulses=s.pulses.copy(), converged=s.converged.copy(),
+            stuck=s.stuck.copy(), iterations=counts["iterations"], pulse_batches=counts["pulse"],
+            confirm_batches=counts["confirm"], error_per_iteration=list(errors),
+            active_per_iteration=list(actives), pulse_log=log_,
         )
 
-    while True:
-        check()
-        err = g - target
-        within = np.abs(err) <= cfg.tolerance
-        newly = within & ~converged & ~stuck
-        if newly.any() and cfg.final_reset:
-            fresh = newly & ~final_reset_done
-            if fresh.any():
-                idx = np.flatnonzero(fresh)
-                amp = np.full(idx.size, cfg.final_reset_amplitude)
-                gate = np.full(idx.size, cfg.reset_gate)
-                g[idx] = access.pulse_batch(macro[idx], row[idx], col[idx], np.full(idx.size, RESET),
-                                            amp, cfg.width, gate)
-                round_trips += 1
-                pulses[idx] += 1
-                final_reset_done[idx] = True
-                log_.add(iteration, now(), idx, np.full(idx.size, RESET), amp, cfg.width, gate, g[idx])
-                continue  # verify the weak RESET's result before accepting
-        if newly.any() and cfg.settle > 0 and sleep is not None:
-            idx = np.flatnonzero(newly)
-            sleep(cfg.settle)
-            g[idx] = read(idx)
-            round_trips += cfg.reads
-            newly[idx] = np.abs(g[idx] - target[idx]) <= cfg.tolerance
-        finish(newly)
-
-        out_of_budget = ~converged & ~stuck & (pulses >= cfg.max_pulses)
-        active = ~converged & ~stuck & ~out_of_budget
-        errors.append(float(np.sqrt(np.mean(err[~stuck] ** 2))) if (~stuck).any() else 0.0)
-        actives.append(int(active.sum()))
+    def done_trip(kind: str) -> None:
+        counts["iterations"] += 1
+        counts[kind] += 1
         if on_iteration is not None:
-            on_iteration(iteration, _result())
-        if not active.any():
+            on_iteration(counts["iterations"], result())
+
+    check()
+    s.g[:] = averaged_read(np.arange(n))
+    counts["iterations"] += 1
+    s.pending[:] = confirm  # the initial read is already averaged: no extra confirmation needed
+    while True:
+        within = np.abs(s.g - target) <= cfg.tolerance
+        open_ = ~s.converged & ~s.stuck
+        # cells within tolerance: a weak final RESET first (if asked), then confirmation
+        needs_reset = within & open_ & cfg.final_reset & ~s.final_reset_done
+        accept = within & open_ & ~needs_reset
+        if confirm:
+            s.converged |= accept & ~s.pending
+            s.pending = accept & s.pending
+        else:
+            s.converged |= accept
+        open_ = ~s.converged & ~s.stuck
+        out_of_budget = open_ & ~within & (s.pulses >= cfg.max_pulses)
+        to_pulse = open_ & ~within & ~out_of_budget
+        to_confirm = open_ & s.pending & within if confirm else np.zeros(n, bool)
+        if not (to_pulse.any() or needs_reset.any() or to_confirm.any()):
             break
-        iteration += 1
+        if to_pulse.any() or needs_reset.any():
+            check()
+            _pulse_round(access, cfg, s, macro, row, col, target, to_pulse, needs_reset, log_,
+                         counts["iterations"], now)
+            errors.append(float(np.sqrt(np.mean((s.g - target)[~s.stuck] ** 2))) if (~s.stuck).any() else 0.0)
+            actives.append(int(to_pulse.sum() + needs_reset.sum()))
+            done_trip("pulse")
+            within = np.abs(s.g - target) <= cfg.tolerance
+            to_confirm = ~s.converged & ~s.stuck & s.pending & within if confirm else np.zeros(n, bool)
+            if cfg.final_reset:
+                to_confirm &= s.final_reset_done
+            if not to_confirm.any():
+                continue
+        # verify-wait-verify / read averaging: confirm with an averaged read after ``settle``
+        check()
+        idx = np.flatnonzero(to_confirm)
+        if cfg.settle > 0 and sleep is not None:
+            sleep(cfg.settle)
+        s.g[idx] = averaged_read(idx)
+        s.pending[idx] = False  # the averaged read is the verdict: within -> converged next pass
+        done_trip("confirm")
+    return result()
 
-        idx = np.flatnonzero(active)
-        polarity = np.where(err[idx] < 0, SET, RESET).astype(np.int8)
-        same = polarity == last_polarity[idx]
-        streak[idx] = np.where(same, streak[idx] + 1, 0)
-        last_polarity[idx] = polarity
-        amplitude, gate = _amplitudes(cfg, polarity, streak[idx], err[idx], target[idx])
-        before = g[idx].copy()
-        g[idx] = access.pulse_batch(macro[idx], row[idx], col[idx], polarity, amplitude, cfg.width, gate)
-        round_trips += 1
-        pulses[idx] += 1
-        log_.add(iteration, now(), idx, polarity, amplitude, cfg.width, gate, g[idx])
 
-        at_top = amplitude >= np.where(polarity == SET, cfg.set_stop, cfg.reset_stop) - 1e-9
-        if cfg.incremental_gate:
-            at_top = np.where(polarity == SET, gate >= cfg.gate_stop - 1e-9, at_top)
-        still = np.abs(g[idx] - before) < cfg.stuck_motion
-        top_still[idx] = np.where(at_top & still, top_still[idx] + 1, 0)
-        newly_stuck = idx[top_still[idx] >= cfg.stuck_after]
-        if newly_stuck.size:
-            stuck[newly_stuck] = True
-            log.info("write-verify: %d cell(s) declared stuck", newly_stuck.size)
+class _State:
+    """Per-cell programming state, numpy arrays over the cell list."""
 
-    return _result()
+    def __init__(self, n: int) -> None:
+        self.g = np.zeros(n)  # S, latest read
+        self.pulses = np.zeros(n, dtype=np.int64)
+        self.converged = np.zeros(n, dtype=bool)
+        self.stuck = np.zeros(n, dtype=bool)
+        self.pending = np.zeros(n, dtype=bool)  # latest read is a single verify read, not yet confirmed
+        self.last_polarity = np.zeros(n, dtype=np.int8)
+        self.streak = np.zeros(n, dtype=np.int64)  # consecutive pulses of the same polarity
+        self.top_still = np.zeros(n, dtype=np.int64)  # pulses at the top amplitude without movement
+        self.final_reset_done = np.zeros(n, dtype=bool)
+
+
+def _pulse_round(access, cfg, s: _State, macro, row, col, target, to_pulse, needs_reset,
+                 log_: PulseLog, iteration: int, now) -> None:
+    """One pulse batch: ISPP pulses on cells off target, weak RESETs on fresh arrivals."""
+    idx = np.flatnonzero(to_pulse | needs_reset)
+    err = s.g[idx] - target[idx]
+    weak = needs_reset[idx]
+    polarity = np.where(weak | (err > 0), RESET, SET).astype(np.int8)
+    same = polarity == s.last_polarity[idx]
+    s.streak[idx] = np.where(same & ~weak, s.streak[idx] + 1, 0)
+    s.last_polarity[idx] = np.where(weak, 0, polarity)
+    amplitude, gate = _amplitudes(cfg, polarity, s.streak[idx], err, target[idx])
+    amplitude = np.where(weak, cfg.final_reset_amplitude, amplitude)
+    gate = np.where(weak, cfg.reset_gate, gate)
+    before = s.g[idx].copy()
+    t = now()
+    read = np.asarray(access.pulse_batch(macro[idx], row[idx], col[idx], polarity, amplitude, cfg.width, gate),
+                      dtype=float)
+    s.g[idx] = read
+    s.pulses[idx] += 1
+    s.final_reset_done[idx] |= weak
+    s.pending[idx] = True
+    log_.add(iteration, t, idx, polarity, amplitude, cfg.width, gate, read)
+
+    at_top = amplitude >= np.where(polarity == SET, cfg.set_stop, cfg.reset_stop) - 1e-9
+    if cfg.incremental_gate:
+        at_top = np.where(polarity == SET, gate >= cfg.gate_stop - 1e-9, at_top)
+    still = np.abs(read - before) < cfg.stuck_motion
+    s.top_still[idx] = np.where(at_top & still & ~weak, s.top_still[idx] + 1, 0)
+    newly_stuck = idx[s.top_still[idx] >= cfg.stuck_after]
+    if newly_stuck.size:
+        s.stuck[newly_stuck] = True
+        log.info("write-verify: %d cell(s) declared stuck", newly_stuck.size)
 
 
 def _amplitudes(cfg: WriteVerifyConfig, polarity, streak, err, target):
-    """Pulse amplitude and gate voltage of each active cell for this iteration."""
+    """Pulse amplitude and gate voltage (V) of each pulsed cell for this iteration."""
     step = np.full(polarity.shape, cfg.step)
     if cfg.adaptive:
         # Far from target: bigger steps (up to 3x); within 3 tolerances: the base step.

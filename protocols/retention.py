@@ -1,0 +1,112 @@
+"""retention: program levels, then read them back at log-spaced times."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from protocols.base import Protocol, Step, param
+from protocols.cells import select_cells
+from protocols.datasets import Constant, PulseHistory, Spec, Stream
+from protocols.multilevel import assign_levels, level_targets
+from protocols.programming import (
+    WriteVerifyParams,
+    averaged_read,
+    check_targets,
+    check_wv_limits,
+    estimate,
+    program,
+    result_streams,
+)
+
+
+class Retention(Protocol):
+    """Program levels, then read them at log-spaced times up to t_max (bench clock)."""
+
+    name = "retention"
+    signal = "conductance"
+
+    @dataclass
+    class Params(WriteVerifyParams):
+        gate: float = param(3.3, unit="V", limits=(0.0, 3.3), envelope="gate",
+                            help="word-line voltage of SET pulses (3.3 V reaches the top levels)")
+        region: str = param("0", help="cells used: 'M' or 'M:R0-R1:C0-C1'")
+        levels: int = param(8, limits=(2, 256), help="conductance levels across the window")
+        per_level: int = param(128, limits=(1, 1024), help="cells programmed to each level")
+        g_low: float = param(3e-6, unit="S", limits=(0.5e-6, 150e-6), help="lowest level")
+        g_high: float = param(115e-6, unit="S", limits=(0.5e-6, 150e-6), help="highest level")
+        assign_seed: int = param(0, limits=(0, 2**31 - 1), help="seed of the cell-to-level shuffle")
+        t_first: float = param(1.0, unit="s", limits=(1e-3, 1e8), help="first read, after programming")
+        t_max: float = param(1e6, unit="s", limits=(1e-3, 1e8), help="last read, after programming")
+        points: int = param(13, limits=(1, 200), help="read times, log-spaced from t_first to t_max")
+        readback_reads: int = param(16, limits=(1, 256), help="reads averaged at each read time")
+
+    def check_limits(self, limits) -> None:
+        super().check_limits(limits)
+        check_wv_limits(self.p, limits)
+
+    def times(self) -> np.ndarray:
+        """Read times after the end of programming (s)."""
+        if not self.p.t_first <= self.p.t_max:
+            raise ValueError(f"t_first ({self.p.t_first:g} s) must not exceed t_max ({self.p.t_max:g} s)")
+        return np.geomspace(self.p.t_first, self.p.t_max, self.p.points)
+
+    def datasets(self) -> Sequence[Spec]:
+        info = self.bench.board.info()
+        m, r, c = select_cells([self.p.region], info.n_macros, info.rows, info.cols)
+        self.level = assign_levels(m.size, self.p.levels, self.p.per_level, self.p.assign_seed)
+        n = self.level.size
+        self.macro, self.row, self.col = m[:n], r[:n], c[:n]
+        self.levels_g = level_targets(self.p.levels, self.p.g_low, self.p.g_high)
+        check_targets("g_low/g_high", self.levels_g)
+        return [
+            Constant("level_target", units="S", data=self.levels_g, long_name="conductance of each level"),
+            Constant("level", units="", data=self.level, long_name="level index of each cell"),
+            Constant("target", units="S", data=self.levels_g[self.level], long_name="target of each cell"),
+            Constant("cell_macro", units="", data=self.macro),
+            Constant("cell_row", units="", data=self.row),
+            Constant("cell_col", units="", data=self.col),
+            *result_streams(n),
+            Stream("programmed_at", units="s", long_name="bench clock when programming ended"),
+            Stream("conductance", units="S", shape=(n,), dtype="f4", axes=("time_after", "."),
+                   long_name="averaged read at each time"),
+            Stream("time_after", units="s", long_name="time since the end of programming"),
+            PulseHistory(),
+        ]
+
+    def plan(self) -> Iterator[Step]:
+        yield Step("program the levels", self.program, estimate=estimate(self.p))
+        previous = 0.0
+        for t in self.times():
+            yield Step(f"read at {t:.3g} s", partial(self.read_at, float(t)), estimate=float(t) - previous)
+            previous = float(t)
+
+    def program(self) -> None:
+        program(self, self.p, self.macro, self.row, self.col, self.levels_g[self.level])
+        self._t_prog = self.bench.clock.now()
+        self.record("programmed_at", self._t_prog)
+
+    def read_at(self, t: float) -> None:
+        """Wait (bench clock) until ``t`` s after programming, then read every cell (averaged).
+
+        After ``--resume`` the programming time of the earlier session is not in memory:
+        the wait then runs from the end of the previous read step (which the resumed
+        world's clock continues from), so the schedule holds to within the read times.
+        """
+        now = self.bench.clock.now()
+        t_prog = getattr(self, "_t_prog", None)
+        if t_prog is None:
+            times = self.times()
+            earlier = times[times < t]
+            t_prog = now - (float(earlier[-1]) if earlier.size else 0.0)
+            self._t_prog = t_prog
+        wait = t_prog + t - now
+        if wait > 0:
+            self.bench.clock.sleep(wait)
+        g = averaged_read(self.bench.board, self.macro, self.row, self.col, self.p.readback_reads,
+                          window=self.p.read_window)
+        self.record("conductance", g)
+        self.record("time_after", self.bench.clock.now() - t_prog)
