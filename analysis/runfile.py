@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,17 +81,17 @@ class Run:
 
     def read(self, path: str) -> np.ndarray:
         """The array at ``path`` (absolute, or relative to ``/entry/data``)."""
-        with _open(self.path) as h5:
+        with _guard(self.path, path), _open(self.path) as h5:
             return h5[_resolve(path)][()]
 
     def attrs(self, path: str) -> dict[str, Any]:
         """Attributes of the object at ``path`` (absolute, or relative to ``/entry/data``)."""
-        with _open(self.path) as h5:
+        with _guard(self.path, path), _open(self.path) as h5:
             return {k: _plain(v) for k, v in h5[_resolve(path)].attrs.items()}
 
     def trace_volts(self, name: str) -> np.ndarray:
         """Scope traces ``name`` in V, from the raw codes and the stored preamble."""
-        with _open(self.path) as h5:
+        with _guard(self.path, name), _open(self.path) as h5:
             ds = h5[f"{SCOPE}/{name}"]
             codes = ds[()].astype(np.float64)
             yinc, yorg, yref = (float(ds.attrs[k]) for k in ("y_increment", "y_origin", "y_reference"))
@@ -97,7 +99,7 @@ class Run:
 
     def trace_time(self, name: str) -> np.ndarray:
         """Sample times in s of scope traces ``name``."""
-        with _open(self.path) as h5:
+        with _guard(self.path, name), _open(self.path) as h5:
             ds = h5[f"{SCOPE}/{name}"]
             points = ds.shape[1]
             xinc, xorg, xref = (float(ds.attrs[k]) for k in ("x_increment", "x_origin", "x_reference"))
@@ -121,14 +123,22 @@ class Run:
         }
 
 
-def open_run(path: str | Path) -> Run:
+def open_run(path: str | Path, *, isolate: bool = False, timeout: float = 30.0) -> Run:
     """Read a run file's metadata, journal and dataset index.
 
     Raises :class:`RunFileError` for a missing, truncated or non-HDF5 file, or an
     HDF5 file that is not an rrambench run file.
+
+    ``isolate``: first read the whole file in a separate process (see
+    :mod:`analysis.isolation`), so a damaged file that would make the HDF5 library
+    loop or crash becomes a RunFileError after at most ``timeout`` s. The CLI uses
+    it for every file a user hands in.
     """
     path = Path(path)
-    datasets: dict[str, DatasetInfo] = {}
+    if isolate:
+        from analysis.isolation import check_readable
+
+        check_readable(path, timeout=timeout)
     try:
         with _open(path) as h5:
             if ENTRY not in h5 or "protocol" not in h5[ENTRY].attrs:
@@ -138,11 +148,19 @@ def open_run(path: str | Path) -> Run:
             if schema not in SCHEMA_VERSIONS:
                 raise RunFileError(f"{path}: run-file schema {schema!r} unknown to this reader")
             journal = _journal(h5)
+            datasets: dict[str, DatasetInfo] = {}
             h5.visititems(lambda name, obj: _index(datasets, name, obj))
+            return _run(path, a, schema, journal, datasets)
     except RunFileError:
         raise
-    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
-        raise RunFileError(f"{path}: damaged or truncated run file ({exc})") from None
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError,
+            UnicodeDecodeError, OverflowError) as exc:
+        raise RunFileError(f"{path}: damaged or truncated run file ({type(exc).__name__}: {exc})") from None
+
+
+def _run(path: Path, a: dict[str, Any], schema: str, journal: list[JournalEntry],
+         datasets: dict[str, DatasetInfo]) -> Run:
+    """Build the Run from the root attributes (any malformed value raises, and is reported)."""
     completed = 0
     for entry in journal:
         if entry.status != "completed":
@@ -155,24 +173,32 @@ def open_run(path: str | Path) -> Run:
         path=path,
         status=status,
         protocol=str(a["protocol"]),
-        parameters=json.loads(a.get("parameters", "{}")),
+        parameters=_json(a, "parameters", dict),
         steps_completed=completed,
         steps_total=int(a.get("steps_total", 0)),
         started=str(a.get("start_time", "")),
         ended=str(a.get("end_time", "")) or None,
         error=str(a.get("error", "")),
-        seed=json.loads(a.get("seed", "null")),
-        world_seed=json.loads(a.get("world_seed", "null")),
+        seed=_json(a, "seed", (int, type(None)), "null"),
+        world_seed=_json(a, "world_seed", (int, type(None)), "null"),
         simulated=bool(a.get("simulated", False)),
         schema_version=schema,
         software_version=str(a.get("software_version", "")),
-        bench_config=json.loads(a.get("bench_config", "{}")),
-        instruments=json.loads(a.get("instruments", "{}")),
-        settings=json.loads(a.get("instrument_settings", "{}")),
+        bench_config=_json(a, "bench_config", dict),
+        instruments=_json(a, "instruments", dict),
+        settings=_json(a, "instrument_settings", dict),
         journal=journal,
         datasets=datasets,
-        resumes=json.loads(a.get("resumes", "[]")),
+        resumes=_json(a, "resumes", list, "[]"),
     )
+
+
+def _json(attrs: dict[str, Any], key: str, kind: type | tuple[type, ...], default: str = "{}") -> Any:
+    """A JSON-valued attribute, checked to be of the expected kind."""
+    value = json.loads(attrs.get(key, default))
+    if not isinstance(value, kind):
+        raise ValueError(f"attribute {key!r} is not a JSON {kind}")
+    return value
 
 
 def _open(path: Path) -> h5py.File:
@@ -186,6 +212,19 @@ def _open(path: Path) -> h5py.File:
         except OSError as exc:
             error = error or exc
     raise RunFileError(f"{path}: not a readable HDF5 run file ({error})")
+
+
+@contextmanager
+def _guard(file: Path, what: str) -> Iterator[None]:
+    """Report damage found while reading ``what`` as a RunFileError naming both."""
+    try:
+        yield
+    except RunFileError:
+        raise
+    except KeyError:
+        raise RunFileError(f"{file}: no object {what!r} in this run file") from None
+    except (OSError, RuntimeError, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise RunFileError(f"{file}: cannot read {what!r}: damaged run file ({exc})") from None
 
 
 def _resolve(path: str) -> str:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from instruments.config import BenchConfig, load_config
+from instruments.config import BenchConfig, load_config, load_device_file
 from instruments.controller import MacroController
 from instruments.errors import BenchError
 from instruments.limits import Limits
@@ -95,7 +95,8 @@ class Bench:
             if state_path is not None and state_path.exists():
                 world = SimWorld.load(state_path)
             else:
-                world = SimWorld(seed=config.seed if seed is None else seed, formed=config.formed)
+                params = load_device_file(config.device) if config.device is not None else None
+                world = SimWorld(params=params, seed=config.seed if seed is None else seed, formed=config.formed)
         sim = SimInstruments(world).start()
         try:
             bench = cls._open(config, sim.resources, clock=world.clock, world=world, sim=sim)

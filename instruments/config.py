@@ -8,14 +8,18 @@ is reported as one :class:`ConfigError` line naming the file and the key.
 from __future__ import annotations
 
 import copy
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from instruments.errors import ConfigError
 from instruments.limits import Limits
 from instruments.paths import default_bench_config
+
+if TYPE_CHECKING:
+    from instruments.sim.device_params import DeviceParams
 
 try:
     import tomllib
@@ -25,7 +29,7 @@ except ModuleNotFoundError:  # Python 3.10
 BACKENDS = ("sim", "hardware")
 ROLES = ("smu", "scope", "controller")
 SECTIONS = {"backend", "sim", "resources", "timeouts", "limits"}
-SIM_KEYS = {"seed": int, "state": str, "formed": bool}
+SIM_KEYS = {"seed": int, "state": str, "formed": bool, "device": str}
 DEFAULT_TIMEOUTS = {"smu": 5.0, "scope": 10.0, "controller": 2.0}  # s
 
 
@@ -37,6 +41,7 @@ class BenchConfig:
     seed: int = 0  # RNG seed of the simulated world
     state: Path | None = None  # simulated world's persistent state file
     formed: bool = True  # simulated cells start formed
+    device: Path | None = None  # calibrated device file ([device] table of DeviceParams), docs/calibration.md
     resources: dict[str, str] = field(default_factory=dict)
     timeouts: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))  # s
     limits: Limits = field(default_factory=Limits)
@@ -51,7 +56,8 @@ class BenchConfig:
         """JSON-serialisable form, as stored in run files."""
         return {
             "backend": self.backend,
-            "sim": {"seed": self.seed, "state": str(self.state or ""), "formed": self.formed},
+            "sim": {"seed": self.seed, "state": str(self.state or ""), "formed": self.formed,
+                    "device": str(self.device or "")},
             "resources": dict(self.resources),
             "timeouts": dict(self.timeouts),
             "limits": self.limits.as_dict(),
@@ -113,17 +119,47 @@ def parse_config(table: dict[str, Any], *, source: str = "<table>") -> BenchConf
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     state = sim.get("state") or None
+    device = sim.get("device") or None
+    if device is not None and not Path(device).is_absolute() and source not in ("<table>", "<defaults>"):
+        device = str(Path(source).parent / device)  # relative to the config file
+    if device is not None:
+        load_device_file(device)  # refuse a bad device file now, naming it
     return BenchConfig(
         backend=backend,
         seed=int(sim.get("seed", 0)),
         state=Path(state) if state else None,
         formed=bool(sim.get("formed", True)),
+        device=Path(device) if device else None,
         resources=dict(resources),
         timeouts=timeouts,
         limits=limits,
         source=source,
         raw=copy.deepcopy(table),
     )
+
+
+def load_device_file(path: str | Path) -> DeviceParams:
+    """``DeviceParams`` from a device file's ``[device]`` table (``rrambench calibrate`` writes one).
+
+    Fields not in the table keep their defaults; unknown fields and bad values raise
+    :class:`ConfigError` naming the file.
+    """
+    from instruments.sim.device_params import DeviceParams
+
+    path = Path(path)
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read device file {path}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"device file {path}: {exc}") from None
+    device = table.get("device")
+    if not isinstance(device, dict):
+        raise ConfigError(f"device file {path}: needs a [device] table of DeviceParams fields")
+    try:
+        return DeviceParams.from_json(json.dumps(device))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"device file {path}: {exc}") from None
 
 
 def _section(table: dict[str, Any], name: str, where: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The three simulated instruments of one world, each on its own loopback socket.
+"""The simulated instruments of one world, each on its own loopback socket.
 
 Used by the embedded simulated bench (``backend = "sim"``) and by
 ``rrambench sim serve``, which lets outside tools (PyMeasure, QCoDeS, a terminal)
@@ -12,6 +12,7 @@ import logging
 from instruments.sim.board import BoardEmulator
 from instruments.sim.infiniivision import InfiniiVisionEmulator
 from instruments.sim.keithley2450 import Keithley2450Emulator
+from instruments.sim.legacy_board import LegacyBoardEmulator
 from instruments.sim.servers import LoopbackServer
 from instruments.sim.world import SimWorld
 
@@ -19,7 +20,8 @@ log = logging.getLogger("rrambench.sim")
 
 
 class SimInstruments:
-    """SMU, scope and controller-board emulators of ``world`` behind loopback servers.
+    """SMU, scope, controller-board and seed sampling-board emulators of ``world``
+    behind loopback servers.
 
     Parameters
     ----------
@@ -28,7 +30,8 @@ class SimInstruments:
     host:
         Bind address (loopback unless ``allow_remote``).
     ports:
-        Ports for smu, scope and controller; 0 picks free ports.
+        Ports for smu, scope and controller; 0 picks free ports (the seed's sampling
+        board, ``legacy_board``, always takes a free port).
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class SimInstruments:
         self.smu = Keithley2450Emulator(world)
         self.scope = InfiniiVisionEmulator(world)
         self.board = BoardEmulator(world)
+        self.legacy_board = LegacyBoardEmulator(world)
         common = {"host": host, "allow_remote": allow_remote}
         self.servers = {
             "smu": LoopbackServer(self.smu.handle, delimiter=b"\n", name="smu",
@@ -51,6 +55,8 @@ class SimInstruments:
                                     faults=world.faults["scope"], port=ports[1], seed=2, **common),
             "controller": LoopbackServer(self.board.handle, delimiter=b"\x00", name="controller",
                                          faults=world.faults["controller"], port=ports[2], seed=3, **common),
+            "legacy_board": LoopbackServer(self.legacy_board.handle, delimiter=b"\n", name="legacy_board",
+                                           seed=4, **common),
         }
 
     def start(self) -> SimInstruments:
@@ -74,9 +80,10 @@ class SimInstruments:
 
     @property
     def resources(self) -> dict[str, str]:
-        """Resource strings: VISA for the SCPI instruments, a pyserial URL for the board."""
+        """Resource strings: VISA for the SCPI instruments, pyserial URLs for the boards."""
         return {
             "smu": self.servers["smu"].resource,
             "scope": self.servers["scope"].resource,
             "controller": self.servers["controller"].url,
+            "legacy_board": self.servers["legacy_board"].url,
         }

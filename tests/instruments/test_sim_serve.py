@@ -30,7 +30,7 @@ def test_serve_prints_resources_listens_on_loopback_only_and_saves_state_on_sigt
     state = tmp_path / "world.npz"
     proc, resources = start("--seed", "4", "--state", str(state), "--route", "0,2,3")
     try:
-        assert set(resources) == {"smu", "scope", "controller"}
+        assert set(resources) == {"smu", "scope", "controller", "legacy_board"}
         assert resources["smu"].startswith("TCPIP0::127.0.0.1::") and resources["smu"].endswith("::SOCKET")
         assert resources["controller"].startswith("socket://127.0.0.1:")
         listening = [c.laddr for c in psutil.Process(proc.pid).net_connections() if c.status == "LISTEN"]

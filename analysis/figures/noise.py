@@ -1,0 +1,106 @@
+"""Noise figures: read noise vs integration window and its spectrum, write-noise
+distributions, and the noise-impact curves and heatmaps of a noise sweep."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from analysis.device_metrics import ReadNoise
+from analysis.figures.style import WIDE, colors, label, legend, new_figure, no_data, plain_log_ticks, scale, title
+
+
+def read_noise(noise: ReadNoise | None, spectra: Sequence[tuple[str, np.ndarray, np.ndarray]],
+               run_label: str = "") -> Figure:
+    """Left: relative read noise sigma/G vs integration window (s). Right: PSD (S^2/Hz) of
+    each read series, ``spectra`` = [(legend, frequency Hz, psd S^2/Hz)]."""
+    fig, (win, psd) = new_figure(WIDE, ncols=2)
+    if noise is not None and noise.window.size:
+        win.loglog(noise.window, noise.relative_sigma * 100, "o-", color="tab:blue",
+                   label=f"median over cells, slope {noise.exponent:.2f}")
+        win.legend(frameon=False)
+        plain_log_ticks(win, "y")
+    else:
+        no_data(win)
+    win.set(xlabel=label("integration window", "s"), ylabel=label("read noise sigma / G", "%"),
+            title="read noise vs window")
+    for (name, f, p), col in zip(spectra, colors(len(spectra), "plasma"), strict=True):
+        psd.loglog(f, p, color=col, lw=1, label=name)
+    if not spectra:
+        no_data(psd, "no series of >= 4 reads")
+    legend(psd, len(spectra))
+    psd.set(xlabel=label("frequency", "Hz"), ylabel=label("power spectral density", "S^2/Hz"),
+            title="spectrum of successive reads")
+    title(fig, "Read noise", run_label)
+    return fig
+
+
+def write_noise(target: np.ndarray, readback: np.ndarray, run_label: str = "") -> Figure:
+    """Left: histogram of G - target (S) per distinct target over all cycles. Right: the
+    spread (std over cycles, per cell) against the target conductance."""
+    fig, (hist, spread) = new_figure(WIDE, ncols=2)
+    k, unit = scale("S", "u")
+    t, rb = np.asarray(target, float), np.asarray(readback, float)
+    if rb.size == 0:
+        no_data(hist)
+        no_data(spread)
+    else:
+        err = rb - t[None, :]
+        levels = np.unique(t)
+        for lvl, col in zip(levels, colors(len(levels), "viridis"), strict=True):
+            e = err[:, t == lvl].ravel()
+            hist.hist(e[np.isfinite(e)] * k, bins=40, histtype="step", lw=1.4, color=col,
+                      label=f"target {lvl * k:.3g} {unit}")
+        legend(hist, len(levels))
+        sd = np.nanstd(rb, axis=0) if len(rb) > 1 else np.full(t.shape, np.nan)
+        spread.plot(t * k, sd * k, ".", ms=4, alpha=0.6, color="tab:blue")
+    hist.set(xlabel=label("G - target", unit), ylabel="cell x cycles", title="write-noise distribution")
+    spread.set(xlabel=label("target", unit), ylabel=label("std over cycles", unit), title="spread per cell")
+    title(fig, "Write noise", run_label)
+    return fig
+
+
+def noise_heatmaps(read_levels: np.ndarray, write_levels: np.ndarray, grids: Mapping[str, np.ndarray],
+                   run_label: str = "") -> Figure:
+    """One heatmap per metric, two per row: ``grids[title]`` (len(read_levels), len(write_levels))
+    already in the unit its title names; noise levels are multiples of the device defaults."""
+    n = max(len(grids), 1)
+    ncols = min(n, 2)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = new_figure((5.2 * ncols + 0.4, 3.8 * nrows + 0.6), ncols=ncols, nrows=nrows)
+    if not grids:
+        no_data(axes[0])
+    for ax, (name, grid) in zip(axes, grids.items(), strict=False):
+        grid = np.asarray(grid, float)
+        im = ax.imshow(grid, origin="lower", cmap="magma_r", aspect="auto")
+        ax.set_xticks(range(len(write_levels)), [f"{w:g}" for w in write_levels])
+        ax.set_yticks(range(len(read_levels)), [f"{r:g}" for r in read_levels])
+        finite = grid[np.isfinite(grid)]
+        lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+        for (i, j), value in np.ndenumerate(grid):
+            dark = hi > lo and (value - lo) / (hi - lo) > 0.55  # magma_r: high values are dark
+            ax.text(j, i, f"{value:.3g}" if np.isfinite(value) else "missing", ha="center", va="center",
+                    fontsize=8, color="white" if dark else "black")
+        ax.set(xlabel="write noise (x default)", ylabel="read noise (x default)", title=name)
+        ax.grid(False)
+        fig.colorbar(im, ax=ax, shrink=0.9)
+    for ax in axes[len(grids):]:
+        ax.set_axis_off()
+    title(fig, "Noise impact", run_label)
+    return fig
+
+
+def noise_curves(levels: np.ndarray, curves: Mapping[str, np.ndarray], metric: str, xlabel: str,
+                 run_label: str = "") -> Figure:
+    """Metric against a noise level (x default), one curve per model or condition."""
+    fig, (ax,) = new_figure()
+    for (name, y), col in zip(curves.items(), colors(len(curves), "tab10"), strict=True):
+        ax.plot(levels, y, "o-", color=col, label=name)
+    if not curves:
+        no_data(ax)
+    legend(ax, len(curves))
+    ax.set(xlabel=xlabel, ylabel=metric, title=f"{metric} vs noise")
+    title(fig, "Noise impact", run_label)
+    return fig

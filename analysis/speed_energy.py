@@ -1,0 +1,236 @@
+"""Speed and energy per sample: the analog sampler (estimated) next to the software baseline (measured).
+
+The analog estimate is a sum of named terms, each a count times a documented
+figure, so a reader can redo it by hand (``docs/speed-energy.md``):
+
+* time per sample ``T = t_reset + duration + dim t_convert``: integrator reset, the
+  closed-loop run (``duration`` = fine steps x step, from the circuit's RC and the
+  sampler's time mapping) and the ADC conversion of the ``dim`` end values;
+* energy per sample ``E = P_array duration + (n_amp P_amp + n_dac P_dac) T + dim E_conv``:
+  RRAM array ``P_array = sum_rows <V_row^2> sum_cols (G+ + G-)`` while the loop runs,
+  amplifiers (TIA, activation, integrators) and DAC channels for the whole sample,
+  one ADC conversion per output.
+
+The software baseline is timed on this machine (batched numpy Euler sampler) and
+its energy is ``P_cpu x time``, with ``P_cpu`` an assumption printed with the table.
+Needs numpy only; :func:`model_comparison` additionally imports the numpy
+diffusion code of :mod:`protocols.diffusion` to map and time a shipped model.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    """Figures the estimate rests on; SI units; each with its source in ``sources``.
+
+    t_reset: integrator reset before each sample (s). t_convert: one ADC conversion (s).
+    amp_power: one amplifier's supply power (W). dac_power: one DAC channel (W).
+    adc_energy: one ADC conversion (J). cpu_power: power drawn by the CPU running the
+    software baseline (W).
+    """
+
+    t_reset: float = 10e-6
+    t_convert: float = 1e-6
+    amp_power: float = 5.2e-3 * 5.0
+    dac_power: float = 0.7e-3 * 3.0 / 8
+    adc_energy: float = 3.6e-3 / 1e6
+    cpu_power: float = 15.0
+    sources: dict[str, str] = field(default_factory=lambda: {
+        "t_reset": "assumption: analog switch discharging the integrator capacitor, 10 time constants of ~1 us",
+        "t_convert": "AD7476 12-bit SAR ADC, 1 MSPS (Analog Devices datasheet)",
+        "amp_power": "OPA350 rail-to-rail op amp, 5.2 mA typical quiescent current at 5 V (TI SBOS099)",
+        "dac_power": "AD5328 octal 12-bit DAC, 0.7 mA at 3 V for 8 channels (Analog Devices datasheet)",
+        "adc_energy": "AD7476: 3.6 mW at 1 MSPS with a 3 V supply (Analog Devices datasheet)",
+        "cpu_power": "assumption: one busy core of a desktop/laptop CPU package, ~15 W",
+    })
+
+    def __post_init__(self) -> None:
+        for name in ("t_reset", "t_convert", "amp_power", "dac_power", "adc_energy", "cpu_power"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"Assumptions.{name} must be a finite number >= 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class LayerLoad:
+    """One analog layer's electrical load: conductances (rows, outputs) S of both cells of
+    every pair, and the mean squared voltage (V^2) on each row while the loop runs."""
+
+    g_pos: np.ndarray
+    g_neg: np.ndarray
+    row_v2: np.ndarray
+
+    def power(self) -> float:
+        """Mean power (W) dissipated in the layer's cells: sum_rows <V^2> sum_cols (G+ + G-)."""
+        g = np.asarray(self.g_pos, float) + np.asarray(self.g_neg, float)
+        v2 = np.asarray(self.row_v2, float)
+        if g.ndim != 2 or v2.shape != (g.shape[0],):
+            raise ValueError(f"row_v2 must have one value per row ({g.shape[0]}), got shape {v2.shape}")
+        if np.any(g < 0) or np.any(v2 < 0):
+            raise ValueError("conductances and mean squared voltages must be >= 0")
+        return float(v2 @ g.sum(axis=1))
+
+
+@dataclass(frozen=True)
+class AnalogEstimate:
+    """Time (s) and energy (J) per sample of the analog sampler, term by term."""
+
+    time_per_sample: float
+    energy_per_sample: float
+    time_terms: dict[str, float]
+    energy_terms: dict[str, float]
+    counts: dict[str, int]
+    duration: float
+    array_power: float
+
+
+def analog_estimate(layers: Sequence[LayerLoad], *, duration: float, dim: int, dac_channels: int,
+                    assumptions: Assumptions | None = None) -> AnalogEstimate:
+    """Time and energy per sample of the closed-loop analog sampler.
+
+    layers: the mapped layers' loads; duration: closed-loop run per sample (s, > 0);
+    dim: integrators = ADC conversions per sample (>= 1); dac_channels: DAC channels
+    driving the loop (time and condition embedding, gains, bias, initial conditions; >= 0).
+    Amplifiers: a TIA and an activation amplifier per layer output, one per integrator.
+    """
+    a = assumptions or Assumptions()
+    if not (np.isfinite(duration) and duration > 0):
+        raise ValueError(f"duration must be a positive time in s, got {duration!r}")
+    if dim < 1 or dac_channels < 0:
+        raise ValueError(f"dim must be >= 1 and dac_channels >= 0, got {dim}, {dac_channels}")
+    outputs = sum(int(np.shape(layer.g_pos)[1]) for layer in layers)
+    counts = {"tia": outputs, "activation": outputs, "integrator": int(dim), "dac": int(dac_channels),
+              "adc_conversions": int(dim)}
+    n_amp = counts["tia"] + counts["activation"] + counts["integrator"]
+    time_terms = {"reset": a.t_reset, "run": float(duration), "readout": dim * a.t_convert}
+    t = sum(time_terms.values())
+    p_array = sum(layer.power() for layer in layers)
+    energy_terms = {
+        "rram_array": p_array * duration,
+        "amplifiers": n_amp * a.amp_power * t,
+        "dacs": dac_channels * a.dac_power * t,
+        "adc": dim * a.adc_energy,
+    }
+    return AnalogEstimate(t, sum(energy_terms.values()), time_terms, energy_terms, counts, float(duration), p_array)
+
+
+@dataclass(frozen=True)
+class SoftwareBaseline:
+    """Measured wall time per sample (s) of the software sampler on this machine."""
+
+    time_per_sample: float
+    samples: int
+    steps: int
+    repeats: int
+
+
+def measure_software(run_batch: Callable[[int], object], samples: int, steps: int,
+                     repeats: int = 3) -> SoftwareBaseline:
+    """Time ``run_batch(samples)`` (best of ``repeats`` runs, after one warm-up) per sample.
+
+    run_batch: draws ``samples`` samples with ``steps`` solver steps each; samples,
+    repeats >= 1. The best run is the machine's capability, not its background load.
+    """
+    if samples < 1 or repeats < 1:
+        raise ValueError(f"samples and repeats must be >= 1, got {samples}, {repeats}")
+    run_batch(min(samples, 16))
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run_batch(samples)
+        best = min(best, time.perf_counter() - start)
+    return SoftwareBaseline(best / samples, samples, steps, repeats)
+
+
+def summary(analog: AnalogEstimate, software: SoftwareBaseline, assumptions: Assumptions | None = None) -> str:
+    """Side-by-side table of time and energy per sample, with every assumption and its source."""
+    a = assumptions or Assumptions()
+    e_soft = a.cpu_power * software.time_per_sample
+    lines = [
+        f"{'per sample':<28}{'analog (estimated)':>20}{'software (measured)':>22}{'ratio':>10}",
+        f"{'time':<28}{_si(analog.time_per_sample, 's'):>20}{_si(software.time_per_sample, 's'):>22}"
+        f"{software.time_per_sample / analog.time_per_sample:>9.3g}x",
+        f"{'energy':<28}{_si(analog.energy_per_sample, 'J'):>20}{_si(e_soft, 'J'):>22}"
+        f"{e_soft / analog.energy_per_sample:>9.3g}x",
+        "",
+        "analog time terms: " + ", ".join(f"{k} {_si(v, 's')}" for k, v in analog.time_terms.items()),
+        "analog energy terms: " + ", ".join(f"{k} {_si(v, 'J')}" for k, v in analog.energy_terms.items()),
+        f"analog counts: {', '.join(f'{k} {v}' for k, v in analog.counts.items())}; "
+        f"RRAM array power {_si(analog.array_power, 'W')}",
+        f"software: best of {software.repeats} batches of {software.samples} samples, {software.steps} Euler "
+        f"steps each, numpy on this machine; energy = cpu_power x time",
+        "assumptions:",
+    ]
+    values = asdict(a)
+    for name, source in a.sources.items():
+        lines.append(f"  {name} = {values[name]:.4g}  ({source})")
+    return "\n".join(lines)
+
+
+def _si(value: float, unit: str) -> str:
+    for factor, prefix in ((1.0, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p")):
+        if abs(value) >= factor or factor == 1e-12:
+            return f"{value / factor:.4g} {prefix}{unit}"
+    return f"{value:.4g} {unit}"
+
+
+def model_comparison(name: str = "ring", samples: int = 1000, repeats: int = 3,
+                     assumptions: Assumptions | None = None) -> tuple[AnalogEstimate, SoftwareBaseline]:
+    """Map the shipped model ``name`` and compare: analog estimate vs measured software baseline.
+
+    Row voltages are taken along software probability-flow trajectories of the mapped
+    network (mean over 200 trajectories and 41 time slices); the loop runs the default
+    board's fine steps (``protocols.diffusion.analog``).
+    """
+    from protocols.diffusion.analog import DT_STEP, N_STEPS
+    from protocols.diffusion.mapping import map_score_net
+    from protocols.diffusion.samplers import sample_probability_flow
+    from protocols.diffusion.weights import load_shipped
+
+    model = load_shipped(name)
+    mapped = map_score_net(model)
+    net = model.net
+    rng = np.random.default_rng(0)
+
+    def labels(n: int) -> np.ndarray | None:
+        return np.arange(n) % net.n_classes if net.conditional else None
+
+    res = sample_probability_flow(net, model.sampling_sde, rng.standard_normal((200, net.dim)), 200,
+                                  model.sampling.t_end, cond=labels(200),
+                                  snapshot_times=np.linspace(1.0, model.sampling.t_end, 41))
+    x = np.concatenate(list(res.snapshots))
+    h = [np.concatenate(parts) for parts in zip(*(net.hidden_activations(s, t, labels(200)) for s, t in
+                                                 zip(res.snapshots, res.times, strict=True)), strict=True)]
+    inputs = (x * mapped.x_scale, h[0] * mapped.h_scale, h[1] * mapped.h_scale)
+    loads = []
+    for pair, v in zip(mapped.pairs, inputs, strict=True):
+        v2 = np.concatenate([np.mean(v ** 2, axis=0), np.full(pair.n_bias, mapped.v_bias ** 2)])
+        loads.append(LayerLoad(pair.g_pos, pair.g_neg, v2))
+    dac = net.hidden * (2 if net.conditional else 1) + 3 + 1 + net.dim  # embeddings, a b c, v_bias, x0
+    analog = analog_estimate(loads, duration=N_STEPS * DT_STEP, dim=net.dim, dac_channels=dac,
+                             assumptions=assumptions)
+    steps = model.sampling.n_steps
+
+    def batch(n: int) -> object:
+        x0 = np.random.default_rng(1).standard_normal((n, net.dim))
+        return sample_probability_flow(net, model.sampling_sde, x0, steps, model.sampling.t_end, cond=labels(n))
+
+    return analog, measure_software(batch, samples, steps, repeats)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Analog vs software time and energy per sample.")
+    parser.add_argument("--model", default="ring", help="shipped model (ring, ring-plain, digits)")
+    parser.add_argument("--samples", type=int, default=1000, help="software batch size")
+    args = parser.parse_args()
+    est, soft = model_comparison(args.model, args.samples)
+    print(summary(est, soft))

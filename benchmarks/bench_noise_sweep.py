@@ -1,0 +1,50 @@
+"""noise-sweep 3x3 (x 2 models): a 2-worker local Dask cluster vs the same points in process.
+
+Both paths run :func:`protocols.sweep_tasks.run_point` on the same 18 points (read
+noise 0.5/1/2 x write noise 0.5/1/2 x noise-trained and plain ring models). The
+cluster time includes starting and closing the LocalCluster, as a user of
+``rrambench run noise-sweep`` pays it; the time without it is printed too. Each
+worker maps the models once (cached per process), as the serial run does.
+
+Run: ``python benchmarks/bench_noise_sweep.py [--samples N] [--workers W]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from protocols.noise_sweep import run_grid
+from protocols.sweep_tasks import SweepPoint
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=200, help="samples per experiment")
+    parser.add_argument("--workers", type=int, default=2, help="local cluster worker processes")
+    args = parser.parse_args()
+    levels = (0.5, 1.0, 2.0)
+    points = [SweepPoint(m, r, w, args.samples, 1500, 60.0, 0)
+              for m in ("ring", "ring-plain") for r in levels for w in levels]
+    first: list[float] = []
+
+    def on_result(index: int, result: dict) -> None:
+        if not first:
+            first.append(time.perf_counter())
+
+    start = time.perf_counter()
+    run_grid(points, lambda i, r: None, scheduler="serial")
+    serial = time.perf_counter() - start
+
+    start = time.perf_counter()
+    run_grid(points, on_result, scheduler="local", workers=args.workers)
+    cluster = time.perf_counter() - start
+    startup = first[0] - start  # cluster start + first point (includes the workers' model mapping)
+    print(f"{len(points)} experiments x {args.samples} samples")
+    print(f"serial (in process):          {serial:7.2f} s")
+    print(f"local cluster, {args.workers} workers:     {cluster:7.2f} s  (first result after {startup:.2f} s)")
+    print(f"speed-up:                     {serial / cluster:7.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""Run browser: the run files of the data folder, a summary and figures of the one opened.
+
+Works on every file ``analysis.open_run`` reads: completed, aborted, failed,
+killed (reported "interrupted") and still running (SWMR reader).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt5.QtCore import Qt
+from PyQt5.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSplitter,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from analysis.runfile import Run, RunFileError, open_run
+from protocols.progress import format_duration
+
+log = logging.getLogger("rrambench.gui.browser")
+
+DATA = "/entry/data/"
+SCOPE = "/entry/instrument/scope/"
+US = 1e6  # uS per S
+STATUS_COLOURS = {"completed": "#080", "aborted": "#b60", "failed": "#c00", "interrupted": "#c00", "running": "#06c"}
+
+
+class RunBrowser(QWidget):
+    """Lists ``*.h5`` in ``folder`` (newest first); a click opens one."""
+
+    def __init__(self, folder: str | Path, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.folder_edit = QLineEdit(str(folder))
+        browse = QPushButton("...")
+        browse.setMaximumWidth(30)
+        browse.clicked.connect(self._browse)
+        refresh = QPushButton("Refresh")
+        refresh.clicked.connect(self.refresh)
+        self.files = QListWidget()
+        self.files.itemClicked.connect(lambda item: self.open_file(item.data(Qt.UserRole)))
+        self.summary = QTextBrowser()
+        self.figures = pg.GraphicsLayoutWidget()
+        self.main_plot = self.figures.addPlot(row=0, col=0)
+        self.second_plot = self.figures.addPlot(row=1, col=0)
+        self.run: Run | None = None
+
+        top = QHBoxLayout()
+        top.addWidget(self.folder_edit, 1)
+        top.addWidget(browse)
+        top.addWidget(refresh)
+        right = QSplitter(Qt.Vertical)
+        right.addWidget(self.summary)
+        right.addWidget(self.figures)
+        split = QSplitter(Qt.Horizontal)
+        split.addWidget(self.files)
+        split.addWidget(right)
+        split.setSizes([200, 500])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(top)
+        layout.addWidget(split, 1)
+        self.refresh()
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.folder_edit.text().strip() or ".")
+
+    def set_folder(self, folder: str | Path) -> None:
+        self.folder_edit.setText(str(folder))
+        self.refresh()
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Data folder", str(self.folder))
+        if folder:
+            self.set_folder(folder)
+
+    def refresh(self) -> None:
+        """List the folder's run files, newest first."""
+        self.files.clear()
+        if not self.folder.is_dir():
+            return
+        for path in sorted(self.folder.glob("*.h5"), key=lambda p: p.stat().st_mtime, reverse=True):
+            item = QListWidgetItem(path.name)
+            item.setData(Qt.UserRole, str(path))
+            self.files.addItem(item)
+
+    def open_file(self, path: str | Path) -> Run | None:
+        """Show the summary and figures of one run file (an error text if it is unreadable)."""
+        try:
+            run = open_run(path)
+        except RunFileError as exc:
+            self.run = None
+            self.summary.setHtml(f"<p style='color:#c00'>{html.escape(str(exc))}</p>")
+            self.main_plot.clear()
+            self.second_plot.clear()
+            return None
+        self.run = run
+        self.summary.setHtml(summary_html(run))
+        try:
+            self._draw(run)
+        except (RunFileError, OSError, KeyError, ValueError) as exc:
+            log.warning("figures of %s: %s", run.path.name, exc)
+        return run
+
+    def _draw(self, run: Run) -> None:
+        self.main_plot.clear()
+        self.second_plot.clear()
+        streams = {p[len(DATA):]: d for p, d in run.datasets.items() if p.startswith(DATA)}
+        signal = str(run.attrs("/entry/data").get("signal", "")) if streams else ""
+        if signal in streams:
+            self._figure(self.main_plot, run, signal)
+        others = [n for n in ("rms_error", "error") if n in streams and n != signal]
+        traces = [p for p in run.datasets if p.startswith(SCOPE)]
+        if others:
+            self._figure(self.second_plot, run, others[0])
+        elif traces and run.datasets[traces[0]].shape[0]:
+            name = traces[0][len(SCOPE):]
+            volts, t = run.trace_volts(name), run.trace_time(name)
+            self.second_plot.plot(t, volts.reshape(-1, volts.shape[-1])[-1], pen="y")
+            self.second_plot.setTitle(f"scope {name} (last acquisition)")
+            self.second_plot.setLabel("bottom", "time", units="s")
+            self.second_plot.setLabel("left", "voltage", units="V")
+
+    @staticmethod
+    def _figure(plot: pg.PlotItem, run: Run, name: str) -> None:
+        info = run.datasets[DATA + name]
+        if not info.shape or info.shape[0] == 0:
+            plot.setTitle(f"{name}: no rows recorded")
+            return
+        data = np.asarray(run.read(name), dtype=float)
+        scale, units = (US, "uS") if info.units == "S" else (1.0, info.units)
+        if data.ndim == 3:  # maps: the last one
+            image = pg.ImageItem(data[-1] * scale, axisOrder="row-major")
+            plot.addItem(image)
+            plot.invertY(True)
+            plot.setAspectLocked(True)
+            plot.setTitle(f"{name}, last of {data.shape[0]} ({units}, {np.nanmin(data[-1]) * scale:.3g}"
+                          f" .. {np.nanmax(data[-1]) * scale:.3g})")
+        elif data.ndim == 2 and data.shape[1] == 2:
+            plot.plot(data[:, 0], data[:, 1], pen=None, symbol="o", symbolSize=3, symbolPen=None)
+            plot.setTitle(f"{name}: {data.shape[0]} points")
+        elif data.ndim == 2:
+            counts, edges = np.histogram(data[-1][np.isfinite(data[-1])] * scale, bins=64)
+            plot.plot(edges, counts, stepMode="center", fillLevel=0, brush=(80, 140, 255, 150))
+            plot.setTitle(f"{name}: histogram of the last row ({data.shape[1]} values)")
+            plot.setLabel("bottom", name, units=units)
+        else:
+            plot.plot(np.arange(data.size), data.ravel() * scale, pen="c")
+            plot.setTitle(name)
+            plot.setLabel("left", name, units=units)
+
+
+def summary_html(run: Run) -> str:
+    """Status, steps, times, error, parameters and datasets of a run, as HTML."""
+    colour = STATUS_COLOURS.get(run.status, "#000")
+    elapsed = sum(e.end - e.start for e in run.journal)
+    rows = [
+        ("file", run.path.name),
+        ("protocol", run.protocol),
+        ("status", f"<b style='color:{colour}'>{run.status}</b>"),
+        ("steps", f"{run.steps_completed} of {run.steps_total} completed"),
+        ("started", run.started),
+        ("ended", run.ended or "-"),
+        ("step time", format_duration(elapsed)),
+        ("bench", "simulated" if run.simulated else "hardware"),
+        ("seed", str(run.seed)),
+    ]
+    if run.error:
+        rows.append(("error", f"<span style='color:#c00'>{html.escape(run.error)}</span>"))
+    text = "<table>" + "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows) + "</table>"
+    text += "<h4>Parameters</h4><table>" + "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in run.parameters.items())
+    text += "</table><h4>Datasets</h4><table>" + "".join(
+        f"<tr><td>{html.escape(p)}</td><td>{d.shape}</td><td>{d.units or ''}</td></tr>"
+        for p, d in sorted(run.datasets.items()))
+    return text + "</table>"

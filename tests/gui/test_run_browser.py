@@ -1,0 +1,93 @@
+"""The run browser opens completed runs and runs whose writer was killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyqtgraph as pg
+import pytest
+
+from analysis import open_run
+from gui.run_browser import RunBrowser
+
+SLOW = ["--set", "macros=0,1,2,3", "--set", "repeats=1000", "--seed", "11"]
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "protocols.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+def _killed_run(out: Path, cwd: Path) -> Path:
+    """Start a slow read-array, SIGKILL it once a step is journalled; the file it leaves."""
+    proc = subprocess.Popen([sys.executable, "-m", "protocols.cli", "run", "read-array", *SLOW, "--out", str(out)],
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            files = list(out.glob("*.h5"))
+            if files:
+                try:
+                    if open_run(files[0]).steps_completed >= 1:
+                        os.kill(proc.pid, signal.SIGKILL)
+                        return files[0]
+                except (OSError, ValueError, KeyError):
+                    pass  # file still being created
+            if proc.poll() is not None:
+                pytest.fail(f"run ended before it could be killed: {proc.stderr.read()}")
+            time.sleep(0.01)
+        pytest.fail("run did not journal a step in time")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def run_files(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("runs")
+    killed = _killed_run(folder, folder)  # first, while it is the only file in the folder
+    done = _cli("run", "read-array", "--set", "macros=2", "--set", "repeats=2", "--seed", "5", "--out",
+                str(folder), cwd=folder)
+    assert done.returncode == 0, done.stderr
+    return {"completed": Path(done.stdout.strip().splitlines()[-1]), "killed": killed}
+
+
+def _items(plot: pg.PlotItem) -> list:
+    return plot.listDataItems() + [i for i in plot.items if isinstance(i, pg.ImageItem)]
+
+
+def test_browser_lists_the_folder_and_opens_a_completed_run_with_its_map(qtbot, run_files):
+    browser = RunBrowser(run_files["completed"].parent)
+    qtbot.addWidget(browser)
+    names = {browser.files.item(i).text() for i in range(browser.files.count())}
+    assert {p.name for p in run_files.values()} <= names
+    run = browser.open_file(run_files["completed"])
+    assert run.status == "completed"
+    text = browser.summary.toPlainText()
+    assert "completed" in text and "1 of 1 completed" in text and "/entry/data/conductance" in text
+    image = [i for i in browser.main_plot.items if isinstance(i, pg.ImageItem)]
+    assert image and image[0].image.shape == (32, 32), "the last conductance map is drawn"
+
+
+def test_browser_opens_a_killed_run_as_interrupted_with_what_it_recorded(qtbot, run_files):
+    browser = RunBrowser(run_files["killed"].parent)
+    qtbot.addWidget(browser)
+    run = browser.open_file(run_files["killed"])
+    assert run is not None and run.status == "interrupted"
+    text = browser.summary.toPlainText()
+    assert "interrupted" in text and f"of {run.steps_total} completed" in text
+    assert _items(browser.main_plot), "the rows recorded before the kill are drawn"
+
+
+def test_browser_reports_a_file_that_is_not_a_run(qtbot, tmp_path):
+    bad = tmp_path / "junk.h5"
+    bad.write_bytes(b"not hdf5")
+    browser = RunBrowser(tmp_path)
+    qtbot.addWidget(browser)
+    assert browser.open_file(bad) is None
+    assert "not a readable HDF5" in browser.summary.toPlainText()
