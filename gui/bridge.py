@@ -14,6 +14,9 @@ log = logging.getLogger("rrambench.gui")
 FRAME_INTERVAL = 0.033  # s, how often the queue is drained (about 30 frames per second)
 
 
+CLOSING_EVENTS = ("run_done", "disconnected")
+
+
 class QueueBridge(QObject):
     """Emits one signal per item drained from ``queue``; widgets connect to these only."""
 
@@ -36,8 +39,12 @@ class QueueBridge(QObject):
         """Drain the queue now and emit what it held (also called by tests)."""
         batch = self.queue.drain()
         self.dropped += batch.dropped
+        # Data of a batch was produced before the run that made it ended: announce the
+        # end after the data, everything else before it.
+        closing = [(k, p) for k, p in batch.events if k in CLOSING_EVENTS]
         for kind, payload in batch.events:
-            self.notice.emit(kind, payload)
+            if kind not in CLOSING_EVENTS:
+                self.notice.emit(kind, payload)
         for key, value in batch.latest.items():
             if key == "progress":
                 self.progress.emit(value)
@@ -47,6 +54,8 @@ class QueueBridge(QObject):
                 self.data.emit(key[0], key[1], value)
         for (kind, name), rows in batch.series.items():
             self.data.emit(kind, name, np.asarray(rows))
+        for kind, payload in closing:
+            self.notice.emit(kind, payload)
         if batch:
             self.frame.emit()
         return batch

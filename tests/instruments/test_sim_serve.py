@@ -34,7 +34,7 @@ def test_serve_prints_resources_listens_on_loopback_only_and_saves_state_on_sigt
         assert resources["smu"].startswith("TCPIP0::127.0.0.1::") and resources["smu"].endswith("::SOCKET")
         assert resources["controller"].startswith("socket://127.0.0.1:")
         listening = [c.laddr for c in psutil.Process(proc.pid).net_connections() if c.status == "LISTEN"]
-        assert len(listening) == 3 and all(addr.ip == "127.0.0.1" for addr in listening)
+        assert len(listening) == 4 and all(addr.ip == "127.0.0.1" for addr in listening)
 
         rm = pyvisa.ResourceManager("@py")
         smu = rm.open_resource(resources["smu"], read_termination="\n", write_termination="\n", timeout=5000)
