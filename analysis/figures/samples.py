@@ -36,7 +36,9 @@ def time_slices(times: np.ndarray, snapshots: np.ndarray, unit: str = "", slices
         if reference is not None and i == pick[-1]:
             ax.plot(*_thin(np.asarray(reference)).T, ".", ms=1, color="0.7", label="reference")
         ax.plot(*_thin(snapshots[i]).T, ".", ms=3, alpha=0.7, color="tab:blue")
-        ax.set(title=f"t = {t[i] * k:.3g} {shown}".rstrip(), xlabel=label("x1", state_unit), aspect="equal")
+        # Round-off of the time axis (1e-16 ms for zero) is not information: snap it to 0.
+        shown_t = 0.0 if abs(t[i]) <= 1e-9 * max(float(np.max(np.abs(t))), 1e-300) else t[i] * k
+        ax.set(title=f"t = {shown_t:.3g} {shown}".rstrip(), xlabel=label("x1", state_unit), aspect="equal")
         ax.locator_params(nbins=4)
     axes[0].set(ylabel=label("x2", state_unit))
     title(fig, f"Sampling trajectories in time slices ({snapshots.shape[1] if len(t) else 0} stored)", run_label)
@@ -44,8 +46,12 @@ def time_slices(times: np.ndarray, snapshots: np.ndarray, unit: str = "", slices
 
 
 def scatter(samples: np.ndarray, conditions: np.ndarray | None = None, classes: Sequence[str] = (),
-            reference: np.ndarray | None = None, unit: str = "", run_label: str = "") -> Figure:
-    """Final samples (N, 2), coloured by condition when given, over a reference set (M, 2)."""
+            reference: np.ndarray | None = None, unit: str = "", run_label: str = "",
+            group: str = "class") -> Figure:
+    """Final samples (N, 2), coloured by condition when given, over a reference set (M, 2).
+
+    ``group`` names what ``conditions`` distinguish in the legend ("class"; "" for plain names
+    such as analog vs software)."""
     fig, (ax,) = new_figure((5.2, 5.0))
     s = np.asarray(samples, float)
     if reference is not None:
@@ -58,7 +64,7 @@ def scatter(samples: np.ndarray, conditions: np.ndarray | None = None, classes: 
         c = np.asarray(conditions)
         for k, col in zip(np.unique(c), colors(len(np.unique(c)), "tab10"), strict=True):
             name = classes[k] if k < len(classes) else str(k)
-            ax.plot(*_thin(s[c == k]).T, ".", ms=2, alpha=0.6, color=col, label=f"class {name}")
+            ax.plot(*_thin(s[c == k]).T, ".", ms=2, alpha=0.6, color=col, label=f"{group} {name}".strip())
     if ax.get_legend_handles_labels()[0]:
         ax.legend(frameon=False, markerscale=4)
     ax.set(xlabel=label("x1", unit), ylabel=label("x2", unit), title=f"{len(s)} samples", aspect="equal")

@@ -32,7 +32,8 @@ def draw_figures(program_path: Path, sample_path: Path, out: Path) -> list[Path]
     with context():
         final, software = run.read("final"), run.read("software")
         fig = sf.scatter(np.vstack([final, software]), np.repeat([0, 1], [len(final), len(software)]),
-                         classes=("analog", "software"), reference=reference, run_label=run.path.name)
+                         classes=("analog (RRAM loop)", "software baseline"), reference=reference,
+                         run_label=run.path.name, group="")
         written.append(save(fig, out / "samples.png"))
         streams = {s.name: s for s in load_traces(run)}
         if "integrator_0" in streams:
