@@ -83,6 +83,9 @@ def result_streams(n: int, prefix: str = "") -> list[Spec]:
         Stream(f"{prefix}stuck", units="", shape=(n,), dtype="i1", long_name="1: declared stuck"),
         Stream(f"{prefix}iterations", units="", dtype="i4", long_name="write-verify iterations (batched exchanges)"),
         Stream(f"{prefix}round_trips", units="", dtype="i4", long_name="board round trips counted by the driver"),
+        # One row per pulse batch, written while the step runs: live convergence for viewers.
+        Stream(f"{prefix}rms_error", units="S", dtype="f8",
+               long_name="RMS |G - target| over non-stuck cells after each pulse batch"),
     ]
 
 
@@ -97,9 +100,15 @@ def program(proto: Protocol, p: WriteVerifyParams, macro: np.ndarray, row: np.nd
     bench = proto.bench
     n = np.asarray(target).size
 
+    recorded = 0  # entries of error_per_iteration already in the run file
+
     def progress(iteration: int, partial: WriteVerifyResult) -> None:
+        nonlocal recorded
         done = partial.converged | partial.stuck | (partial.pulses >= p.max_pulses)
         proto.progress(float(done.mean()) if n else 1.0)
+        for error in partial.error_per_iteration[recorded:]:
+            proto.record(f"{prefix}rms_error", error)
+        recorded = len(partial.error_per_iteration)
 
     trips = bench.board.round_trips
     result = write_verify(bench.board, macro, row, col, target, wv_config(p), now=bench.clock.now,

@@ -45,7 +45,6 @@ class WriteVerify(Protocol):
             Constant("cell_col", units="", data=self.col, long_name="column of each cell"),
             *result_streams(n),
             Stream("stuck_cells", units="", shape=(3,), dtype="i2", long_name="(macro, row, col) of stuck cells"),
-            Stream("rms_error", units="S", long_name="RMS |G - target| after each pulse batch"),
             PulseHistory(),
         ]
 
@@ -70,6 +69,5 @@ class WriteVerify(Protocol):
     def program(self) -> None:
         """Write-verify every selected cell at once; list the stuck cells."""
         result = program(self, self.p, self.macro, self.row, self.col, self.target)
-        self.record_rows("rms_error", np.asarray(result.error_per_iteration))
         stuck = np.flatnonzero(result.stuck)
         self.record_rows("stuck_cells", np.stack([self.macro[stuck], self.row[stuck], self.col[stuck]], axis=1))
