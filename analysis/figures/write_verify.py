@@ -45,10 +45,17 @@ def write_verify(k: np.ndarray | None, abs_error: np.ndarray | None, pulses_per_
     e = np.asarray(error, float)
     e = e[np.isfinite(e)]
     if e.size:
-        hist.hist(e * ku, bins=int(np.clip(e.size // 4, 10, 60)), color="tab:orange")
+        # A few stuck cells sit tens of uS away; one bin range over them hides the distribution
+        # of every other cell. Histogram the central part and count what lies outside.
+        span = max(4 * (tolerance or 0.0), float(np.percentile(np.abs(e), 99)))
+        inside = np.abs(e) <= span
+        hist.hist(e[inside] * ku, bins=int(np.clip(inside.sum() // 4, 10, 60)), color="tab:orange")
         if tolerance:
             for s in (-1, 1):
                 hist.axvline(s * tolerance * ku, color="tab:red", lw=0.8)
+        if (~inside).any():
+            hist.text(0.02, 0.95, f"{int((~inside).sum())} cell(s) beyond +-{span * ku:.2g} {unit} "
+                      "not shown (stuck or failed)", transform=hist.transAxes, va="top", fontsize=8)
     else:
         no_data(hist)
     hist.set(xlabel=label("programmed - target", unit), ylabel="cells", title="final error distribution")
