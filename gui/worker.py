@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from instruments.bench import Bench
 from instruments.config import BenchConfig
 from instruments.errors import BenchError
 from protocols.base import Protocol
-from protocols.engine import TERMINAL, RunEngine
+from protocols.engine import TERMINAL, RunEngine, new_run_path
 from protocols.progress import ProgressEvent
 
 log = logging.getLogger("rrambench.gui.worker")
@@ -67,31 +66,19 @@ class RunDone:
     outputs_safe: bool | None  # world.outputs_safe() on the simulated bench, None on hardware
 
 
-def new_run_path(folder: Path, protocol: str) -> Path:
-    """``folder/<UTC timestamp>-<protocol>.h5``, with a numeric suffix if that name is taken."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = folder / f"{stamp}-{protocol}.h5"
-    n = 1
-    while path.exists():
-        n += 1
-        path = folder / f"{stamp}-{protocol}-{n}.h5"
-    return path
+class LiveTap:
+    """Hands every row a run records to the GUI's live queue (``RunEngine.subscribe_data``).
 
-
-class TappedEngine(RunEngine):
-    """A run engine that also hands every recorded row to the GUI's live queue.
-
-    The rows still go to the run file first; the tap only copies them. Scalars
-    become series points, vectors and maps latest values, scope codes volts.
+    The rows go to the run file first; the tap only copies them. Scalars become
+    series points, vectors and maps latest values, scope codes volts.
     """
 
-    def __init__(self, *args: Any, queue: LiveQueue, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, queue: LiveQueue, protocol: Protocol) -> None:
         self._queue = queue
+        self.protocol = protocol
         self._last_map: np.ndarray | None = None
 
-    def _record(self, writer, index: int, kind: str, name: str | None, *args: Any) -> None:
-        RunEngine._record(writer, index, kind, name, *args)
+    def __call__(self, kind: str, name: str | None, *args: Any) -> None:
         try:
             self._tap(kind, name, *args)
         except Exception:  # the live view is a copy: a row it cannot show must never fail the run
@@ -144,7 +131,7 @@ class BenchWorker:
         self.queue = queue
         self.data_dir = Path(data_dir)
         self.bench: Bench | None = None
-        self.engine: TappedEngine | None = None
+        self.engine: RunEngine | None = None
         self.info: BenchInfo | None = None
         self._jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-io")
         self._engine_lock = threading.Lock()
@@ -191,7 +178,7 @@ class BenchWorker:
         """Read one cell (S) into a ``cell_read`` event."""
         return self.submit("read cell", self._read_cell, macro, row, col)
 
-    def start_run(self, protocol: Protocol, *, seed: int | None = None) -> TappedEngine:
+    def start_run(self, protocol: Protocol, *, seed: int | None = None) -> RunEngine:
         """Queue ``protocol`` on the bench; returns its engine (state idle until the worker starts it)."""
         if self.bench is None:
             raise RuntimeError("connect to a bench before running a protocol")
@@ -200,7 +187,8 @@ class BenchWorker:
         run_seed = secrets.randbits(63) if seed is None else int(seed)
         config = self.bench.config
         header = {"config_path": config.source, "world_seed": config.seed if config.simulated else None}
-        engine = TappedEngine(protocol, self.bench, path, seed=run_seed, header=header, queue=self.queue)
+        engine = RunEngine(protocol, self.bench, path, seed=run_seed, header=header)
+        engine.subscribe_data(LiveTap(self.queue, protocol))
         engine.subscribe(self._progress)
         with self._engine_lock:
             self.engine = engine
@@ -286,7 +274,7 @@ class BenchWorker:
         self.queue.event("cell_read", (macro, row, col, g))
         return g
 
-    def _run(self, engine: TappedEngine) -> str:
+    def _run(self, engine: RunEngine) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.queue.event("run_started", (engine.path, engine.protocol.name))
         started = time.monotonic()

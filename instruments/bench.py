@@ -1,7 +1,9 @@
-"""The bench: the three instruments opened from one configuration file.
+"""The bench: the instruments opened from one configuration file.
 
 ``Bench.from_config()`` opens the SMU, the scope and the controller board from
-resource strings. With ``backend = "sim"`` it first starts an embedded simulated
+resource strings, and the seed's sampling board (``bench.legacy_board``) where there
+is one: always on the simulated bench, on hardware when ``[resources].legacy_board``
+is set (``None`` otherwise). With ``backend = "sim"`` it first starts an embedded simulated
 world behind loopback servers and then connects through pyvisa (pyvisa-py) and
 pyserial exactly as it would to hardware, so nothing above the transports can tell
 the two apart (except ``bench.simulated``, which the run file records).
@@ -17,9 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from instruments.config import BenchConfig, load_config, load_device_file
+from instruments.config import LEGACY_TIMEOUT, BenchConfig, load_config, load_device_file
 from instruments.controller import MacroController
 from instruments.errors import BenchError
+from instruments.legacy_board import BAUD, LegacyBoard
 from instruments.limits import Limits
 from instruments.scope import InfiniiVision3000X
 from instruments.serial_link import SerialLink
@@ -42,7 +45,8 @@ class WallClock:
 
 
 class Bench:
-    """SMU, scope and controller board, their safety envelope and the bench clock."""
+    """SMU, scope, controller board (and the seed's board, or None), their safety envelope
+    and the bench clock."""
 
     def __init__(
         self,
@@ -55,8 +59,10 @@ class Bench:
         world: Any = None,
         sim: Any = None,
         transports: tuple = (),
+        legacy_board: LegacyBoard | None = None,
     ) -> None:
         self.smu, self.scope, self.board = smu, scope, board
+        self.legacy_board = legacy_board  # the seed's sampling board, None when the bench has none
         self.config = config
         self.clock = clock
         self.world = world  # SimWorld on the simulated bench, None on hardware
@@ -116,15 +122,22 @@ class Bench:
             opened.append(scope_io)
             link = SerialLink.open(resources["controller"], name="controller", timeout=config.timeouts["controller"])
             opened.append(link)
+            legacy_link = None
+            if resources.get("legacy_board"):
+                legacy_link = SerialLink.open(resources["legacy_board"], name="legacy_board", baudrate=BAUD,
+                                              timeout=config.timeouts.get("legacy_board", LEGACY_TIMEOUT))
+                opened.append(legacy_link)
         except BaseException:
             for io in opened:
                 io.close()
             raise
         limits = config.limits
+        scope = InfiniiVision3000X(scope_io, limits)
         return cls(
             smu=Keithley2450(smu_io, limits),
-            scope=InfiniiVision3000X(scope_io, limits),
+            scope=scope,
             board=MacroController(link, limits),
+            legacy_board=LegacyBoard(legacy_link, clock, scope=scope) if legacy_link is not None else None,
             config=config,
             clock=clock,
             world=world,
@@ -146,16 +159,20 @@ class Bench:
         return self._sim.resources if self._sim is not None else dict(self.config.resources)
 
     def identities(self) -> dict[str, str]:
-        """``*IDN?``-style identity of each instrument."""
+        """``*IDN?``-style identity of each instrument that can identify itself (the seed's
+        board cannot: it never replies; :meth:`snapshot` records its resource instead)."""
         return {"smu": self.smu.identify(), "scope": self.scope.identify(), "controller": self.board.identify()}
 
     def snapshot(self) -> dict[str, Any]:
-        """Settings to record in a run file: config, resources, identities."""
+        """Settings to record in a run file: config, resources, identities, the sampling
+        board chosen and the seed board's resource ("" when the bench has none)."""
         return {
             "config": self.config.as_dict(),
             "resources": self.resources,
             "identities": self.identities(),
             "simulated": self.simulated,
+            "sampler_board": self.config.sampler_board,
+            "legacy_board": self.resources.get("legacy_board", "") if self.legacy_board is not None else "",
         }
 
     # -- safety -------------------------------------------------------------------------
@@ -163,10 +180,14 @@ class Bench:
         """Put every instrument in its safe state; attempt all, return the failures.
 
         The board goes first: it carries the array, so its DACs and pulse generator
-        are zeroed even when the SMU link is broken.
+        are zeroed even when the SMU link is broken; the seed's board (noise off,
+        offsets 0 V) next.
         """
         failures = []
-        for name, inst in (("controller", self.board), ("smu", self.smu), ("scope", self.scope)):
+        instruments = [("controller", self.board), ("smu", self.smu), ("scope", self.scope)]
+        if self.legacy_board is not None:
+            instruments.insert(1, ("legacy_board", self.legacy_board))
+        for name, inst in instruments:
             try:
                 inst.safe_state()
             except (BenchError, OSError) as exc:

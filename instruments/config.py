@@ -28,9 +28,12 @@ except ModuleNotFoundError:  # Python 3.10
 
 BACKENDS = ("sim", "hardware")
 ROLES = ("smu", "scope", "controller")
-SECTIONS = {"backend", "sim", "resources", "timeouts", "limits"}
+OPTIONAL_ROLES = ("legacy_board",)  # instruments a hardware bench may have, never needs
+SAMPLER_BOARDS = ("controller", "legacy")  # which board runs `sample`: ours or the seed's
+SECTIONS = {"backend", "sim", "resources", "timeouts", "limits", "sampler"}
 SIM_KEYS = {"seed": int, "state": str, "formed": bool, "device": str}
 DEFAULT_TIMEOUTS = {"smu": 5.0, "scope": 10.0, "controller": 2.0}  # s
+LEGACY_TIMEOUT = 2.0  # s, write timeout of the seed board's link unless [timeouts].legacy_board
 
 
 @dataclass
@@ -43,6 +46,7 @@ class BenchConfig:
     formed: bool = True  # simulated cells start formed
     device: Path | None = None  # calibrated device file ([device] table of DeviceParams), docs/calibration.md
     resources: dict[str, str] = field(default_factory=dict)
+    sampler_board: str = "controller"  # board that runs `sample`: "controller" (ours) or "legacy" (the seed's)
     timeouts: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))  # s
     limits: Limits = field(default_factory=Limits)
     source: str = "<defaults>"  # where it was read from
@@ -59,6 +63,7 @@ class BenchConfig:
             "sim": {"seed": self.seed, "state": str(self.state or ""), "formed": self.formed,
                     "device": str(self.device or "")},
             "resources": dict(self.resources),
+            "sampler": {"board": self.sampler_board},
             "timeouts": dict(self.timeouts),
             "limits": self.limits.as_dict(),
             "source": self.source,
@@ -99,18 +104,23 @@ def parse_config(table: dict[str, Any], *, source: str = "<table>") -> BenchConf
             raise ConfigError(f"{where}: [sim].{key} must be {kind.__name__}, got {value!r}")
     resources = _section(table, "resources", where)
     for key, value in resources.items():
-        if key not in ROLES:
-            raise ConfigError(f"{where}: unknown instrument [resources].{key}; known: {', '.join(ROLES)}")
+        if key not in ROLES + OPTIONAL_ROLES:
+            raise ConfigError(f"{where}: unknown instrument [resources].{key}; "
+                              f"known: {', '.join(ROLES + OPTIONAL_ROLES)}")
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{where}: [resources].{key} must be a resource string")
     if backend == "hardware":
         missing = [role for role in ROLES if role not in resources]
         if missing:
             raise ConfigError(f"{where}: backend 'hardware' needs [resources].{', '.join(missing)}")
+    sampler_board = _sampler_board(_section(table, "sampler", where), where)
+    if sampler_board == "legacy" and backend == "hardware" and "legacy_board" not in resources:
+        raise ConfigError(f"{where}: [sampler].board 'legacy' on hardware needs [resources].legacy_board")
     timeouts = dict(DEFAULT_TIMEOUTS)
     for key, value in _section(table, "timeouts", where).items():
-        if key not in ROLES:
-            raise ConfigError(f"{where}: unknown instrument [timeouts].{key}; known: {', '.join(ROLES)}")
+        if key not in ROLES + OPTIONAL_ROLES:
+            raise ConfigError(f"{where}: unknown instrument [timeouts].{key}; "
+                              f"known: {', '.join(ROLES + OPTIONAL_ROLES)}")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             raise ConfigError(f"{where}: [timeouts].{key} must be a positive number of seconds")
         timeouts[key] = float(value)
@@ -131,6 +141,7 @@ def parse_config(table: dict[str, Any], *, source: str = "<table>") -> BenchConf
         formed=bool(sim.get("formed", True)),
         device=Path(device) if device else None,
         resources=dict(resources),
+        sampler_board=sampler_board,
         timeouts=timeouts,
         limits=limits,
         source=source,
@@ -160,6 +171,17 @@ def load_device_file(path: str | Path) -> DeviceParams:
         return DeviceParams.from_json(json.dumps(device))
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"device file {path}: {exc}") from None
+
+
+def _sampler_board(sampler: dict[str, Any], where: str) -> str:
+    """The ``[sampler].board`` choice, checked; "controller" when absent."""
+    unknown = sorted(set(sampler) - {"board"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown key [sampler].{unknown[0]}; known: board")
+    board = sampler.get("board", "controller")
+    if board not in SAMPLER_BOARDS:
+        raise ConfigError(f"{where}: [sampler].board must be one of {', '.join(SAMPLER_BOARDS)}, got {board!r}")
+    return board
 
 
 def _section(table: dict[str, Any], name: str, where: str) -> dict[str, Any]:

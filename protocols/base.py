@@ -196,7 +196,11 @@ class Protocol:
 
 
 # -- registry ------------------------------------------------------------------------------
-_INFRASTRUCTURE = {"base", "engine", "runfile", "journal", "h5io", "appender", "params", "datasets", "progress", "cli"}
+#: Modules directly under ``protocols/`` that define no protocol: the registry never imports them.
+_INFRASTRUCTURE = frozenset({
+    "base", "engine", "runfile", "journal", "h5io", "appender", "params", "datasets", "progress", "cli",
+    "errors", "demo", "cells", "patterns", "programming", "sweep_tasks", "write_verify_algorithm",
+})
 
 
 def registry() -> dict[str, type[Protocol]]:

@@ -11,6 +11,8 @@ object can be added). Steps then append rows through ``Protocol.record*``.
   per acquisition, with the scope preamble as attributes
   (``/entry/instrument/scope/<name>``).
 * :class:`PulseHistory`: the per-pulse table of write-verify (``/entry/pulses``).
+* :class:`Link`: a second path (an HDF5 soft link, as NeXus uses them) to one of
+  the objects above, e.g. ``/entry/samples/final`` -> ``/entry/data/final``.
 """
 
 from __future__ import annotations
@@ -134,7 +136,27 @@ class PulseHistory:
         return PULSES
 
 
-Spec = Stream | Constant | Traces | PulseHistory
+@dataclass(frozen=True)
+class Link:
+    """``path`` resolves to the declared object at ``target`` (an HDF5 soft link).
+
+    Both are absolute paths under ``/entry``; ``target`` must be the path of a
+    declared stream, constant, trace stream or the pulse table. Nothing is copied:
+    reading ``path`` reads ``target``, units and all, rows included as they grow.
+    """
+
+    path: str
+    target: str
+
+    def __post_init__(self) -> None:
+        for what, value in (("path", self.path), ("target", self.target)):
+            if not value.startswith("/entry/") or value.endswith("/") or "//" in value:
+                raise ValueError(f"Link.{what} must be an absolute path under /entry/, got {value!r}")
+        if self.path == self.target:
+            raise ValueError(f"Link.path and Link.target are both {self.path!r}")
+
+
+Spec = Stream | Constant | Traces | PulseHistory | Link
 
 
 def check_specs(specs: Sequence[Spec]) -> None:
@@ -146,6 +168,7 @@ def check_specs(specs: Sequence[Spec]) -> None:
     if sum(isinstance(s, PulseHistory) for s in specs) > 1:
         raise ValueError("PulseHistory declared twice")
     data_names = {s.name for s in specs if isinstance(s, (Stream, Constant))}
+    _check_links(specs)
     for s in specs:
         if isinstance(s, Stream) and s.axes is not None:
             if len(s.axes) != 1 + len(s.shape):
@@ -153,3 +176,16 @@ def check_specs(specs: Sequence[Spec]) -> None:
             missing = [a for a in s.axes if a != "." and a not in data_names]
             if missing:
                 raise ValueError(f"{s.name}: axes name undeclared dataset(s) {', '.join(missing)}")
+
+
+def _check_links(specs: Sequence[Spec]) -> None:
+    """Each link names a declared object and takes a path no object or other link holds."""
+    objects = {s.path for s in specs if not isinstance(s, Link)}
+    links = [s.path for s in specs if isinstance(s, Link)]
+    for link in (s for s in specs if isinstance(s, Link)):
+        if link.target not in objects:
+            raise ValueError(f"link {link.path}: target {link.target!r} names no declared dataset")
+        taken = [o for o in objects if o == link.path or o.startswith(link.path + "/")
+                 or link.path.startswith(o + "/")]
+        if taken or links.count(link.path) > 1:
+            raise ValueError(f"link {link.path}: path already used by {taken[0] if taken else 'another link'}")

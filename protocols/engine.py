@@ -121,6 +121,20 @@ def step_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, index]))
 
 
+def new_run_path(folder: Path, protocol: str) -> Path:
+    """``folder/<UTC timestamp>-<protocol>.h5``, with a numeric suffix if that name is taken.
+
+    The folder need not exist yet (the caller creates it before the run starts).
+    """
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = folder / f"{stamp}-{protocol}.h5"
+    n = 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stamp}-{protocol}-{n}.h5"
+    return path
+
+
 def checkpoint_path(run_path: Path, steps_done: int) -> Path:
     """Sidecar holding the simulated world after ``steps_done`` steps."""
     return run_path.with_name(f"{run_path.name}.state-{steps_done}.npz")
@@ -145,6 +159,7 @@ class RunEngine:
         self._state = RunState.IDLE
         self._cond = threading.Condition()
         self._subscribers: list[Callable[[ProgressEvent], None]] = []
+        self._data_subscribers: list[Callable[..., None]] = []
         self._steps: list[Step] = []
         self._eta: EtaEstimator | None = None
         self._current = (0, "")
@@ -176,6 +191,17 @@ class RunEngine:
     def subscribe(self, callback: Callable[[ProgressEvent], None]) -> None:
         """Receive progress events (on the run's thread)."""
         self._subscribers.append(callback)
+
+    def subscribe_data(self, callback: Callable[..., None]) -> None:
+        """Receive every record once it is written: ``callback(kind, name, *args)``.
+
+        Called on the run's thread right after the writer took the rows, with what
+        the step recorded: ``("row", name, row)``, ``("rows", name, rows)``,
+        ``("trace", name, codes, preamble)`` or ``("pulses", None, columns)``. A
+        subscriber only copies data: one that raises is logged and dropped, and the
+        run goes on.
+        """
+        self._data_subscribers.append(callback)
 
     def wait_for(self, states: set[RunState], timeout: float | None = None) -> bool:
         """Block until the engine is in one of ``states`` (True) or the timeout passes."""
@@ -221,6 +247,9 @@ class RunEngine:
 
     def _open_writer(self) -> RunWriter:
         if self.resume_run:
+            # datasets() is also where a protocol prepares its per-run state (the cells it
+            # selected, its placement); a resumed run needs that state, not the declarations.
+            self.protocol.datasets()
             writer = RunWriter.reopen(self.path)
             if writer.journal.completed > len(self._steps):
                 writer.close()
@@ -249,7 +278,7 @@ class RunEngine:
         ctx = StepContext(
             index=index,
             rng=step_rng(self.seed, index),
-            record=lambda kind, name, *args: self._record(writer, index, kind, name, *args),
+            record=lambda kind, name, *args: self._record_and_notify(writer, index, kind, name, *args),
             check=self._boundary,
             progress=self._emit,
         )
@@ -271,6 +300,15 @@ class RunEngine:
         checkpoint_path(self.path, index).unlink(missing_ok=True)
         self._current = (index + 1, step.name)
         self._emit(0.0)
+
+    def _record_and_notify(self, writer: RunWriter, index: int, kind: str, name: str | None, *args: Any) -> None:
+        self._record(writer, index, kind, name, *args)
+        for callback in list(self._data_subscribers):
+            try:
+                callback(kind, name, *args)
+            except Exception:  # a subscriber copies data; it must not fail the run that wrote it
+                log.exception("data subscriber %r failed on %s %s; it is dropped", callback, kind, name)
+                self._data_subscribers.remove(callback)
 
     @staticmethod
     def _record(writer: RunWriter, index: int, kind: str, name: str | None, *args: Any) -> None:

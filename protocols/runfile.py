@@ -32,6 +32,7 @@ from protocols.datasets import (
     PULSES,
     SCOPE,
     Constant,
+    Link,
     PulseHistory,
     Spec,
     Stream,
@@ -256,7 +257,7 @@ class RunWriter:
 
 
 def _is_growing(spec: Spec) -> bool:
-    return not isinstance(spec, Constant)
+    return isinstance(spec, (Stream, Traces, PulseHistory))
 
 
 def _stream_path(spec: Spec) -> str:
@@ -325,6 +326,18 @@ def _create_data(h5: h5py.File, specs: Sequence[Spec], signal: str | None) -> No
             _create_traces(h5, spec)
         elif isinstance(spec, PulseHistory):
             _create_pulses(h5, spec)
+    for spec in specs:
+        if isinstance(spec, Link):
+            _create_link(h5, spec)
+
+
+def _create_link(h5: h5py.File, spec: Link) -> None:
+    """A soft link; groups on its way that do not exist yet become NXcollections."""
+    parent, name = spec.path.rsplit("/", 1)
+    if parent not in h5:
+        group = h5.require_group(parent)
+        group.attrs["NX_class"] = "NXcollection"
+    h5[parent][name] = h5py.SoftLink(spec.target)
 
 
 def _create_traces(h5: h5py.File, spec: Traces) -> None:

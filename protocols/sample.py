@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 
 from protocols.base import Step, param
-from protocols.datasets import Constant, Spec, Stream, Traces
+from protocols.datasets import DATA, SCOPE, Constant, Link, Spec, Stream, Traces
 from protocols.diffusion.analog import board_load, board_sample, initial_noise
 from protocols.diffusion.bench_programming import program_and_record
+from protocols.diffusion.legacy_sampling import BOARDS, H_SCALE, SAMPLE_TIME, LegacySampling
 from protocols.diffusion.loop_streams import LoopStreams, loop_streams
-from protocols.diffusion.mapping import MappedNetwork
+from protocols.diffusion.mapping import MappedNetwork, MappingConfig, map_score_net
 from protocols.diffusion.samplers import sample_probability_flow, sample_reverse_sde
 from protocols.diffusion.scoring import SampleScoring
 from protocols.program_model import ProgramModel
@@ -37,11 +38,12 @@ SCOPE_TIMEOUT = 30.0       # s, wall time to wait for the scope's trigger
 BATCH_TIME = 2.0           # s, typical duration of one batch (estimate only)
 
 
-class Sample(ProgramModel, SampleScoring):
+class Sample(ProgramModel, SampleScoring, LegacySampling):
     """Closed-loop diffusion sampling on the programmed network, with the software baseline."""
 
     name = "sample"
     signal = "final"
+    wave_points, scope_channels = WAVE_POINTS, CHANNELS
 
     @dataclass
     class Params(ProgramModel.Params):
@@ -56,6 +58,17 @@ class Sample(ProgramModel, SampleScoring):
         placement_run: str = param("", help="program-model run file whose placement to use when program=false")
         waveforms: int = param(20, limits=(0, 1000), help="samples of the first batch whose traces are stored")
         decoder_seed: int = param(0, limits=(0, 2**31 - 1), help="seed of the simulated RRAM decoder (digits)")
+        board: str = param("", choices=("", *BOARDS), help="board running the loop: controller (ours) or legacy "
+                           "(the seed's, one sample per 5 s; docs/legacy-board.md); empty: the bench config's")
+
+    @cached_property
+    def mapped(self) -> MappedNetwork:
+        """The mapping; through the seed's board, at the hidden scale its firmware embeds with."""
+        if self.sampler_board != "legacy":
+            return ProgramModel.mapped.func(self)
+        cfg = MappingConfig(g_min=self.p.g_min, g_max=self.p.g_max, fill=self.p.fill, v_bias=self.p.v_bias,
+                            x_scale=self.p.x_scale, first_macro=self.p.first_macro, h_scale=H_SCALE)
+        return map_score_net(self.model, cfg)
 
     @cached_property
     def model(self) -> Any:
@@ -78,6 +91,7 @@ class Sample(ProgramModel, SampleScoring):
     def datasets(self) -> Sequence[Spec]:
         if self.p.program and self.p.placement_run:
             raise ValueError("placement_run applies only with program=false")
+        legacy = self.legacy_specs()   # the board choice; the seed board's limits are checked here
         specs: list[Spec] = list(super().datasets()) if self.p.program else []
         if not self.p.program:   # a bad placement_run is refused here, before the run starts
             self._placed = self._placement_from_run() if self.p.placement_run else self.mapped
@@ -85,8 +99,10 @@ class Sample(ProgramModel, SampleScoring):
             Stream("final", units="", shape=(2,), long_name="analog samples at the end of the loop, data units"),
             Stream("software", units="", shape=(2,), long_name="software baseline from the same initial noise"),
             Stream("initial", units="", shape=(2,), long_name="initial noise, data units"),
-            Constant("duration", units="s", data=np.array(self.streams_for(None).duration),
+            Constant("duration", units="s", data=np.array(
+                SAMPLE_TIME if self.sampler_board == "legacy" else self.streams_for(None).duration),
                      long_name="physical duration of one closed-loop sample"),
+            *legacy,
         ]
         if self.conditional:
             specs.append(Stream("condition", units="", dtype="i2", long_name="class index of each sample"))
@@ -94,7 +110,15 @@ class Sample(ProgramModel, SampleScoring):
         if waves:
             specs += [Traces(name, points=WAVE_POINTS, dtype="u2", channel=f"CHAN{ch}")
                       for name, ch in CHANNELS.items()]
-        return specs + self.metric_specs()
+        return specs + self.metric_specs() + self.sample_links(waves > 0)
+
+    def sample_links(self, waveforms: bool) -> list[Link]:
+        """The layout of the sample task (/entry/samples, /entry/waveforms) as links to the data."""
+        names = ["final", "software"] + (["condition"] if self.conditional else [])
+        links = [Link(f"/entry/samples/{n}", f"{DATA}/{n}") for n in names]
+        if waveforms:
+            links += [Link(f"/entry/waveforms/{n}", f"{SCOPE}/{n}") for n in CHANNELS]
+        return links
 
     # -- plan ---------------------------------------------------------------------------
     def plan(self) -> Iterator[Step]:
@@ -144,6 +168,9 @@ class Sample(ProgramModel, SampleScoring):
         """One closed-loop run of n samples, its waveforms, and the software baseline."""
         board, scope = self.bench.board, self.bench.scope
         rng = self.rng
+        if self.sampler_board == "legacy":   # the board draws the initial noise: read on the scope
+            x0, final = self.run_legacy_batch(index, n, min(self.p.waveforms, n) if index == 0 else 0)
+            return self._finish_batch(x0, final, cond, n, rng)
         x0 = initial_noise(rng, n, self.model.net.dim, limit=self.mapped.config.v_dac / self.mapped.x_scale)
         streams = self.streams_for(cond)
         board_load(board, self.placed)
@@ -154,6 +181,11 @@ class Sample(ProgramModel, SampleScoring):
         self.check()
         if waves:
             self._store_waveforms(scope, waves)
+        self._finish_batch(x0, final, cond, n, rng)
+
+    def _finish_batch(self, x0: np.ndarray, final: np.ndarray, cond: int | None, n: int,
+                      rng: np.random.Generator) -> None:
+        """The software baseline from the same initial noise; records and collects the batch."""
         software = self.software_baseline(x0, cond, rng)
         self.record_rows("initial", x0)
         self.record_rows("final", final)

@@ -357,10 +357,16 @@ class InfiniiVisionEmulator(ScpiInstrument):
 
     # -- transfer -------------------------------------------------------------------------------------
     def _transfer_grid(self) -> tuple[int, int]:
-        """(decimation step, points) of the next transfer."""
+        """(decimation step, points) of the next transfer.
+
+        Like the instrument, a transfer never holds more points than requested: the
+        record is decimated by the smallest step that fits, and ``points`` counts
+        exactly the samples ``record[::step]`` sends (the preamble and the data agree).
+        """
         available = NORMAL_POINTS if self.s.points_mode == "NORMal" else RECORD
-        step = RECORD // available * max(1, available // max(1, min(self.s.points, available)))
-        return step, RECORD // step
+        wanted = min(self.s.points, available)
+        step = RECORD // available * -(-available // wanted)
+        return step, -(-RECORD // step)
 
     def _selected(self) -> tuple[_Capture, np.ndarray, int]:
         cap, ch = self.capture, self.s.wav_source

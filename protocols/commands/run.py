@@ -11,7 +11,6 @@ import argparse
 import logging
 import secrets
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 log = logging.getLogger("rrambench.run")
@@ -194,15 +193,10 @@ def _remove_empty(folders: list[Path]) -> None:
 
 
 def _new_run_path(out: Path, protocol: str) -> Path:
-    """``out/<UTC timestamp>-<protocol>.h5``; a numeric suffix if that name is taken."""
+    """A new run file in ``out`` (:func:`protocols.engine.new_run_path`); ``out`` must be a folder."""
     from protocols.cli import UsageError
+    from protocols.engine import new_run_path
 
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: not a folder")
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = out / f"{stamp}-{protocol}.h5"
-    n = 1
-    while path.exists():
-        n += 1
-        path = out / f"{stamp}-{protocol}-{n}.h5"
-    return path
+    return new_run_path(out, protocol)

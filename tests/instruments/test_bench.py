@@ -73,3 +73,18 @@ def test_an_unreachable_hardware_resource_is_a_link_error():
     })
     with pytest.raises(LinkError):
         Bench.from_config(config)
+
+
+def test_the_simulated_bench_opens_the_seed_board_and_puts_it_in_its_safe_state():
+    """bench.legacy_board is opened on the simulated bench, recorded in the snapshot (it
+    cannot identify itself), and safe_state sends its noise-off and zero-offset commands."""
+    with Bench.from_config(seed=1) as bench:
+        assert bench.legacy_board is not None
+        snap = bench.snapshot()
+        assert snap["sampler_board"] == "controller"
+        assert snap["legacy_board"] == bench.resources["legacy_board"].strip()
+        assert "legacy_board" not in snap["identities"]
+        emulator = bench._sim.legacy_board
+        assert bench.safe_state() == []
+        assert emulator.received[-2:] == [b"O5050", b"In00"]
+        assert emulator.noise is False and emulator.offsets == (0.0, 0.0)

@@ -51,3 +51,30 @@ def test_limits_and_sim_values_are_taken_from_the_file():
     assert config.seed == 7 and not config.formed
     assert config.limits.set_voltage == 1.5
     assert config.as_dict()["limits"]["set_voltage"] == 1.5
+
+
+def test_the_sampling_board_defaults_to_ours_and_the_seed_board_is_optional():
+    """[sampler].board picks the board `sample` runs on; [resources].legacy_board is optional."""
+    assert load_config().sampler_board == "controller"
+    config = parse_config({"sampler": {"board": "legacy"}, "resources": {"legacy_board": "/dev/ttyACM0"}})
+    assert config.sampler_board == "legacy" and config.resources["legacy_board"] == "/dev/ttyACM0"
+    assert config.as_dict()["sampler"] == {"board": "legacy"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[sampler]\nboard = 'seed'", "[sampler].board must be one of controller, legacy"),
+        ("[sampler]\nbord = 'legacy'", "unknown key [sampler].bord"),
+        ("[resources]\nlegacy = 'x'", "unknown instrument [resources].legacy"),
+        ("[resources]\nlegacy_board = ''", "must be a resource string"),
+        ("backend = 'hardware'\n[resources]\nsmu = 'a'\nscope = 'b'\ncontroller = 'c'\n[sampler]\nboard = 'legacy'",
+         "needs [resources].legacy_board"),
+    ],
+)
+def test_bad_sampler_choices_give_one_clear_config_error(tmp_path, text, message):
+    path = tmp_path / "bench.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")) as info:
+        load_config(path)
+    assert "\n" not in str(info.value)

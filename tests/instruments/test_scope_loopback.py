@@ -5,6 +5,7 @@ import threading
 
 import numpy as np
 import pytest
+from pyvisa import constants
 
 from instruments.errors import InstrumentTimeout
 from instruments.limits import Limits
@@ -113,3 +114,15 @@ def test_digitize_identify_run_stop_and_safe_state(bench):
     scope.single()
     with pytest.raises(InstrumentTimeout):
         scope.wait_triggered(timeout=0.05)
+
+
+def test_socket_transport_disables_nagle_so_a_query_after_a_write_is_not_held():
+    """Each fetch writes its settings and then queries the preamble. With Nagle on the
+    client, that query waited for the scope's delayed ACK (~40 ms per fetch, ~14 s of
+    the demo); the transport must open raw sockets with TCP_NODELAY."""
+    emulator = InfiniiVisionEmulator(SimWorld(seed=0, n_macros=1, rows=4, cols=4))
+    with LoopbackServer(emulator.handle, name="scope") as server, \
+            VisaTransport.open(server.resource, name="scope") as io:
+        assert io.resource.get_visa_attribute(constants.VI_ATTR_TCPIP_NODELAY) == constants.VI_TRUE
+        io.write(":WAV:SOUR CHAN1")
+        assert io.query(":WAV:SOUR?") == "CHAN1"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+from datetime import datetime, timezone
+
 import numpy as np
 import pytest
-from engine_helpers import Gated, finish, new_engine, settle, start, wait
+from engine_helpers import Everything, Gated, finish, new_engine, settle, start, wait
 
 from analysis import open_run
-from protocols.engine import TRANSITIONS, InvalidTransition, RunState, step_rng
+from protocols.engine import TRANSITIONS, InvalidTransition, RunState, new_run_path, step_rng
 
 S = RunState
 
@@ -175,3 +178,38 @@ def test_progress_events_count_steps_and_end_at_one(tmp_path):
     assert fractions == sorted(fractions), "progress never goes backwards"
     assert events[-1].fraction == 1.0 and events[-1].state == "completed"
     assert [e.name for e in events if e.fraction == 0.0][0] == "step 0"
+
+
+def test_data_subscribers_see_each_record_with_what_was_written_on_the_run_thread(tmp_path):
+    """subscribe_data: every record, in order, with what the step passed and the file holds,
+    on the run's thread; a subscriber that raises is dropped without failing the run."""
+    engine = new_engine(tmp_path, Everything.from_values({"steps": 2}))
+    seen, threads = [], set()
+
+    def tap(kind, name, *args):
+        threads.add(threading.current_thread())
+        seen.append((kind, name, args))
+
+    engine.subscribe_data(lambda *a: 1 / 0)
+    engine.subscribe_data(tap)
+    thread = start(engine)
+    thread.join(10)
+    assert engine.state == RunState.COMPLETED, engine.error
+    assert [(k, n) for k, n, _ in seen] == 2 * [("row", "g"), ("row", "t"), ("trace", "ch1"),
+                                                ("trace", "ch2"), ("pulses", None)]
+    assert threads == {thread}
+    run = open_run(tmp_path / "run.h5")
+    np.testing.assert_array_equal(run.read("g"), [a[0] for k, n, a in seen if n == "g"])
+    assert [a[0] for k, n, a in seen if n == "t"] == run.read("t").tolist() == [0.0, 1.0]
+    assert seen[2][2][1]["y_increment"] == 0.02
+
+
+def test_new_run_path_is_timestamped_and_never_reuses_a_name(tmp_path):
+    """One public run-path function (CLI and GUI): <UTC stamp>-<protocol>.h5, -2, -3 when taken."""
+    first = new_run_path(tmp_path, "read-array")
+    assert first.parent == tmp_path and first.name.endswith("-read-array.h5")
+    stamp = datetime.strptime(first.name[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    assert abs((datetime.now(timezone.utc) - stamp).total_seconds()) < 3600
+    first.touch()
+    second = new_run_path(tmp_path, "read-array")
+    assert second != first and not second.exists()

@@ -12,7 +12,7 @@ import pytest
 from engine_helpers import PREAMBLE, Everything, Gated
 
 from analysis import open_run
-from protocols.datasets import Stream, Traces
+from protocols.datasets import Link, Stream, Traces
 from protocols.engine import RunEngine, RunState
 from protocols.runfile import RunHeader, RunWriter
 
@@ -165,6 +165,10 @@ def test_writer_refuses_to_overwrite_and_checks_row_shapes_and_preambles(tmp_pat
     ([Stream("a", units="V"), Stream("a", units="V")], "declared twice"),
     ([Stream("a", units="V", axes=("t",))], "undeclared"),
     ([Stream("a", units="V", shape=(2,), axes=(".",))], "axes needs 2"),
+    ([Stream("a", units="V"), Link("/entry/alias/a", "/entry/data/b")], "names no declared"),
+    ([Stream("a", units="V"), Stream("b", units="V"), Link("/entry/data/b", "/entry/data/a")], "already used"),
+    ([Stream("a", units="V"), Link("/entry/x/a", "/entry/data/a"), Link("/entry/x/a", "/entry/data/a")],
+     "another link"),
 ])
 def test_bad_dataset_declarations_are_refused_and_leave_no_file(tmp_path, specs, message):
     header = RunHeader(protocol="w", parameters={}, seed=1, started="t", steps_total=1)
@@ -197,3 +201,31 @@ def test_rows_appended_in_any_batch_sizes_arrive_in_order_across_chunk_boundarie
     assert writer.rows() == {"/entry/data/x": n}
     writer.finish("completed", ended="t")
     np.testing.assert_array_equal(open_run(path).read("x"), np.concatenate(expected))
+
+
+def test_declared_links_resolve_to_the_growing_data_and_are_indexed_once(tmp_path):
+    """A Link gives a recorded object a second path (NeXus-style soft link), created before
+    SWMR: rows appended later read through it with the target's units, a live SWMR reader
+    sees them, and the reader's dataset index lists the data once, at its real path."""
+    path = tmp_path / "links.h5"
+    header = RunHeader(protocol="l", parameters={}, seed=1, started="t", steps_total=1)
+    specs = [Stream("final", units="V", shape=(2,)), Traces("ch", points=2, dtype="i1"),
+             Link("/entry/samples/final", "/entry/data/final"),
+             Link("/entry/waveforms/ch", "/entry/instrument/scope/ch")]
+    writer = RunWriter.create(path, header, specs)
+    writer.append("final", np.array([[1.0, 2.0], [3.0, 4.0]]))
+    writer.append_trace("ch", np.array([5, 6], dtype=np.int8), PREAMBLE)
+    writer.flush()
+    with h5py.File(path, "r", swmr=True) as live:
+        assert live["/entry/samples/final"].shape == (2, 2)
+    assert writer.rows() == {"/entry/data/final": 2, "/entry/instrument/scope/ch": 1}
+    writer.finish("completed", ended="t")
+    run = open_run(path)
+    np.testing.assert_array_equal(run.read("/entry/samples/final"), [[1.0, 2.0], [3.0, 4.0]])
+    assert run.attrs("/entry/samples/final")["units"] == "V"
+    assert run.read("/entry/waveforms/ch").tolist() == [[5, 6]]
+    listed = [p for p in run.datasets if not p.startswith("/entry/journal/")]
+    assert sorted(listed) == ["/entry/data/final", "/entry/instrument/scope/ch"]
+    with h5py.File(path, "r") as h5:
+        assert h5["/entry/samples"].attrs["NX_class"] == "NXcollection"
+        assert h5["/entry/samples"].get("final", getlink=True).path == "/entry/data/final"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from analysis import open_run
+from analysis.runfile import RunFileError
 from instruments.bench import Bench
+from protocols.cli import main
 from protocols.engine import RunEngine, RunState
 from protocols.program_model import ProgramModel
 from protocols.sample import Sample
@@ -59,6 +63,27 @@ def test_sampling_uses_the_placement_of_a_program_model_run(bench, tmp_path):
     assert abs(run.read("mean_radius")[-1][0] - 0.7) < 0.05
 
 
+def test_sample_run_has_the_issue_layout_as_links_listed_once(bench, tmp_path, capsys):
+    """Issue 6's layout: /entry/samples/final (N x 2, data units), /entry/samples/software and
+    waveforms under /entry/waveforms/ resolve to the recorded data (soft links, nothing
+    copied); no condition for an unconditional model; `rrambench info` lists each dataset once."""
+    path = tmp_path / "layout.h5"
+    run = _run(bench, path, samples=12, batch=12, waveforms=2, program=False)
+    final = run.read("/entry/samples/final")
+    assert final.shape == (12, 2)
+    np.testing.assert_array_equal(final, run.read("final"))
+    assert run.attrs("/entry/samples/final")["units"] == ""
+    assert "data units" in run.attrs("/entry/samples/final")["long_name"]
+    np.testing.assert_array_equal(run.read("/entry/samples/software"), run.read("software"))
+    assert run.read("/entry/waveforms/integrator_0").shape == (2, 250)
+    with pytest.raises(RunFileError):
+        run.read("/entry/samples/condition")
+    assert main(["info", str(path), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["datasets"]
+    assert "/entry/data/final" in listed and "/entry/instrument/scope/embedding" in listed
+    assert not [p for p in listed if p.startswith(("/entry/samples", "/entry/waveforms"))]
+
+
 def test_a_placement_run_is_refused_with_program_true(bench, tmp_path):
     proto = Sample.from_values({"samples": 10, "placement_run": "x.h5"})
     engine = RunEngine(proto, bench, tmp_path / "bad.h5", seed=1)
@@ -73,6 +98,7 @@ def test_digits_decoded_through_the_rram_decoder_are_classified_as_well_as_the_b
     run = _run(bench, tmp_path / "d.h5", model="digits", samples=150, batch=150, waveforms=0, software_steps=1500)
     cond = run.read("condition")
     assert np.bincount(cond).tolist() == [150, 150, 150]
+    np.testing.assert_array_equal(run.read("/entry/samples/condition"), cond)
     assert run.read("images_rram").shape == run.read("images_baseline").shape == (450, 64)
     accuracy = run.read("accuracy")[-1]
     rram, baseline = accuracy[0], accuracy[2]
