@@ -7,14 +7,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from protocols.base import Protocol, Step, param
+from protocols.base import Step, param
 from protocols.cells import select_cells
 from protocols.datasets import Constant, PulseHistory, Spec, Stream
 from protocols.programming import (
+    ProgrammingProtocol,
     WriteVerifyParams,
     averaged_read,
+    cell_constants,
     check_targets,
-    check_wv_limits,
     estimate,
     program,
     result_streams,
@@ -61,7 +62,7 @@ def adjacent_overlap(g: np.ndarray, level: np.ndarray, centers: np.ndarray | Non
     return out
 
 
-class Multilevel(Protocol):
+class Multilevel(ProgrammingProtocol):
     """Program evenly spaced conductance levels (default 64, 2 to 65 uS), K cells each; read back."""
 
     name = "multilevel"
@@ -77,10 +78,6 @@ class Multilevel(Protocol):
         assign_seed: int = param(0, limits=(0, 2**31 - 1), help="seed of the cell-to-level shuffle")
         readback_reads: int = param(16, limits=(1, 256), help="reads averaged in the final read-back")
 
-    def check_limits(self, limits) -> None:
-        super().check_limits(limits)
-        check_wv_limits(self.p, limits)
-
     def datasets(self) -> Sequence[Spec]:
         info = self.bench.board.info()
         m, r, c = select_cells([self.p.region], info.n_macros, info.rows, info.cols)
@@ -92,10 +89,7 @@ class Multilevel(Protocol):
         return [
             Constant("level_target", units="S", data=self.levels_g, long_name="conductance of each level"),
             Constant("level", units="", data=self.level, long_name="level index of each cell"),
-            Constant("target", units="S", data=self.levels_g[self.level], long_name="target of each cell"),
-            Constant("cell_macro", units="", data=self.macro),
-            Constant("cell_row", units="", data=self.row),
-            Constant("cell_col", units="", data=self.col),
+            *cell_constants(self.macro, self.row, self.col, self.levels_g[self.level]),
             *result_streams(n),
             Stream("readback", units="S", shape=(n,), dtype="f4", long_name="averaged read-back after programming"),
             PulseHistory(),

@@ -7,21 +7,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from protocols.base import Protocol, Step, param
+from protocols.base import Step, param
 from protocols.datasets import Constant, PulseHistory, Spec, Stream
 from protocols.patterns import load_pattern, moon_and_star
 from protocols.programming import (
+    ProgrammingProtocol,
     WriteVerifyParams,
     averaged_read,
     check_targets,
-    check_wv_limits,
     estimate,
     program,
     result_streams,
 )
 
 
-class Pattern(Protocol):
+class Pattern(ProgrammingProtocol):
     """Program an image (moon and star, or a PNG/.npy) into a macro as two conductances; read it back."""
 
     name = "pattern"
@@ -34,10 +34,6 @@ class Pattern(Protocol):
         g_on: float = param(50e-6, unit="S", limits=(0.5e-6, 150e-6), help="conductance of 'on' pixels")
         g_off: float = param(5e-6, unit="S", limits=(0.5e-6, 150e-6), help="conductance of 'off' pixels")
         readback_reads: int = param(16, limits=(1, 256), help="reads averaged in the read-back map")
-
-    def check_limits(self, limits) -> None:
-        super().check_limits(limits)
-        check_wv_limits(self.p, limits)
 
     def datasets(self) -> Sequence[Spec]:
         info = self.bench.board.info()

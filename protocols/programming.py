@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from protocols.base import param
-from protocols.datasets import Spec, Stream
+from protocols.base import Protocol, param
+from protocols.datasets import Constant, Spec, Stream
 from protocols.write_verify_algorithm import WriteVerifyConfig, WriteVerifyResult, write_verify
 
 if TYPE_CHECKING:
     from instruments.limits import Limits
-    from protocols.base import Protocol
 
 PULSE_TIME = 1e-3  # s, bench-time estimate of one pulse batch round trip (dry-run ETA)
 G_WINDOW = (0.5e-6, 150e-6)  # S, targets the device window allows
@@ -143,3 +142,25 @@ def averaged_read(board, macro: np.ndarray, row: np.ndarray, col: np.ndarray, re
     k = int(reads)
     g = board.read_batch(np.repeat(macro, k), np.repeat(row, k), np.repeat(col, k), bias, window)
     return np.asarray(g, dtype=float).reshape(-1, k).mean(axis=1)
+
+
+class ProgrammingProtocol(Protocol):
+    """A protocol that places conductances with write-verify (``Params`` extend
+    :class:`WriteVerifyParams`): dry-run checks the algorithm's pulses against the envelope."""
+
+    def check_limits(self, limits: Limits) -> None:
+        super().check_limits(limits)
+        check_wv_limits(self.p, limits)
+
+
+def cell_constants(macro: np.ndarray, row: np.ndarray, col: np.ndarray,
+                   target: np.ndarray | None = None) -> list[Spec]:
+    """The cell list of a run (and each cell's target conductance in S) as constants."""
+    specs: list[Spec] = []
+    if target is not None:
+        specs.append(Constant("target", units="S", data=target, long_name="target conductance of each cell"))
+    return specs + [
+        Constant("cell_macro", units="", data=macro, long_name="macro of each cell"),
+        Constant("cell_row", units="", data=row, long_name="row of each cell"),
+        Constant("cell_col", units="", data=col, long_name="column of each cell"),
+    ]

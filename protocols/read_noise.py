@@ -8,13 +8,21 @@ from functools import partial
 
 import numpy as np
 
-from protocols.base import Protocol, Step, param
+from protocols.base import Step, param
 from protocols.cells import select_cells
-from protocols.datasets import Constant, PulseHistory, Spec, Stream
-from protocols.programming import WriteVerifyParams, check_targets, check_wv_limits, estimate, program, result_streams
+from protocols.datasets import PulseHistory, Spec, Stream
+from protocols.programming import (
+    ProgrammingProtocol,
+    WriteVerifyParams,
+    cell_constants,
+    check_targets,
+    estimate,
+    program,
+    result_streams,
+)
 
 
-class ReadNoise(Protocol):
+class ReadNoise(ProgrammingProtocol):
     """Program cells, then read them ``repeats`` times per integration window and read interval."""
 
     name = "read-noise"
@@ -33,10 +41,6 @@ class ReadNoise(Protocol):
         repeats: int = param(50, limits=(2, 100_000), help="reads per window and interval")
         bias: float = param(0.1, unit="V", limits=(0.01, 0.5), envelope="read_bias", help="read voltage")
 
-    def check_limits(self, limits) -> None:
-        super().check_limits(limits)
-        check_wv_limits(self.p, limits)
-
     def datasets(self) -> Sequence[Spec]:
         info = self.bench.board.info()
         self.macro, self.row, self.col = select_cells(self.p.cells, info.n_macros, info.rows, info.cols)
@@ -44,10 +48,7 @@ class ReadNoise(Protocol):
         self.target = np.resize(np.asarray(self.p.targets, dtype=float), n)
         check_targets("targets", self.target)
         return [
-            Constant("target", units="S", data=self.target, long_name="target of each cell"),
-            Constant("cell_macro", units="", data=self.macro),
-            Constant("cell_row", units="", data=self.row),
-            Constant("cell_col", units="", data=self.col),
+            *cell_constants(self.macro, self.row, self.col, self.target),
             *result_streams(n),
             Stream("conductance", units="S", shape=(n,), dtype="f4", long_name="one read of every cell"),
             Stream("window", units="s", long_name="integration window of the read"),

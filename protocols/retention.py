@@ -8,22 +8,23 @@ from functools import partial
 
 import numpy as np
 
-from protocols.base import Protocol, Step, param
+from protocols.base import Step, param
 from protocols.cells import select_cells
 from protocols.datasets import Constant, PulseHistory, Spec, Stream
 from protocols.multilevel import assign_levels, level_targets
 from protocols.programming import (
+    ProgrammingProtocol,
     WriteVerifyParams,
     averaged_read,
+    cell_constants,
     check_targets,
-    check_wv_limits,
     estimate,
     program,
     result_streams,
 )
 
 
-class Retention(Protocol):
+class Retention(ProgrammingProtocol):
     """Program levels, then read them at log-spaced times up to t_max (bench clock)."""
 
     name = "retention"
@@ -44,10 +45,6 @@ class Retention(Protocol):
         points: int = param(13, limits=(1, 200), help="read times, log-spaced from t_first to t_max")
         readback_reads: int = param(16, limits=(1, 256), help="reads averaged at each read time")
 
-    def check_limits(self, limits) -> None:
-        super().check_limits(limits)
-        check_wv_limits(self.p, limits)
-
     def times(self) -> np.ndarray:
         """Read times after the end of programming (s)."""
         if not self.p.t_first <= self.p.t_max:
@@ -65,10 +62,7 @@ class Retention(Protocol):
         return [
             Constant("level_target", units="S", data=self.levels_g, long_name="conductance of each level"),
             Constant("level", units="", data=self.level, long_name="level index of each cell"),
-            Constant("target", units="S", data=self.levels_g[self.level], long_name="target of each cell"),
-            Constant("cell_macro", units="", data=self.macro),
-            Constant("cell_row", units="", data=self.row),
-            Constant("cell_col", units="", data=self.col),
+            *cell_constants(self.macro, self.row, self.col, self.levels_g[self.level]),
             *result_streams(n),
             Stream("programmed_at", units="s", long_name="bench clock when programming ended"),
             Stream("conductance", units="S", shape=(n,), dtype="f4", axes=("time_after", "."),

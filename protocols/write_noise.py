@@ -8,14 +8,15 @@ from functools import partial
 
 import numpy as np
 
-from protocols.base import Protocol, Step, param
+from protocols.base import Step, param
 from protocols.cells import select_cells
-from protocols.datasets import Constant, PulseHistory, Spec, Stream
+from protocols.datasets import PulseHistory, Spec, Stream
 from protocols.programming import (
+    ProgrammingProtocol,
     WriteVerifyParams,
     averaged_read,
+    cell_constants,
     check_targets,
-    check_wv_limits,
     estimate,
     program,
     result_streams,
@@ -25,7 +26,7 @@ from protocols.write_verify_algorithm import RESET, WriteVerifyConfig
 ERASE_GATE = WriteVerifyConfig.reset_gate  # V, word line fully on for the erase RESETs
 
 
-class WriteNoise(Protocol):
+class WriteNoise(ProgrammingProtocol):
     """Erase and re-program the same targets ``repeats`` times; record each read-back (write noise)."""
 
     name = "write-noise"
@@ -42,10 +43,6 @@ class WriteNoise(Protocol):
         erase_pulses: int = param(3, limits=(0, 100), help="erase pulses per cycle (0: program from where it is)")
         readback_reads: int = param(16, limits=(1, 256), help="reads averaged in each read-back")
 
-    def check_limits(self, limits) -> None:
-        super().check_limits(limits)
-        check_wv_limits(self.p, limits)
-
     def datasets(self) -> Sequence[Spec]:
         info = self.bench.board.info()
         self.macro, self.row, self.col = select_cells(self.p.cells, info.n_macros, info.rows, info.cols)
@@ -53,10 +50,7 @@ class WriteNoise(Protocol):
         self.target = np.resize(np.asarray(self.p.targets, dtype=float), n)
         check_targets("targets", self.target)
         return [
-            Constant("target", units="S", data=self.target, long_name="target of each cell"),
-            Constant("cell_macro", units="", data=self.macro),
-            Constant("cell_row", units="", data=self.row),
-            Constant("cell_col", units="", data=self.col),
+            *cell_constants(self.macro, self.row, self.col, self.target),
             *result_streams(n),
             Stream("readback", units="S", shape=(n,), dtype="f4", long_name="averaged read-back of each cycle"),
             Stream("erased", units="S", shape=(n,), dtype="f4", long_name="read after the erase pulses"),

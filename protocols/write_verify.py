@@ -8,13 +8,21 @@ from pathlib import Path
 
 import numpy as np
 
-from protocols.base import Protocol, Step, param
+from protocols.base import Step, param
 from protocols.cells import select_cells
-from protocols.datasets import Constant, PulseHistory, Spec, Stream
-from protocols.programming import WriteVerifyParams, check_targets, check_wv_limits, estimate, program, result_streams
+from protocols.datasets import PulseHistory, Spec, Stream
+from protocols.programming import (
+    ProgrammingProtocol,
+    WriteVerifyParams,
+    cell_constants,
+    check_targets,
+    estimate,
+    program,
+    result_streams,
+)
 
 
-class WriteVerify(Protocol):
+class WriteVerify(ProgrammingProtocol):
     """Program target conductances into macro regions, array-parallel (one round trip per iteration)."""
 
     name = "write-verify"
@@ -29,20 +37,13 @@ class WriteVerify(Protocol):
         target_seed: int = param(0, limits=(0, 2**31 - 1), help="seed of the random targets")
         target_file: str = param("", help=".npy of targets in S, one per selected cell (row-major) or a map")
 
-    def check_limits(self, limits) -> None:
-        super().check_limits(limits)
-        check_wv_limits(self.p, limits)
-
     def datasets(self) -> Sequence[Spec]:
         info = self.bench.board.info()
         self.macro, self.row, self.col = select_cells(self.p.regions, info.n_macros, info.rows, info.cols)
         self.target = self.targets(self.macro.size)
         n = self.macro.size
         return [
-            Constant("target", units="S", data=self.target, long_name="target conductance"),
-            Constant("cell_macro", units="", data=self.macro, long_name="macro of each cell"),
-            Constant("cell_row", units="", data=self.row, long_name="row of each cell"),
-            Constant("cell_col", units="", data=self.col, long_name="column of each cell"),
+            *cell_constants(self.macro, self.row, self.col, self.target),
             *result_streams(n),
             Stream("stuck_cells", units="", shape=(3,), dtype="i2", long_name="(macro, row, col) of stuck cells"),
             PulseHistory(),
