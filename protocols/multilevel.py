@@ -62,7 +62,31 @@ def adjacent_overlap(g: np.ndarray, level: np.ndarray, centers: np.ndarray | Non
     return out
 
 
-class Multilevel(ProgrammingProtocol):
+class LevelsOnCells(ProgrammingProtocol):
+    """Base of protocols that spread conductance levels over the cells of one region
+    (``Params`` with region, levels, per_level, assign_seed, g_low, g_high)."""
+
+    def select_level_cells(self) -> int:
+        """Choose the cells and each one's level; returns the number of cells used."""
+        info = self.bench.board.info()
+        m, r, c = select_cells([self.p.region], info.n_macros, info.rows, info.cols)
+        self.level = assign_levels(m.size, self.p.levels, self.p.per_level, self.p.assign_seed)
+        n = self.level.size
+        self.macro, self.row, self.col = m[:n], r[:n], c[:n]
+        self.levels_g = level_targets(self.p.levels, self.p.g_low, self.p.g_high)
+        check_targets("g_low/g_high", self.levels_g)
+        return n
+
+    def level_constants(self) -> list[Spec]:
+        """Levels (S), each cell's level index, the cell list and each cell's target (S)."""
+        return [
+            Constant("level_target", units="S", data=self.levels_g, long_name="conductance of each level"),
+            Constant("level", units="", data=self.level, long_name="level index of each cell"),
+            *cell_constants(self.macro, self.row, self.col, self.levels_g[self.level]),
+        ]
+
+
+class Multilevel(LevelsOnCells):
     """Program evenly spaced conductance levels (default 64, 2 to 65 uS), K cells each; read back."""
 
     name = "multilevel"
@@ -79,17 +103,9 @@ class Multilevel(ProgrammingProtocol):
         readback_reads: int = param(16, limits=(1, 256), help="reads averaged in the final read-back")
 
     def datasets(self) -> Sequence[Spec]:
-        info = self.bench.board.info()
-        m, r, c = select_cells([self.p.region], info.n_macros, info.rows, info.cols)
-        self.level = assign_levels(m.size, self.p.levels, self.p.per_level, self.p.assign_seed)
-        n = self.level.size
-        self.macro, self.row, self.col = m[:n], r[:n], c[:n]
-        self.levels_g = level_targets(self.p.levels, self.p.g_low, self.p.g_high)
-        check_targets("g_low/g_high", self.levels_g)
+        n = self.select_level_cells()
         return [
-            Constant("level_target", units="S", data=self.levels_g, long_name="conductance of each level"),
-            Constant("level", units="", data=self.level, long_name="level index of each cell"),
-            *cell_constants(self.macro, self.row, self.col, self.levels_g[self.level]),
+            *self.level_constants(),
             *result_streams(n),
             Stream("readback", units="S", shape=(n,), dtype="f4", long_name="averaged read-back after programming"),
             PulseHistory(),

@@ -9,22 +9,18 @@ from functools import partial
 import numpy as np
 
 from protocols.base import Step, param
-from protocols.cells import select_cells
-from protocols.datasets import Constant, PulseHistory, Spec, Stream
-from protocols.multilevel import assign_levels, level_targets
+from protocols.datasets import PulseHistory, Spec, Stream
+from protocols.multilevel import LevelsOnCells
 from protocols.programming import (
-    ProgrammingProtocol,
     WriteVerifyParams,
     averaged_read,
-    cell_constants,
-    check_targets,
     estimate,
     program,
     result_streams,
 )
 
 
-class Retention(ProgrammingProtocol):
+class Retention(LevelsOnCells):
     """Program levels, then read them at log-spaced times up to t_max (bench clock)."""
 
     name = "retention"
@@ -52,17 +48,9 @@ class Retention(ProgrammingProtocol):
         return np.geomspace(self.p.t_first, self.p.t_max, self.p.points)
 
     def datasets(self) -> Sequence[Spec]:
-        info = self.bench.board.info()
-        m, r, c = select_cells([self.p.region], info.n_macros, info.rows, info.cols)
-        self.level = assign_levels(m.size, self.p.levels, self.p.per_level, self.p.assign_seed)
-        n = self.level.size
-        self.macro, self.row, self.col = m[:n], r[:n], c[:n]
-        self.levels_g = level_targets(self.p.levels, self.p.g_low, self.p.g_high)
-        check_targets("g_low/g_high", self.levels_g)
+        n = self.select_level_cells()
         return [
-            Constant("level_target", units="S", data=self.levels_g, long_name="conductance of each level"),
-            Constant("level", units="", data=self.level, long_name="level index of each cell"),
-            *cell_constants(self.macro, self.row, self.col, self.levels_g[self.level]),
+            *self.level_constants(),
             *result_streams(n),
             Stream("programmed_at", units="s", long_name="bench clock when programming ended"),
             Stream("conductance", units="S", shape=(n,), dtype="f4", axes=("time_after", "."),
