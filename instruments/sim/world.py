@@ -244,7 +244,10 @@ class SimWorld:
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Write the whole physical state to ``path`` (.npz, atomic): conductances, per-cell
-        parameters, relaxation state, clock, RNG state, routing, outputs, faults, loop."""
+        parameters, relaxation state, clock, RNG state, routing, outputs, loop.
+
+        Injected link faults are not saved: they are a test's conditions on the wires, not
+        the bench's state, and a resumed run must not inherit a fault a test switched on."""
         with self.lock:
             arrays = {f"cell.{k}": v for k, v in self.cells.state_dict().items()}
             loop_state = self.loop.state_dict()
@@ -263,7 +266,6 @@ class SimWorld:
                 "format": STATE_FORMAT, "params": self.params.to_json(), "seed": self.seed,
                 "shape": list(self.shape), "clock": self.clock.now(),
                 "rng": self.rng.bit_generator.state, "outputs": self.outputs.as_dict(),
-                "faults": {k: f.as_dict() for k, f in self.faults.items()},
                 "loop_scalars": scalars, "loop_none": nones,
             }
             target = write_state(path, arrays, meta)
@@ -291,8 +293,7 @@ class SimWorld:
         world.cells = CellArray.from_state(world.params, world.shape,
                                            {n: arrays[f"cell.{n}"] for n in names})
         world.outputs = OutputState.from_dict(meta["outputs"])
-        world.faults = default_faults()
-        world.faults.update({k: FaultConfig.from_dict(v) for k, v in meta["faults"].items()})
+        world.faults = default_faults()  # links start healthy (files of older versions kept faults)
         world._listeners = []
         world.loop = AnalogLoop(world)
         loop_state = {k[len("loop."):]: v for k, v in arrays.items() if k.startswith("loop.")}

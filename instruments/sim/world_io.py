@@ -1,7 +1,7 @@
 """Atomic, pickle-free persistence of a simulated world: one ``.npz`` with JSON metadata.
 
 Arrays are stored under their names; the JSON metadata (parameters, clock, RNG
-bit-generator state, routing, outputs, faults) sits in the 0-d string array
+bit-generator state, routing, outputs) sits in the 0-d string array
 ``__meta__``. Writing goes to a temporary file in the target's folder, is
 flushed to disk, then renamed over the target, so a process killed mid-save
 leaves the previous state intact.
