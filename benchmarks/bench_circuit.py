@@ -15,6 +15,7 @@ gain nothing from threads).
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import time
 import tracemalloc
@@ -64,11 +65,12 @@ def software_baseline(weights: list[np.ndarray], embedding: np.ndarray, x0: np.n
     return x
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1,000 trajectories x 200 steps")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
+    args = parser.parse_args(argv)
     n_traj, n_steps = (1000, 200) if args.quick else (10_000, 1000)
 
     world = build_world(n_steps, args.seed)
@@ -101,6 +103,15 @@ def main() -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
     passes = n_traj * n_steps
+    figures = {
+        "trajectories": n_traj, "steps": n_steps, "ode_s": t_ode, "sde_s": t_sde, "numpy_s": t_soft,
+        "ratio_ode": t_ode / t_soft, "ratio_sde": t_sde / t_soft,
+        "peak_traced_analog_MiB": peak_analog / 2**20, "peak_traced_numpy_MiB": peak_soft / 2**20,
+        "peak_rss_MiB": rss, "rms_end_difference_V": float(np.sqrt(np.mean((ode.end - software) ** 2))),
+    }
+    if args.json:
+        print(json.dumps(figures))
+        return figures
     print(f"circuit benchmark: {n_traj} trajectories x {n_steps} steps = {passes:.3g} forward passes, "
           "2->14->14->2 ReLU")
     print(f"  analog loop, ODE, read noise on : {t_ode:7.3f} s  ({passes / t_ode / 1e6:6.2f} M passes/s)")
@@ -112,6 +123,7 @@ def main() -> None:
     print(f"  analog vs software end values (noise on): rms difference "
           f"{np.sqrt(np.mean((ode.end - software) ** 2)) * 1e3:.3f} mV")
 
+    return figures
 
 if __name__ == "__main__":
     main()

@@ -15,6 +15,7 @@ Usage: python benchmarks/bench_gui.py [--seconds S]
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import threading
 import time
@@ -98,23 +99,30 @@ def pipeline(view: ScopeView, data: np.ndarray, seconds: float) -> tuple[float, 
     return drawn[0] / elapsed, produced[0] / elapsed, np.diff(ticks) - TICK
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each measurement (s)")
-    args = parser.parse_args()
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
+    args = parser.parse_args(argv)
     application()
     view = ScopeView()
     view.resize(1200, 500)
     view.show()
     data = waveforms(16, np.random.default_rng(0))
     fps = render_rate(view, data, args.seconds)
-    print(f"render rate, {CHANNELS} channels x {POINTS} points: {fps:.1f} frames/s (target >= 30)")
     drawn, produced, late = pipeline(view, data, args.seconds)
     p50, p95, p99 = (1e3 * np.percentile(late, q) for q in (50, 95, 99))
+    figures = {"render_fps": fps, "pipeline_fps": drawn, "produced_per_s": produced, "lateness_p50_ms": p50,
+               "lateness_p95_ms": p95, "lateness_p99_ms": p99, "lateness_max_ms": 1e3 * float(late.max())}
+    if args.json:
+        print(json.dumps(figures))
+        return figures
+    print(f"render rate, {CHANNELS} channels x {POINTS} points: {fps:.1f} frames/s (target >= 30)")
     print(f"live pipeline: {drawn:.1f} frames/s drawn of {produced:.0f} acquisitions/s produced "
           f"(the rest are replaced before drawing, by design)")
     print(f"event-loop lateness (10 ms timer, {len(late)} ticks): p50 {p50:.1f} ms, p95 {p95:.1f} ms, "
           f"p99 {p99:.1f} ms, max {1e3 * late.max():.1f} ms")
+    return figures
 
 
 if __name__ == "__main__":

@@ -12,17 +12,19 @@ Run: ``python benchmarks/bench_noise_sweep.py [--samples N] [--workers W]``
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 from protocols.noise_sweep import run_grid
 from protocols.sweep_tasks import SweepPoint
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=200, help="samples per experiment")
     parser.add_argument("--workers", type=int, default=2, help="local cluster worker processes")
-    args = parser.parse_args()
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
+    args = parser.parse_args(argv)
     levels = (0.5, 1.0, 2.0)
     points = [SweepPoint(m, r, w, args.samples, 1500, 60.0, 0)
               for m in ("ring", "ring-plain") for r in levels for w in levels]
@@ -40,10 +42,16 @@ def main() -> None:
     run_grid(points, on_result, scheduler="local", workers=args.workers)
     cluster = time.perf_counter() - start
     startup = first[0] - start  # cluster start + first point (includes the workers' model mapping)
+    figures = {"experiments": len(points), "samples": args.samples, "workers": args.workers, "serial_s": serial,
+               "cluster_s": cluster, "first_result_s": startup, "speed_up": serial / cluster}
+    if args.json:
+        print(json.dumps(figures))
+        return figures
     print(f"{len(points)} experiments x {args.samples} samples")
     print(f"serial (in process):          {serial:7.2f} s")
     print(f"local cluster, {args.workers} workers:     {cluster:7.2f} s  (first result after {startup:.2f} s)")
     print(f"speed-up:                     {serial / cluster:7.2f}x")
+    return figures
 
 
 if __name__ == "__main__":

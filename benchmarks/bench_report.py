@@ -73,11 +73,12 @@ def child(*args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--traces", type=int, default=1000)
     parser.add_argument("--points", type=int, default=10_000)
-    args = parser.parse_args()
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "traces.h5"
         t0 = time.perf_counter()
@@ -89,6 +90,16 @@ def main() -> None:
         rep = child("report", str(path), str(Path(tmp) / "report"))
         whole = child("whole", str(path))
     mb = 1e6
+    figures = {
+        "traces": args.traces, "points": args.points, "codes_MB": codes / mb, "volts_MB": volts / mb,
+        "write_s": written, "report_s": rep["wall"], "report_traced_peak_MB": rep["traced_peak"] / mb,
+        "peak_over_volts": rep["traced_peak"] / volts, "whole_traced_peak_MB": whole["traced_peak"] / mb,
+        "report_rss_MB": rep["rss"] / mb, "baseline_rss_MB": base["rss"] / mb,
+        "rss_growth_MB": (rep["rss"] - base["rss"]) / mb, "rss_growth_over_volts": (rep["rss"] - base["rss"]) / volts,
+    }
+    if args.json:
+        print(json.dumps(figures))
+        return figures
     print(f"run file: {args.traces} traces x {args.points} points, int16 codes {codes / mb:.1f} MB "
           f"(float64 volts {volts / mb:.1f} MB), written in {written:.2f} s")
     print(f"report: {rep['wall']:.2f} s, figures {', '.join(rep['figures'])}")
@@ -98,6 +109,7 @@ def main() -> None:
           f"peak RSS {whole['rss'] / mb:.1f} MB")
     print(f"peak RSS: {rep['rss'] / mb:.1f} MB, baseline after imports {base['rss'] / mb:.1f} MB, "
           f"growth {(rep['rss'] - base['rss']) / mb:.1f} MB = {(rep['rss'] - base['rss']) / volts:.2f} x the volts")
+    return figures
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ RC) next to the software baseline's measured time per sample on this CPU.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import numpy as np
@@ -31,12 +32,13 @@ from protocols.diffusion.scoring import ring_reference
 from protocols.diffusion.weights import load_shipped
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=N_STEPS)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
+    args = parser.parse_args(argv)
 
     model = load_shipped("ring")
     mapped = map_score_net(model)
@@ -61,6 +63,22 @@ def main() -> None:
 
     reference = ring_reference()
     kl_a, kl_s = coordinate_kl(analog, reference), coordinate_kl(software, reference)
+    start = time.perf_counter()
+    sample_probability_flow(model.net, model.sampling_sde, x0[:1], args.steps)
+    t_one = time.perf_counter() - start
+    start = time.perf_counter()
+    sample_probability_flow(model.net, model.sampling_sde, x0[:1], model.sampling.n_steps)
+    t_seed = time.perf_counter() - start
+    figures = {
+        "samples": args.samples, "steps": args.steps, "simulated_s": t_analog, "numpy_s": t_software,
+        "ratio": t_analog / t_software, "simulated_samples_per_s": args.samples / t_analog,
+        "numpy_samples_per_s": args.samples / t_software, "physical_s_per_sample": streams.duration,
+        "software_one_sample_s": t_one, "software_one_sample_seed_steps_s": t_seed,
+        "kl_analog": np.asarray(kl_a).tolist(), "kl_software": np.asarray(kl_s).tolist(),
+    }
+    if args.json:
+        print(json.dumps(figures))
+        return figures
     print(f"ring sampling, {args.samples} samples x {args.steps} solver steps, one run")
     print(f"  simulated bench (board over loopback, read noise)  {t_analog:8.3f} s   "
           f"{args.samples / t_analog:10.0f} samples/s")
@@ -71,18 +89,13 @@ def main() -> None:
     print(f"  physical time per sample on the circuit             {streams.duration * 1e3:8.3f} ms")
     print(f"  software baseline time per sample on this CPU       {t_software / args.samples * 1e3:8.3f} ms "
           f"(batched over {args.samples}; one sample alone: see below)")
-    start = time.perf_counter()
-    sample_probability_flow(model.net, model.sampling_sde, x0[:1], args.steps)
-    t_one = time.perf_counter() - start
     print(f"  software, one sample alone                          {t_one * 1e3:8.3f} ms   "
           f"(circuit speed-up {t_one / streams.duration:.1f}x)")
-    start = time.perf_counter()
-    sample_probability_flow(model.net, model.sampling_sde, x0[:1], model.sampling.n_steps)
-    t_seed = time.perf_counter() - start
     print(f"  software, one sample, the seed's {model.sampling.n_steps} steps      {t_seed * 1e3:8.3f} ms   "
           f"(circuit speed-up {t_seed / streams.duration:.1f}x)")
     print(f"  KL analog {np.round(kl_a, 4).tolist()}  software {np.round(kl_s, 4).tolist()}; "
           f"mean radius {ring_statistics(analog).mean_radius:.3f} / {ring_statistics(software).mean_radius:.3f}")
+    return figures
 
 
 if __name__ == "__main__":

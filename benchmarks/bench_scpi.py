@@ -10,6 +10,7 @@ Run: ``python benchmarks/bench_scpi.py [--queries N]``
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 
@@ -31,11 +32,12 @@ def timed(call, n: int) -> float:
     return (time.perf_counter() - start) / n
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=400, help="queries per round")
     parser.add_argument("--rounds", type=int, default=7, help="alternating rounds (median is reported)")
-    args = parser.parse_args()
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
+    args = parser.parse_args(argv)
 
     emulator = Keithley2450Emulator(SimWorld(seed=0))
     with LoopbackServer(emulator.handle, name="smu") as server:
@@ -54,10 +56,16 @@ def main() -> None:
         io.close()
 
     ratio = statistics.median(ratios)
+    figures = {"queries": args.queries, "rounds": args.rounds, "bare_us": statistics.median(theirs) * 1e6,
+               "driver_us": statistics.median(ours) * 1e6, "ratio": ratio}
+    if args.json:
+        print(json.dumps(figures))
+        return figures
     print(f"bare pyvisa query('*IDN?'):   {statistics.median(theirs) * 1e6:8.1f} us per round trip")
     print(f"Keithley2450.identify():      {statistics.median(ours) * 1e6:8.1f} us per round trip")
     print(f"ratio driver / bare pyvisa:   {ratio:8.3f}  (target <= {TARGET}, "
           f"{'met' if ratio <= TARGET else 'NOT met'})")
+    return figures
 
 
 if __name__ == "__main__":

@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--points", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--per-flush", type=int, default=100, help="traces per flush (per step)")
+    parser.add_argument("--json", action="store_true", help="print only the figures, as one JSON line")
     args = parser.parse_args(argv)
     n, pool = args.traces, trace_pool(args.points)
     mbytes = n * args.points / 1e6
@@ -122,6 +123,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "peak_rss_KiB_full": peak_rss_child(n, args.points, args.per_flush),
         "this_process_peak_rss_KiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     }
+    if args.json:
+        print(json.dumps(result))
+        return result
     print(f"{n} traces x {args.points} int8 points ({mbytes:.0f} MB), flush every {args.per_flush}, "
           f"median of {args.repeats}")
     print(f"  writer (append_trace, same flushes)      {rate['writer']:8.1f} MB/s")

@@ -90,7 +90,8 @@ def shipped_tables(models: Path | None = None) -> dict[str, TaskTable]:
         from instruments.paths import data_dir
 
         models = data_dir() / "models"
-    with np.load(models / "ring.npz") as ring, np.load(models / "digits.npz") as digits:
+    with np.load(models / "ring.npz", allow_pickle=False) as ring, \
+            np.load(models / "digits.npz", allow_pickle=False) as digits:
         zeros = np.zeros(2 * ring["frequencies"].size)
         tables = {"0": TaskTable(ring["frequencies"].copy(), zeros),
                   "4": TaskTable(ring["frequencies"].copy(), zeros, fixed_scale=0.05)}
