@@ -21,8 +21,8 @@ import numpy as np
 from protocols.base import Step, param
 from protocols.datasets import DATA, SCOPE, Constant, Link, Spec, Stream, Traces
 from protocols.diffusion.analog import board_load, board_sample, initial_noise
-from protocols.diffusion.bench_programming import program_and_record
-from protocols.diffusion.legacy_sampling import BOARDS, H_SCALE, SAMPLE_TIME, LegacySampling
+from protocols.diffusion.bench_programming import program_and_record, refresh_and_record, refresh_specs
+from protocols.diffusion.legacy_sampling import BOARDS, H_SCALE, REFRESH_EVERY, SAMPLE_TIME, LegacySampling
 from protocols.diffusion.loop_streams import LoopStreams, loop_streams
 from protocols.diffusion.mapping import MappedNetwork, MappingConfig, map_score_net
 from protocols.diffusion.samplers import sample_probability_flow, sample_reverse_sde
@@ -36,6 +36,7 @@ CHANNELS = {"integrator_0": 1, "integrator_1": 2, "embedding": 3}
 WAVE_POINTS = 250          # points per stored segment (a divisor of the scope record, 2000)
 SCOPE_TIMEOUT = 30.0       # s, wall time to wait for the scope's trigger
 BATCH_TIME = 2.0           # s, typical duration of one batch (estimate only)
+REFRESH_TIME = 0.5         # s, typical bench time of one touch-up refresh (estimate only)
 
 
 class Sample(ProgramModel, SampleScoring, LegacySampling):
@@ -60,6 +61,9 @@ class Sample(ProgramModel, SampleScoring, LegacySampling):
         decoder_seed: int = param(0, limits=(0, 2**31 - 1), help="seed of the simulated RRAM decoder (digits)")
         board: str = param("", choices=("", *BOARDS), help="board running the loop: controller (ours) or legacy "
                            "(the seed's, one sample per 5 s; docs/legacy-board.md); empty: the bench config's")
+        refresh_every: int = param(-1, unit="samples", limits=(-1, 1_000_000),
+                                   help="samples between touch-up write-verifies of the network during the run "
+                                   f"(0: never; -1: the board's default, legacy {REFRESH_EVERY}, controller 0)")
 
     @cached_property
     def mapped(self) -> MappedNetwork:
@@ -80,6 +84,27 @@ class Sample(ProgramModel, SampleScoring, LegacySampling):
     def conditional(self) -> bool:
         return self.model.net.conditional
 
+    @property
+    def refresh_interval(self) -> int:
+        """Samples between refreshes (0: never): ``refresh_every``, or the board's default."""
+        if self.p.refresh_every >= 0:
+            return self.p.refresh_every
+        return REFRESH_EVERY if self.sampler_board == "legacy" else 0
+
+    def runs(self) -> list[tuple[int, int | None, int, int, bool]]:
+        """(batch index, class or None, size, waveforms to store, refresh before it) of every
+        closed-loop run: the batches, split where a refresh falls due."""
+        every, done, out = self.refresh_interval, 0, []
+        for k, (cond, n) in enumerate(self.batches()):
+            left = n
+            while left:
+                due = every - done % every if every else left
+                size = min(left, due)
+                waves = max(0, min(size, self.p.waveforms - done)) if k == 0 else 0
+                out.append((k, cond, size, waves, bool(every) and done > 0 and done % every == 0))
+                done, left = done + size, left - size
+        return out
+
     def batches(self) -> list[tuple[int | None, int]]:
         """(class or None, size) of every closed-loop run, class by class."""
         classes = list(range(self.model.net.n_classes)) if self.conditional else [None]
@@ -93,6 +118,8 @@ class Sample(ProgramModel, SampleScoring, LegacySampling):
             raise ValueError("placement_run applies only with program=false")
         legacy = self.legacy_specs()   # the board choice; the seed board's limits are checked here
         specs: list[Spec] = list(super().datasets()) if self.p.program else []
+        if self.refresh_interval and any(r[4] for r in self.runs()):
+            specs += refresh_specs(self.mapped, with_pulse_table=not self.p.program)
         if not self.p.program:   # a bad placement_run is refused here, before the run starts
             self._placed = self._placement_from_run() if self.p.placement_run else self.mapped
         specs += [
@@ -124,15 +151,25 @@ class Sample(ProgramModel, SampleScoring, LegacySampling):
     def plan(self) -> Iterator[Step]:
         if self.p.program:
             yield Step("write-verify the network and read it back", self.program, estimate=5.0)
-        for k, (cond, n) in enumerate(self.batches()):
+        done = 0
+        for k, cond, n, waves, refresh in self.runs():
+            if refresh:
+                yield Step(f"refresh the network after {done} samples (touch-up write-verify)",
+                           partial(self.refresh, done), estimate=REFRESH_TIME)
             label = "" if cond is None else f" class {cond}"
-            yield Step(f"batch {k}{label}: {n} samples", partial(self.run_batch, k, cond, n), estimate=BATCH_TIME)
+            yield Step(f"batch {k}{label}: {n} samples", partial(self.run_batch, k, cond, n, waves),
+                       estimate=BATCH_TIME)
+            done += n
         yield from self.scoring_steps()
 
     # -- steps --------------------------------------------------------------------------
     def program(self) -> None:
         """Write-verify the network; later batches use the placement it ended with."""
         self._placed = program_and_record(self, self.mapped, self.write_verify_config(), self.p.reads).mapped
+
+    def refresh(self, samples_done: int) -> None:
+        """Touch-up write-verify of the placed network against its programming targets."""
+        refresh_and_record(self, self.placed, self.write_verify_config(), self.p.reads, samples_done)
 
     @property
     def placed(self) -> MappedNetwork:
@@ -164,17 +201,17 @@ class Sample(ProgramModel, SampleScoring, LegacySampling):
         return loop_streams(self.mapped, self.model, n_steps=self.p.steps, dt_step=self.p.dt_step, rc=self.p.rc,
                             sde=self.p.sde, cond=cond)
 
-    def run_batch(self, index: int, cond: int | None, n: int) -> None:
-        """One closed-loop run of n samples, its waveforms, and the software baseline."""
+    def run_batch(self, index: int, cond: int | None, n: int, waves: int) -> None:
+        """One closed-loop run of n samples, the waveforms of its first ``waves``, and the
+        software baseline."""
         board, scope = self.bench.board, self.bench.scope
         rng = self.rng
         if self.sampler_board == "legacy":   # the board draws the initial noise: read on the scope
-            x0, final = self.run_legacy_batch(index, n, min(self.p.waveforms, n) if index == 0 else 0)
+            x0, final = self.run_legacy_batch(index, n, waves)
             return self._finish_batch(x0, final, cond, n, rng)
         x0 = initial_noise(rng, n, self.model.net.dim, limit=self.mapped.config.v_dac / self.mapped.x_scale)
         streams = self.streams_for(cond)
         board_load(board, self.placed)
-        waves = min(self.p.waveforms, n) if index == 0 else 0
         arm = partial(self._arm_scope, streams, n) if waves else None
         final = board_sample(board, self.placed, streams, x0, sde=self.p.sde,
                              seed=int(rng.integers(2**32)), before_run=arm)

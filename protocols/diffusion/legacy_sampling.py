@@ -36,6 +36,7 @@ SCOPE_SPAN = 1.25   # s after the trigger shown on screen (the run lasts RUN_DUR
 INTEGRATORS = (1, 2)  # scope channels of the two integrators
 BOARDS = ("controller", "legacy")
 WORD_TOP = 65535    # WORD code of a point clipped at the top of the screen (1: bottom, 0: hole)
+REFRESH_EVERY = 25  # samples between touch-up refreshes of the network on this board (~125 s of bench time)
 
 
 @dataclass(frozen=True)
@@ -178,5 +179,5 @@ class LegacySampling:
         return placed.from_volts(start), placed.from_volts(end)
 
 
-__all__ = ["LegacySampling", "BOARDS", "H_SCALE", "RUN_DURATION", "SAMPLE_TIME", "LegacySettings", "configure_board",
-           "configure_scope", "legacy_settings", "read_run"]
+__all__ = ["LegacySampling", "BOARDS", "H_SCALE", "REFRESH_EVERY", "RUN_DURATION", "SAMPLE_TIME", "LegacySettings",
+           "configure_board", "configure_scope", "legacy_settings", "read_run"]
