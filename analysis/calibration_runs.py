@@ -12,7 +12,9 @@ noise first: the relaxation fit subtracts it).
 * ``retention``: ``conductance`` (times, cells), ``time_after``, ``programmed`` (or
   ``target``) -> relax_sigma0, relax_sigma_rel, relax_drift_rel;
 * ``iv-sweep``: ``voltage``, ``current`` (cycles, points), parameter ``compliance`` ->
-  v_set_dc, v_hold, v_reset_dc, reset_dc_scale.
+  v_set_dc, v_hold, v_reset_dc, reset_dc_scale;
+* ``write-verify``, ``write-noise``: the pulse table ``/entry/pulses`` -> pulse_c2c (fitted
+  last, by replaying the pulses on simulated worlds with every other fitted field).
 """
 
 from __future__ import annotations
@@ -25,13 +27,17 @@ from pathlib import Path
 import numpy as np
 
 from analysis.calibration import Calibration, fit_iv, fit_read_noise, fit_relaxation
+from analysis.calibration_write import Pulses, fit_pulse_noise
+from analysis.loaders import load_pulses
 from analysis.runfile import Run, open_run
 from instruments.sim.device_params import DeviceParams
 
 log = logging.getLogger("rrambench.calibration")
 
 #: Order in which protocols are fitted (later fits use the parameters of earlier ones).
-ORDER = ("read-noise", "read-array", "iv-sweep", "retention")
+ORDER = ("read-noise", "read-array", "iv-sweep", "retention", "write-verify", "write-noise")
+#: Protocols whose pulse table feeds the programming-noise fit.
+PULSE_PROTOCOLS = ("write-verify", "write-noise")
 
 
 class CalibrationDataError(ValueError):
@@ -65,6 +71,14 @@ def calibrate(paths: Sequence[str | Path], prior: DeviceParams | None = None) ->
     retention = [run for run in runs if run.protocol == "retention"]
     if retention:
         cal.fits.append(_named(_relaxation(retention, cal.params), ", ".join(str(r.path) for r in retention)))
+    programming = [run for run in runs if run.protocol in PULSE_PROTOCOLS]
+    if programming:
+        histories = [_pulses(run) for run in programming]
+        try:
+            fit = fit_pulse_noise(histories, cal.params)
+        except ValueError as exc:
+            raise CalibrationDataError(f"{', '.join(str(r.path) for r in programming)}: {exc}") from None
+        cal.fits.append(_named(fit, ", ".join(str(r.path) for r in programming)))
     for fit in cal.fits:
         log.info("%s: %s", fit.source, ", ".join(f"{k}={v:.4g}" for k, v in fit.values.items()))
     return cal
@@ -130,3 +144,11 @@ def _relaxation(runs: list[Run], params: DeviceParams):
                                    + ", ".join(f"{r.path}: {len(t)}" for r, t in zip(runs, times, strict=True)))
     t = np.median(np.stack(times), axis=0)
     return fit_relaxation(t, np.hstack(reads), np.concatenate(g_progs), params, read_sigma=np.concatenate(sigmas))
+
+
+def _pulses(run: Run) -> Pulses:
+    """The pulse history of a write-verify or write-noise run (killed runs: what was recorded)."""
+    table = load_pulses(run)
+    if table is None or len(table) == 0:
+        raise CalibrationDataError(f"{run.path}: {run.protocol} run has no recorded pulses")
+    return Pulses.from_table(table)

@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "calibrate", help="fit the simulated device model to run files; write a device TOML",
         description="Fit switching windows (iv-sweep), read noise (read-noise, read-array with "
-        "repeats) and relaxation (retention) of the simulated device model to run files, and "
+        "repeats), relaxation (retention) and programming noise (write-verify, write-noise) of the "
+        "simulated device model to run files, and "
         "write a device file the simulated bench loads with `[sim] device = FILE`.",
     )
     parser.add_argument("paths", type=Path, nargs="+", metavar="RUN.h5", help="run files to fit")
