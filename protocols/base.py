@@ -22,7 +22,15 @@ A protocol says what the experiment is and nothing else::
 The engine (:mod:`protocols.engine`) owns running, pausing, aborting, the journal,
 the run file and the safe state. Inside a step a protocol uses ``self.bench``,
 ``self.rng`` (seeded per step, so resume replays it), ``self.record*`` to store
-data, ``self.check()`` in long loops (abort/pause point) and ``self.progress()``.
+data, ``self.recorded(name)`` to read back what earlier steps stored, ``self.check()``
+in long loops (abort/pause point) and ``self.progress()``.
+
+Resume: ``--resume`` runs the remaining steps in a new process, on a fresh protocol
+instance whose ``datasets()`` was called again (deterministic per-run state such as
+cell selections belongs there). Anything a step learns on the bench and a later step
+needs (a programming time, a placement, every batch's samples for a final metric)
+must be recorded and read back with ``self.recorded(name)``, never kept only in
+memory: memory holds only the steps run in this process.
 """
 
 from __future__ import annotations
@@ -65,9 +73,11 @@ class StepContext:
     """What the engine hands a protocol while a step runs (sink, token, rng, progress)."""
 
     def __init__(self, *, index: int, rng: np.random.Generator, record: Callable[..., None],
-                 check: Callable[[], None], progress: Callable[[float], None]) -> None:
+                 check: Callable[[], None], progress: Callable[[float], None],
+                 recorded: Callable[[str], np.ndarray]) -> None:
         self.index, self.rng = index, rng
         self.record, self.check, self.progress = record, check, progress
+        self.recorded = recorded
 
 
 class Protocol:
@@ -149,6 +159,15 @@ class Protocol:
     def record_pulses(self, **columns: Any) -> None:
         """Append pulses: macro, row, col, polarity, amplitude (V), width (s), gate (V), read (S), time (s)."""
         self._context().record("pulses", None, columns)
+
+    def recorded(self, name: str) -> np.ndarray:
+        """Every row stream ``name`` holds so far in this run, shape ``(rows, *stream.shape)``.
+
+        Includes what earlier steps recorded before a ``--resume`` (in another process)
+        and the current step's rows; a step whose later work depends on an earlier step
+        reads it here instead of keeping it in memory. KeyError for an undeclared stream.
+        """
+        return self._context().recorded(name)
 
     def check(self) -> None:
         """Abort/pause point inside long steps: raises Aborted, blocks while paused."""

@@ -281,6 +281,7 @@ class RunEngine:
             record=lambda kind, name, *args: self._record_and_notify(writer, index, kind, name, *args),
             check=self._boundary,
             progress=self._emit,
+            recorded=writer.read,
         )
         self.protocol._enter_step(ctx)
         try:

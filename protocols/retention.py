@@ -68,24 +68,16 @@ class Retention(LevelsOnCells):
 
     def program(self) -> None:
         program(self, self.p, self.macro, self.row, self.col, self.levels_g[self.level])
-        self._t_prog = self.bench.clock.now()
-        self.record("programmed_at", self._t_prog)
+        self.record("programmed_at", self.bench.clock.now())
 
     def read_at(self, t: float) -> None:
         """Wait (bench clock) until ``t`` s after programming, then read every cell (averaged).
 
-        After ``--resume`` the programming time of the earlier session is not in memory:
-        the wait then runs from the end of the previous read step (which the resumed
-        world's clock continues from), so the schedule holds to within the read times.
+        The end of programming is read back from ``programmed_at``, so a resumed run
+        keeps the schedule of the session that programmed.
         """
-        now = self.bench.clock.now()
-        t_prog = getattr(self, "_t_prog", None)
-        if t_prog is None:
-            times = self.times()
-            earlier = times[times < t]
-            t_prog = now - (float(earlier[-1]) if earlier.size else 0.0)
-            self._t_prog = t_prog
-        wait = t_prog + t - now
+        t_prog = float(self.recorded("programmed_at")[-1])
+        wait = t_prog + t - self.bench.clock.now()
         if wait > 0:
             self.bench.clock.sleep(wait)
         g = averaged_read(self.bench.board, self.macro, self.row, self.col, self.p.readback_reads,

@@ -199,6 +199,19 @@ class RunWriter:
             self._pulses[column].append(values.ravel())
         self._keep_live()
 
+    def read(self, name: str) -> np.ndarray:
+        """Every row of stream ``name`` recorded so far in this run, earlier sessions' included.
+
+        Rows of a step a resume dropped are not there. Read through the writer's own
+        handle (the file is in SWMR write mode); the step's buffered rows are written
+        out first. Returns a new array of shape ``(rows, *stream.shape)``.
+        """
+        stream = self._streams.get(f"{DATA}/{name}")
+        if stream is None:
+            raise KeyError(f"no stream {name!r} declared")
+        stream.write_out()
+        return stream.dataset[: stream.rows]
+
     def flush(self) -> None:
         """Write buffered rows; make everything visible to SWMR readers."""
         for appender in [*self._streams.values(), *self._pulses.values()]:

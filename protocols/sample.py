@@ -164,7 +164,7 @@ class Sample(ProgramModel, SampleScoring, LegacySampling):
 
     # -- steps --------------------------------------------------------------------------
     def program(self) -> None:
-        """Write-verify the network; later batches use the placement it ended with."""
+        """Write-verify the network; later batches use the placement it ended with (recorded)."""
         self._placed = program_and_record(self, self.mapped, self.write_verify_config(), self.p.reads).mapped
 
     def refresh(self, samples_done: int) -> None:
@@ -173,9 +173,14 @@ class Sample(ProgramModel, SampleScoring, LegacySampling):
 
     @property
     def placed(self) -> MappedNetwork:
-        """The network as programmed here, or as a program-model run left it, or as mapped."""
+        """The network as programmed in this run (its recorded ``layer_region``, so a resumed
+        run keeps a placement moved off stuck cells before the interruption), or as a
+        program-model run left it, or as mapped."""
         if getattr(self, "_placed", None) is None:
-            self._placed = self._placement_from_run() if self.p.placement_run else self.mapped
+            if self.p.program:
+                self._placed = self._placement(self.recorded("layer_region"), "this run's layer_region")
+            else:
+                self._placed = self._placement_from_run() if self.p.placement_run else self.mapped
         return self._placed
 
     def _placement_from_run(self) -> MappedNetwork:
@@ -190,10 +195,16 @@ class Sample(ProgramModel, SampleScoring, LegacySampling):
                              f"({exc})") from None
         if run.parameters.get("model") != self.p.model or len(regions) == 0:
             raise ValueError(f"placement_run: {self.p.placement_run!r} did not program model {self.p.model!r}")
+        return self._placement(regions, "placement_run")
+
+    def _placement(self, regions: np.ndarray, source: str) -> MappedNetwork:
+        """The mapping moved to the last recorded ``layer_region`` rows (macro, row0, col0, sizes)."""
+        if len(regions) == 0:
+            raise ValueError(f"{source}: no layer placement recorded")
         layers = []
         for lay, reg in zip(self.mapped.layers, regions[-1], strict=True):
             if (lay.n_in, lay.n_out, lay.bias_rows) != tuple(int(v) for v in reg[3:]):
-                raise ValueError(f"placement_run: layer sizes {reg[3:].tolist()} differ from this mapping's")
+                raise ValueError(f"{source}: layer sizes {reg[3:].tolist()} differ from this mapping's")
             layers.append(replace(lay, macro=int(reg[0]), row0=int(reg[1]), col0=int(reg[2])))
         return replace(self.mapped, layers=tuple(layers))
 
@@ -229,7 +240,6 @@ class Sample(ProgramModel, SampleScoring, LegacySampling):
         self.record_rows("software", software)
         if self.conditional:
             self.record_rows("condition", np.full(n, cond))
-        self.collect(final, software, cond)
         self.progress(1.0)
 
     def software_baseline(self, x0: np.ndarray, cond: int | None, rng: np.random.Generator) -> np.ndarray:

@@ -6,8 +6,9 @@ samples and of the software baseline, against fresh ring points. Digits: the lat
 are decoded in software and through the decoder on simulated RRAM, and a classifier
 trained on the real digits scores each condition.
 
-Metrics cover the samples gathered in this process: a resumed run scores the batches
-it ran after resuming (the earlier ones are in the file).
+Metrics cover every sample of the run: they are read back from the recorded
+``final``, ``software`` (and ``condition``) streams, so a resumed run scores the
+batches of the earlier session too.
 """
 
 from __future__ import annotations
@@ -60,20 +61,16 @@ RING_SCALARS = ("mean_radius", "radial_std", "max_sector_ratio", "hist2d_distanc
 
 
 class SampleScoring:
-    """Collects the samples of every batch, then decodes (digits) and scores them."""
-
-    def collect(self, final: np.ndarray, software: np.ndarray, cond: int | None) -> None:
-        """Keep one batch: analog and software samples (N, 2) of class ``cond``."""
-        store = self.__dict__.setdefault("_collected", {"final": [], "software": [], "cond": []})
-        store["final"].append(final)
-        store["software"].append(software)
-        store["cond"].append(np.full(len(final), -1 if cond is None else cond))
+    """Reads back the samples of every batch, then decodes (digits) and scores them."""
 
     def collected(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        store = self.__dict__.get("_collected")
-        if not store or not store["final"]:
-            raise RuntimeError("no batch ran in this process: nothing to score")
-        return tuple(np.concatenate(store[k]) for k in ("final", "software", "cond"))
+        """Analog and software samples (N, 2) of every batch recorded in the run, and each
+        one's class (-1 for an unconditional model)."""
+        final, software = self.recorded("final"), self.recorded("software")
+        if len(final) == 0:
+            raise RuntimeError("no batch recorded in this run: nothing to score")
+        cond = self.recorded("condition").astype(int) if self.conditional else np.full(len(final), -1)
+        return final, software, cond
 
     # -- declared data ----------------------------------------------------------------
     def metric_specs(self) -> list[Spec]:
