@@ -77,7 +77,7 @@ class LivePlots(QWidget):
         self.progress_plot.setLabel("left", "fraction done")
         self.progress_plot.setYRange(0, 1)
         self.stream_plot = conv.addPlot(row=0, col=1, title="recorded scalars")
-        self.stream_plot.setLabel("bottom", "row")
+        self.stream_plot.setLabel("bottom", "record (row of the stream)")
         self.stream_plot.addLegend(offset=(-10, 10))
         self.progress_curve = LiveCurve(self.progress_plot.plot(pen=pg.mkPen("c", width=2)))
         self.streams: dict[str, LiveCurve] = {}
