@@ -177,9 +177,11 @@ class LegacyBoard:
             self._respect_lockout()
             if self.scope is not None:
                 self.scope.single()
-                self.scope.check_errors()  # a round trip: the scope is armed before Go leaves
+                self.scope.check_errors()  # arming raised no error (single() returns once armed)
             self._send("Go")
-            started = self._clock.now()
+            # The firmware starts its lock-out counter when the line has arrived, which at
+            # 9600 baud is a few ms after we wrote it: count from there, never from before.
+            started = self._clock.now() + len(b"Go\r\n") * 10 / BAUD
             if self.scope is None or self._confirmed():
                 break
             log.warning("%s: no trigger after Go (attempt %d): the board dropped it", self.name, attempt)
@@ -189,7 +191,7 @@ class LegacyBoard:
                                       f"{self.confirm_timeout:g} s, twice (board off, uninitialised or unwired?)")
         self.last_go = started
         self.runs += 1
-        self._clock.sleep(RUN_DURATION)
+        self._clock.sleep(max(0.0, started + RUN_DURATION - self._clock.now()))  # until the run is over
         return started
 
     def safe_state(self) -> None:

@@ -162,8 +162,15 @@ class InfiniiVision3000X:
 
     # -- acquisition --------------------------------------------------------------------------------
     def single(self) -> None:
-        """Arm for one acquisition (all segments in segmented mode)."""
+        """Arm for one acquisition (all segments in segmented mode).
+
+        Returns once the scope has taken the command: the status query behind it is
+        answered only after ``:SING`` was processed, so a trigger that another
+        instrument fires right after this call is never missed. (``*OPC?`` would not
+        do: on InfiniiVision it may wait for the acquisition itself.)
+        """
         self._io.write(":SING")
+        self._io.query(":OPER:COND?")
 
     def run(self) -> None:
         """Acquire continuously."""

@@ -45,7 +45,7 @@ def sent_by(rig, call):
     (lambda s: s.set_acquire_type("hres"), [":ACQ:TYPE HRES"]),
     (lambda s: s.set_segmented(100), [":ACQ:MODE SEGM;:ACQ:SEGM:COUN 100", ERR]),
     (lambda s: s.set_realtime(), [":ACQ:MODE RTIM"]),
-    (lambda s: s.single(), [":SING"]),
+    (lambda s: s.single(), [":SING", ":OPER:COND?"]),
     (lambda s: s.run(), [":RUN"]),
     (lambda s: s.stop(), [":STOP"]),
     (lambda s: s.digitize([1, 3]), [":DIG CHAN1,CHAN3;*OPC?"]),
