@@ -49,9 +49,9 @@ BENCH_TOML = """backend = "sim"
 seed = 0
 formed = true
 [timeouts]
-smu = 0.25
-scope = 0.25
-controller = 0.05
+smu = 0.5
+scope = 0.5
+controller = 0.1
 """
 
 #: Board ops an injected firmware error spares: the host must still reach a safe state.
