@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from protocols.base import Protocol, param
+from protocols.cells import select_cells
 from protocols.datasets import Constant, Spec, Stream
 from protocols.write_verify_algorithm import WriteVerifyConfig, WriteVerifyResult, write_verify
 
@@ -151,6 +152,15 @@ class ProgrammingProtocol(Protocol):
     def check_limits(self, limits: Limits) -> None:
         super().check_limits(limits)
         check_wv_limits(self.p, limits)
+
+    def select_cells_with_targets(self, selections: list[str], targets: list[float]) -> int:
+        """Choose the cells of ``selections`` (see :mod:`protocols.cells`) and give them
+        ``targets`` (S, repeated to cover the cells); returns the number of cells."""
+        info = self.bench.board.info()
+        self.macro, self.row, self.col = select_cells(selections, info.n_macros, info.rows, info.cols)
+        self.target = np.resize(np.asarray(targets, dtype=float), self.macro.size)
+        check_targets("targets", self.target)
+        return self.macro.size
 
 
 def cell_constants(macro: np.ndarray, row: np.ndarray, col: np.ndarray,

@@ -9,13 +9,11 @@ from functools import partial
 import numpy as np
 
 from protocols.base import Step, param
-from protocols.cells import select_cells
 from protocols.datasets import PulseHistory, Spec, Stream
 from protocols.programming import (
     ProgrammingProtocol,
     WriteVerifyParams,
     cell_constants,
-    check_targets,
     estimate,
     program,
     result_streams,
@@ -42,11 +40,7 @@ class ReadNoise(ProgrammingProtocol):
         bias: float = param(0.1, unit="V", limits=(0.01, 0.5), envelope="read_bias", help="read voltage")
 
     def datasets(self) -> Sequence[Spec]:
-        info = self.bench.board.info()
-        self.macro, self.row, self.col = select_cells(self.p.cells, info.n_macros, info.rows, info.cols)
-        n = self.macro.size
-        self.target = np.resize(np.asarray(self.p.targets, dtype=float), n)
-        check_targets("targets", self.target)
+        n = self.select_cells_with_targets(self.p.cells, self.p.targets)
         return [
             *cell_constants(self.macro, self.row, self.col, self.target),
             *result_streams(n),

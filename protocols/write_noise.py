@@ -9,14 +9,12 @@ from functools import partial
 import numpy as np
 
 from protocols.base import Step, param
-from protocols.cells import select_cells
 from protocols.datasets import PulseHistory, Spec, Stream
 from protocols.programming import (
     ProgrammingProtocol,
     WriteVerifyParams,
     averaged_read,
     cell_constants,
-    check_targets,
     estimate,
     program,
     result_streams,
@@ -44,11 +42,7 @@ class WriteNoise(ProgrammingProtocol):
         readback_reads: int = param(16, limits=(1, 256), help="reads averaged in each read-back")
 
     def datasets(self) -> Sequence[Spec]:
-        info = self.bench.board.info()
-        self.macro, self.row, self.col = select_cells(self.p.cells, info.n_macros, info.rows, info.cols)
-        n = self.macro.size
-        self.target = np.resize(np.asarray(self.p.targets, dtype=float), n)
-        check_targets("targets", self.target)
+        n = self.select_cells_with_targets(self.p.cells, self.p.targets)
         return [
             *cell_constants(self.macro, self.row, self.col, self.target),
             *result_streams(n),
