@@ -35,14 +35,10 @@ class QueuedRun:
     seed: int | None
 
     def label(self) -> str:
-        changed = {k: v for k, v in self.protocol.parameters().items()
-                   if v != _default(type(self.protocol), k)}
+        defaults = {s.name: s.default for s in self.protocol.param_specs()}
+        changed = {k: v for k, v in self.protocol.parameters().items() if v != defaults[k]}
         text = ", ".join(f"{k}={v}" for k, v in changed.items())
         return f"{self.protocol.name}  {text}".strip()
-
-
-def _default(cls: type[Protocol], name: str):
-    return next(s.default for s in cls.param_specs() if s.name == name)
 
 
 class RunnerPanel(QWidget):
@@ -129,9 +125,11 @@ class RunnerPanel(QWidget):
     # -- form ------------------------------------------------------------------------------
     def select_protocol(self, name: str) -> ParamForm:
         """Show the form of protocol ``name``."""
-        if self.choice.currentText() != name:
-            self.choice.setCurrentText(name)
         cls = self.protocols[name]
+        if self.choice.currentText() != name:
+            blocked = self.choice.blockSignals(True)  # its signal would call back here and build the form twice
+            self.choice.setCurrentText(name)
+            self.choice.blockSignals(blocked)
         self.form = ParamForm(cls)
         self.scroll.setWidget(self.form)
         self.summary.setText(f"<i>{cls.summary()}</i>")

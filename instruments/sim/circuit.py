@@ -28,6 +28,7 @@ from threadpoolctl import threadpool_limits
 from instruments.sim.analog_network import (
     ACTIVATIONS,
     AnalogLayer,
+    _finite_array,
     compile_layers,
     network_forward,
 )
@@ -215,16 +216,16 @@ class AnalogLoop:
         Voltages must lie within +-v_dac; NaN or infinite values are refused.
         """
         dt = _positive("dt", dt)
-        emb = self._stream("embedding", embedding, 2)
+        emb = _finite_array("embedding", embedding, 2).copy()  # the loop keeps its own copy
         t_len, hidden = emb.shape
         if t_len == 0 or hidden == 0:
             raise ValueError(f"embedding must be (T, H) with T, H >= 1, got {emb.shape}")
-        cond = self._stream("condition", condition, 1)
+        cond = _finite_array("condition", condition, 1).copy()
         if cond.shape != (hidden,):
             raise ValueError(f"condition must have shape ({hidden},), got {cond.shape}")
         gains = {}
         for name, value in (("a", a), ("b", b), ("c", c)):
-            gains[name] = self._stream(name, value, 1)
+            gains[name] = _finite_array(name, value, 1).copy()
             if gains[name].shape != (t_len,):
                 raise ValueError(f"{name} must have shape ({t_len},) like embedding's T, got {gains[name].shape}")
         for name, value in (("embedding", emb), ("condition", cond), ("c", gains["c"])):
@@ -232,15 +233,6 @@ class AnalogLoop:
             if worst > self.params.v_dac:
                 raise ValueError(f"{name} reaches {worst:.4g} V, beyond the DAC range +-{self.params.v_dac} V")
         self._streams = {"stream_dt": dt, "embedding": emb, "condition": cond, **gains}
-
-    @staticmethod
-    def _stream(name: str, value: Any, ndim: int) -> np.ndarray:
-        arr = np.array(value, dtype=float)
-        if arr.ndim != ndim:
-            raise ValueError(f"{name} must be a {ndim}-D array, got shape {arr.shape}")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} contains NaN or infinite values")
-        return arr
 
     def safe_state(self) -> None:
         """Integrators held (run switches open); mapping and streams stay loaded."""

@@ -166,11 +166,6 @@ class LoopbackServer:
         """pyserial URL of a serial-over-TCP device on this server."""
         return f"socket://{self.host}:{self.port}"
 
-    @property
-    def connections(self) -> int:
-        with self._conn_lock:
-            return len(self._connections)
-
     # -- serving ------------------------------------------------------------------
     def _accept_loop(self) -> None:
         assert self._listener is not None

@@ -214,8 +214,7 @@ class SimWorld:
             self.outputs.smu_on = False
             self.outputs.smu_level = 0.0
             self.outputs.dac_max = 0.0
-            self.outputs.integrators_running = False
-            self.loop.safe_state()
+            self.loop.safe_state()  # integrators held
 
     def outputs_safe(self) -> bool:
         """True when no source of the bench drives anything."""
