@@ -186,14 +186,6 @@ def load_maps(run: Run, name: str) -> MapStack:
     return MapStack(name, maps.astype(float), time, macro, units(run, name))
 
 
-def image_target(run: Run) -> np.ndarray | None:
-    """The target image (rows, cols) in S of a pattern run, or None."""
-    for name, shape in growing_streams(run).items():
-        if len(shape) == 2 and units(run, name) == "S" and "target" in name and shape[0] > 1 and shape[1] > 1:
-            return run.read(name).astype(float)
-    return None
-
-
 # -- generic named streams ---------------------------------------------------------------------
 @dataclass
 class Streams:

@@ -71,13 +71,17 @@ def _cell_of_pulses(run: Run, data: ld.ProgrammingData) -> np.ndarray | None:
     if p is None or len(p) == 0:
         return None
     if data.cell_macro is not None:
-        idx = dm.cell_index(p.macro, p.row, p.col, data.cell_macro, data.cell_row, data.cell_col)
-    elif np.ndim(run.read(f"{data.prefix}target") if ld.has(run, f"{data.prefix}target") else 0) == 2:
-        cols = run.datasets[f"{ld.DATA}/{data.prefix}target"].shape[1]
-        idx = p.row.astype(np.int64) * cols + p.col
-    else:
+        return dm.cell_index(p.macro, p.row, p.col, data.cell_macro, data.cell_row, data.cell_col)
+    shape = _target_map_shape(run, data.prefix)
+    if shape is None:
         return None
-    return idx
+    return p.row.astype(np.int64) * shape[1] + p.col
+
+
+def _target_map_shape(run: Run, prefix: str) -> tuple[int, ...] | None:
+    """Shape (rows, cols) of a 2-D ``<prefix>target`` dataset (from the index, no read), else None."""
+    info = run.datasets.get(f"{ld.DATA}/{prefix}target")
+    return info.shape if info is not None and len(info.shape) == 2 else None
 
 
 def programming_section(run: Run, prefix: str) -> Section:
@@ -114,8 +118,9 @@ def programming_section(run: Run, prefix: str) -> Section:
         except ValueError as exc:
             sec.metrics["levels"] = None
             log.info("%s: no level statistics: %s", run.path.name, exc)
-    target_map = run.read(f"{prefix}target") if ld.has(run, f"{prefix}target") else None
-    if target_map is not None and target_map.ndim == 2:
+    map_shape = _target_map_shape(run, prefix)
+    if map_shape is not None:
+        target_map = data.target.reshape(map_shape)  # load_programming read <prefix>target, flattened
         shown = final.reshape(target_map.shape)
         if data.readback is not None and len(data.readback) and data.readback[-1].shape == target_map.shape:
             shown = data.readback[-1].astype(float)

@@ -18,6 +18,7 @@ from protocols.base import Protocol, param
 from protocols.cells import select_cells
 from protocols.datasets import Constant, Spec, Stream
 from protocols.write_verify_algorithm import WriteVerifyConfig, WriteVerifyResult, write_verify
+from protocols.write_verify_algorithm import averaged_read as averaged_read  # re-exported for the protocols
 
 if TYPE_CHECKING:
     from instruments.limits import Limits
@@ -132,17 +133,6 @@ def program(proto: Protocol, p: WriteVerifyParams, macro: np.ndarray, row: np.nd
 def estimate(p: WriteVerifyParams) -> float:
     """Bench time (s) of one programming pass: about 2 round trips per pulse of the budget's median."""
     return 2 * min(p.max_pulses, 15) * PULSE_TIME + max(p.settle, 0.0) * 10
-
-
-def averaged_read(board, macro: np.ndarray, row: np.ndarray, col: np.ndarray, reads: int,
-                  bias: float = 0.1, window: float = 1e-6) -> np.ndarray:
-    """Mean of ``reads`` reads of each cell (S), in one read batch listing each cell ``reads`` times.
-
-    ``bias``: read voltage (V); ``window``: integration window of each read (s).
-    """
-    k = int(reads)
-    g = board.read_batch(np.repeat(macro, k), np.repeat(row, k), np.repeat(col, k), bias, window)
-    return np.asarray(g, dtype=float).reshape(-1, k).mean(axis=1)
 
 
 class ProgrammingProtocol(Protocol):

@@ -193,12 +193,9 @@ def write_verify(
     actives: list[int] = []
     counts = {"iterations": 0, "pulse": 0, "confirm": 0}
 
-    def averaged_read(idx: np.ndarray) -> np.ndarray:
-        """One round trip: each cell listed ``reads`` times in one read batch, averaged."""
-        k = cfg.reads
-        reads = access.read_batch(np.repeat(macro[idx], k), np.repeat(row[idx], k), np.repeat(col[idx], k),
-                                  cfg.read_bias, cfg.read_window)
-        return np.asarray(reads, dtype=float).reshape(idx.size, k).mean(axis=1)
+    def verify_read(idx: np.ndarray) -> np.ndarray:
+        """One round trip: the mean of ``cfg.reads`` reads of cells ``idx``."""
+        return averaged_read(access, macro[idx], row[idx], col[idx], cfg.reads, cfg.read_bias, cfg.read_window)
 
     def result() -> WriteVerifyResult:
         return WriteVerifyResult(
@@ -215,7 +212,7 @@ def write_verify(
             on_iteration(counts["iterations"], result())
 
     check()
-    s.g[:] = averaged_read(np.arange(n))
+    s.g[:] = verify_read(np.arange(n))
     counts["iterations"] += 1
     s.pending[:] = confirm  # the initial read is already averaged: no extra confirmation needed
     while True:
@@ -253,10 +250,21 @@ def write_verify(
         idx = np.flatnonzero(to_confirm)
         if cfg.settle > 0 and sleep is not None:
             sleep(cfg.settle)
-        s.g[idx] = averaged_read(idx)
+        s.g[idx] = verify_read(idx)
         s.pending[idx] = False  # the averaged read is the verdict: within -> converged next pass
         done_trip("confirm")
     return result()
+
+
+def averaged_read(access: ArrayAccess, macro: np.ndarray, row: np.ndarray, col: np.ndarray, reads: int,
+                  bias: float = 0.1, window: float = 1e-6) -> np.ndarray:
+    """Mean of ``reads`` reads of each cell (S), in one read batch listing each cell ``reads`` times.
+
+    ``reads``: >= 1; ``bias``: read voltage (V); ``window``: integration window of each read (s).
+    """
+    k = int(reads)
+    g = access.read_batch(np.repeat(macro, k), np.repeat(row, k), np.repeat(col, k), bias, window)
+    return np.asarray(g, dtype=float).reshape(-1, k).mean(axis=1)
 
 
 class _State:

@@ -24,7 +24,7 @@ import numpy as np
 from protocols.diffusion.loop_streams import LoopStreams, loop_streams
 from protocols.diffusion.mapping import MappedNetwork
 from protocols.diffusion.weights import TrainedModel
-from protocols.write_verify_algorithm import WriteVerifyConfig, WriteVerifyResult, write_verify
+from protocols.write_verify_algorithm import WriteVerifyConfig, WriteVerifyResult, averaged_read, write_verify
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +147,8 @@ def _program_pairs(access: Any, outcome: Programming, todo: np.ndarray, cfg: Wri
     run(reference, target)
     if np.any(reference):
         check()
-        reads = access.read_batch(np.repeat(macro[reference], REFERENCE_READS),
-                                  np.repeat(row[reference], REFERENCE_READS),
-                                  np.repeat(col[reference], REFERENCE_READS), cfg.read_bias, cfg.read_window)
-        outcome.final[reference] = np.asarray(reads, dtype=float).reshape(-1, REFERENCE_READS).mean(axis=1)
+        outcome.final[reference] = averaged_read(access, macro[reference], row[reference], col[reference],
+                                                 REFERENCE_READS, cfg.read_bias, cfg.read_window)
     gap = np.abs(target - target[partner])
     run(todo & active, outcome.final[partner] + gap)
     return stuck

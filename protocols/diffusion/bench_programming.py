@@ -65,9 +65,7 @@ def program_and_record(proto: Any, mapped: MappedNetwork, config: WriteVerifyCon
     proto.record_pulses(**outcome.pulse_columns())
     placed = outcome.mapped
     macro, row, col, _ = placed.cells()
-    g = bench.board.read_batch(np.repeat(macro, reads), np.repeat(row, reads), np.repeat(col, reads),
-                               config.read_bias, config.read_window)
-    g = np.asarray(g, dtype=float).reshape(-1, reads).mean(axis=1)
+    g = averaged_read(bench.board, macro, row, col, reads, config.read_bias, config.read_window)
     proto.record("programmed_conductance", g)
     proto.record("programmed_weight", placed.pair_weights(g))
     proto.record("cell_macro", macro)

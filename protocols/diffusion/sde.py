@@ -73,16 +73,6 @@ class VPSDE:
         """Forward diffusion coefficient g(t) = sqrt(beta(t))."""
         return np.sqrt(self.beta(t))
 
-    def probability_flow_drift(
-        self, x: np.ndarray, t: np.ndarray | float, score: np.ndarray
-    ) -> np.ndarray:
-        """dx/dt of the probability-flow ODE: f - g^2 s / 2 = -beta (x + s) / 2."""
-        return -0.5 * self._col(self.beta(t)) * (x + score)
-
-    def reverse_drift(self, x: np.ndarray, t: np.ndarray | float, score: np.ndarray) -> np.ndarray:
-        """Drift of the reverse-time SDE (in forward-time form): f - g^2 s = -beta (x/2 + s)."""
-        return -self._col(self.beta(t)) * (0.5 * x + score)
-
     @staticmethod
     def _col(v: np.ndarray) -> np.ndarray:
         """Per-sample coefficient as a column so it broadcasts over the data dimension."""
