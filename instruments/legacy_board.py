@@ -38,6 +38,8 @@ BETA_PEAK = 0.5  # largest |beta| of the firmware's schedule over t in [0, 1.2]
 GAUSS_PEAK = 6.0  # the firmware's Gaussian (sum of 12 uniforms minus 6) stays within +-6
 FIXED_SCALE = {4: 0.05}  # V per embedding unit of types with a fixed scale; others 5 x v_bias
 LOCKOUT = 5.0  # s between run starts (1000 ticks of 5 ms)
+WRAP_PERIOD = 600.0  # s, the firmware's tick counter wraps to 0 (120,000 ticks of 5 ms)
+WRAP_MARGIN = 0.05  # s before a wrap in which no Go is sent (line time at 9600 baud, clock steps)
 RUN_DURATION = 1.205  # s, 241 ticks from t = 0 to 1.2
 SAMPLE_TIME = 1.0  # s after the trigger: diffusion time reaches 0 (t = 1)
 
@@ -103,6 +105,7 @@ class LegacyBoard:
         self.coefficient: float | None = None
         self.noise_scale: float | None = None
         self.last_go: float | None = None  # bench-clock time of the last confirmed run start
+        self.line_free = -math.inf  # bench time (s) the UART has sent everything written so far
         self.runs = 0
 
     # -- commands ------------------------------------------------------------------------
@@ -179,9 +182,9 @@ class LegacyBoard:
                 self.scope.single()
                 self.scope.check_errors()  # arming raised no error (single() returns once armed)
             self._send("Go")
-            # The firmware starts its lock-out counter when the line has arrived, which at
-            # 9600 baud is a few ms after we wrote it: count from there, never from before.
-            started = self._clock.now() + len(b"Go\r\n") * 10 / BAUD
+            # The firmware starts its lock-out counter when the Go line has arrived: after
+            # everything written before it has crossed the 9600-baud line, then Go itself.
+            started = self.line_free
             if self.scope is None or self._confirmed():
                 break
             log.warning("%s: no trigger after Go (attempt %d): the board dropped it", self.name, attempt)
@@ -214,9 +217,16 @@ class LegacyBoard:
 
     def _respect_lockout(self) -> None:
         if self.last_go is None:
-            return
-        left = self.last_go + self.lockout - self._clock.now()
-        if left <= 0:
+            return  # the counter's phase after power-up is unknown: go() retries a dropped Go
+        # The firmware's tick counter restarts at each run and wraps every WRAP_PERIOD; a Go
+        # is taken only more than LOCKOUT into the current lap. Near the end of a lap the Go
+        # line could arrive after the wrap, so wait for the next lap's lock-out there too.
+        into_lap = (self._clock.now() - self.last_go) % WRAP_PERIOD
+        if into_lap < self.lockout:
+            left = self.lockout - into_lap
+        elif into_lap > WRAP_PERIOD - WRAP_MARGIN:
+            left = WRAP_PERIOD - into_lap + self.lockout
+        else:
             return
         if self.policy == "refuse":
             raise LimitError(f"go refused: {left:.3g} s of the board's {self.lockout:g} s lock-out remain "
@@ -233,9 +243,13 @@ class LegacyBoard:
 
     def _send(self, command: str) -> None:
         """One command line; printed text from earlier commands is discarded first."""
+        data = command.encode("ascii") + b"\r\n"
         with self._link.lock:
             self._link.discard_input()
-            self._link.write(command.encode("ascii") + b"\r\n")
+            self._link.write(data)
+            # write() returns once the bytes are queued; at 9600 baud they cross the line at
+            # ~1 ms a byte, after whatever was queued before them.
+            self.line_free = max(self._clock.now(), self.line_free) + len(data) * 10 / BAUD
 
 
 __all__ = ["BAUD", "LOCKOUT", "RUN_DURATION", "SAMPLE_TIME", "LegacyBoard"]

@@ -1,5 +1,7 @@
 """The bench: instruments opened through the real stacks, safe state on every exit path."""
 
+import time
+
 import pytest
 
 from instruments.bench import Bench
@@ -86,5 +88,9 @@ def test_the_simulated_bench_opens_the_seed_board_and_puts_it_in_its_safe_state(
         assert "legacy_board" not in snap["identities"]
         emulator = bench._sim.legacy_board
         assert bench.safe_state() == []
-        assert emulator.received[-2:] == [b"O5050", b"In00"]
+        # The seed board never answers, so its lines are delivered asynchronously: wait for them.
+        deadline = time.monotonic() + 10.0
+        while list(emulator.received)[-2:] != [b"O5050", b"In00"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert list(emulator.received)[-2:] == [b"O5050", b"In00"]
         assert emulator.noise is False and emulator.offsets == (0.0, 0.0)

@@ -134,3 +134,18 @@ def test_go_within_the_lockout_is_refused_with_the_time_left_under_refuse_policy
     clock.sleep(3.9)
     board.go()
     assert wire(rec, 7).count(b"Go\r\n") == 2
+
+
+def test_go_never_lands_where_the_firmware_counter_wraps(rig):
+    """The firmware's tick counter wraps every 600 s after a run start; a Go arriving in the
+    first 5 s of a lap is dropped. The driver waits those windows out (and the end of a lap,
+    where the line would arrive after the wrap)."""
+    board, rec, clock = rig
+    configure(board)
+    first = board.go()
+    clock.sleep(600.0 - (clock.now() - first) + 1.0)  # 1 s into the next lap
+    second = board.go()
+    assert (second - first) % 600.0 >= board.lockout
+    clock.sleep(600.0 - (clock.now() - second) % 600.0 - 0.01)  # 10 ms before a wrap
+    third = board.go()
+    assert (third - second) % 600.0 >= board.lockout
