@@ -3,6 +3,6 @@
 Depends on the run-file format only (h5py + numpy); no instrument stack needed.
 """
 
-from analysis.runfile import DatasetInfo, JournalEntry, Run, RunFileError, open_run
+from analysis.run_reader import DatasetInfo, JournalEntry, Run, RunFileError, open_run
 
 __all__ = ["DatasetInfo", "JournalEntry", "Run", "RunFileError", "open_run"]

@@ -13,7 +13,7 @@ uses, and why, is in ``docs/calibration.md``.
 * :func:`fit_relaxation`: programming spread and drift growing with log time after
   programming (retention, write-noise): ``relax_sigma0``, ``relax_sigma_rel``,
   ``relax_drift_rel``.
-* :func:`analysis.calibration_write.fit_pulse_noise`: programming (write) noise
+* :func:`analysis.calibration_write_simulated.fit_pulse_noise`: programming (write) noise
   ``pulse_c2c`` from pulse histories (write-verify, write-noise), by simulation.
 
 Run files are read by :mod:`analysis.calibration_runs`; the TOML device file is

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from analysis.calibration import Calibration, fit_iv, fit_read_noise, fit_relaxation
-from analysis.calibration_write import Pulses, fit_pulse_noise
-from analysis.loaders import load_pulses
-from analysis.runfile import Run, open_run
+from analysis.calibration_write_simulated import Pulses, fit_pulse_noise
+from analysis.characterization_data import load_pulses
+from analysis.run_reader import Run, open_run
 from instruments.sim.device_params import DeviceParams
 
 log = logging.getLogger("rrambench.calibration")

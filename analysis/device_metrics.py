@@ -1,7 +1,7 @@
 """Device-level numbers from run data: write-verify, I-V, levels, retention, read noise.
 
 Inputs are plain numpy arrays in SI units (S, V, A, s), usually from
-:mod:`analysis.loaders`; every function is vectorised over cells and refuses
+:mod:`analysis.characterization_data`; every function is vectorised over cells and refuses
 empty or mis-shaped input with a ``ValueError`` naming the argument. Results are
 frozen dataclasses whose ``as_dict()`` goes straight into a report's summary.json.
 """

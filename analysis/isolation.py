@@ -19,7 +19,7 @@ import threading
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from analysis.runfile import RunFileError, open_run
+from analysis.run_reader import RunFileError, open_run
 
 _lock = threading.Lock()
 _worker: tuple[mp.process.BaseProcess, Connection] | None = None

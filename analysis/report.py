@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from analysis import loaders as ld
+from analysis import characterization_data as ld
 from analysis.figures import style
 from analysis.report_compare import comparison
 from analysis.report_sections import SECTIONS, Section, overview_section, programming_section
-from analysis.runfile import Run, open_run
+from analysis.run_reader import Run, open_run
 
 log = logging.getLogger("rrambench.report")
 

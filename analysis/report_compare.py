@@ -9,10 +9,10 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from analysis import loaders as ld
+from analysis import characterization_data as ld
 from analysis.figures.compare import overlay_curves, overlay_histograms
 from analysis.figures.style import label
-from analysis.runfile import Run
+from analysis.run_reader import Run
 
 log = logging.getLogger("rrambench.report")
 

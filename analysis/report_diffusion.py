@@ -9,11 +9,11 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from analysis import loaders as ld
-from analysis import loaders_diffusion as ldd
+from analysis import characterization_data as ld
+from analysis import diffusion_data as ldd
 from analysis.figures import noise, samples
 from analysis.report_sections import Section, _label
-from analysis.runfile import Run
+from analysis.run_reader import Run
 
 INTEGRATORS = ("integrator_0", "integrator_1")  # scope streams of the two integrator outputs
 ACCURACY_ROWS = ("analog + RRAM decoder", "analog + software decoder", "software baseline")

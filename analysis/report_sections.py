@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from matplotlib.figure import Figure
 
+from analysis import characterization_data as ld
 from analysis import device_metrics as dm
-from analysis import loaders as ld
 from analysis.figures import iv, levels, maps, noise, overview, retention, waveforms, weights, write_verify
-from analysis.runfile import Run
+from analysis.run_reader import Run
 
 log = logging.getLogger("rrambench.report")
 

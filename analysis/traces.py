@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from analysis.runfile import SCOPE, Run
+from analysis.run_reader import SCOPE, Run
 
 TRACE_BLOCK_BYTES = 2 << 20  # bytes of raw codes read per block when streaming traces
 

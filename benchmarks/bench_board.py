@@ -24,10 +24,10 @@ import time
 
 import numpy as np
 
-from instruments.controller import MacroController
 from instruments.limits import Limits
+from instruments.macro_controller import MacroController
 from instruments.serial_link import SerialLink
-from instruments.sim.board import BoardEmulator
+from instruments.sim.macro_controller import BoardEmulator
 from instruments.sim.servers import LoopbackServer
 from instruments.sim.world import SimWorld
 

@@ -1,6 +1,6 @@
 """noise-sweep 3x3 (x 2 models): a 2-worker local Dask cluster vs the same points in process.
 
-Both paths run :func:`protocols.sweep_tasks.run_point` on the same 18 points (read
+Both paths run :func:`protocols.diffusion.simulated_sweep.run_point` on the same 18 points (read
 noise 0.5/1/2 x write noise 0.5/1/2 x noise-trained and plain ring models). The
 cluster time includes starting and closing the LocalCluster, as a user of
 ``rrambench run noise-sweep`` pays it; the time without it is printed too. Each
@@ -15,8 +15,8 @@ import argparse
 import json
 import time
 
-from protocols.noise_sweep import run_grid
-from protocols.sweep_tasks import SweepPoint
+from protocols.diffusion.noise_sweep import run_grid
+from protocols.diffusion.simulated_sweep import SweepPoint
 
 
 def main(argv: list[str] | None = None) -> dict:

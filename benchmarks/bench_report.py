@@ -1,7 +1,7 @@
 """`rrambench report` on a run of many scope waveforms: time and peak memory.
 
 Writes a run file of N acquisitions of P points (default 1,000 x 10,000, int16 WORD
-codes: 20 MB of codes, 80 MB as float64 volts) with :class:`protocols.runfile.RunWriter`,
+codes: 20 MB of codes, 80 MB as float64 volts) with :class:`protocols.engine.run_writer.RunWriter`,
 then runs the report in a fresh child process and prints its wall time, the peak of
 numpy/Python allocations (tracemalloc) and the peak resident memory over the child's
 baseline (the same imports without the report). Reading must stream: the peaks stay
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from protocols.datasets import Traces
-from protocols.runfile import RunHeader, RunWriter
+from protocols.engine.datasets import Traces
+from protocols.engine.run_writer import RunHeader, RunWriter
 
 PREAMBLE = {"x_increment": 1e-6, "x_origin": 0.0, "x_reference": 0.0,
             "y_increment": 5e-4, "y_origin": 0.0, "y_reference": 0.0}

@@ -14,11 +14,11 @@ import json
 import statistics
 import time
 
+from instruments.keithley2450 import Keithley2450
 from instruments.limits import Limits
 from instruments.sim.keithley2450 import Keithley2450Emulator
 from instruments.sim.servers import LoopbackServer
 from instruments.sim.world import SimWorld
-from instruments.smu import Keithley2450
 from instruments.transport import VisaTransport
 
 TARGET = 1.3

@@ -1,6 +1,6 @@
 """Write-verify of two full macros (2048 cells): loopback link vs the same algorithm in process.
 
-Both sides run :func:`protocols.write_verify_algorithm.write_verify` with the same
+Both sides run :func:`protocols.characterization.write_verify_algorithm.write_verify` with the same
 defaults and the same random targets (2..65 uS) on worlds of the same seed: once
 through the controller driver, pyserial ``socket://`` and the board emulator (the
 default simulated bench), once on :class:`instruments.sim.direct.DirectArrayAccess`.
@@ -23,7 +23,7 @@ import numpy as np
 from instruments.bench import Bench
 from instruments.sim.direct import DirectArrayAccess
 from instruments.sim.world import SimWorld
-from protocols.write_verify_algorithm import write_verify
+from protocols.characterization.write_verify_algorithm import write_verify
 
 CELLS = np.unravel_index(np.arange(2048), (2, 32, 32))
 

@@ -3,7 +3,7 @@
 Appends N scope traces of P int8 points (default 1,000 x 10,000) three ways, in
 one run, into the same layout (chunked resizable dataset, SWMR, same chunk shape):
 
-* through :class:`protocols.runfile.RunWriter` (``append_trace`` per trace, ``flush``
+* through :class:`protocols.engine.run_writer.RunWriter` (``append_trace`` per trace, ``flush``
   every ``--per-flush`` traces, as at the end of each step of a run);
 * raw h5py appending the same traces one by one (resize + write each) with the same flushes;
 * raw h5py writing the whole array in one call.
@@ -30,9 +30,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from protocols.datasets import Traces
-from protocols.h5io import LIBVER
-from protocols.runfile import RunHeader, RunWriter
+from protocols.engine.datasets import Traces
+from protocols.engine.h5io import LIBVER
+from protocols.engine.run_writer import RunHeader, RunWriter
 
 PREAMBLE = {"x_increment": 1e-7, "x_origin": 0.0, "x_reference": 0.0,
             "y_increment": 0.01, "y_origin": 0.0, "y_reference": 0.0}

@@ -25,7 +25,7 @@ from gui.run_browser import RunBrowser
 from gui.runner import QueuedRun, RunnerPanel
 from gui.scope_view import ScopeView
 from gui.worker import BenchInfo, BenchWorker, RunDone
-from protocols.engine import InvalidTransition, RunState
+from protocols.engine.runner import InvalidTransition, RunState
 
 log = logging.getLogger("rrambench.gui")
 

@@ -2,7 +2,7 @@
 
 One row per parameter: a field (text, check box or choice box), its unit, and a
 tooltip with the help text, limits and default. Values are parsed and checked by
-the same code as ``rrambench run --set`` (``protocols.params``), then against the
+the same code as ``rrambench run --set`` (``protocols.engine.params``), then against the
 bench's safety envelope; a refusal is shown in red under the form and the field
 it names is outlined, nothing is clipped.
 """
@@ -15,8 +15,8 @@ from PyQt5.QtWidgets import QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLab
 
 from instruments.errors import LimitError
 from instruments.limits import Limits
-from protocols.base import Protocol
-from protocols.params import ParameterError, ParamSpec, format_value, parse_text
+from protocols.engine.params import ParameterError, ParamSpec, format_value, parse_text
+from protocols.engine.protocol import Protocol
 
 ERROR_STYLE = "border: 2px solid #d00;"
 

@@ -26,8 +26,8 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from analysis.runfile import Run, RunFileError, open_run
-from protocols.progress import format_duration
+from analysis.run_reader import Run, RunFileError, open_run
+from protocols.engine.progress import format_duration
 
 log = logging.getLogger("rrambench.gui.browser")
 

@@ -21,8 +21,9 @@ from PyQt5.QtWidgets import (
 
 from gui.param_form import ParamForm
 from instruments.limits import Limits
-from protocols.base import Protocol, registry
-from protocols.progress import ProgressEvent, format_duration
+from protocols.engine.progress import ProgressEvent, format_duration
+from protocols.engine.protocol import Protocol
+from protocols.engine.registry import registry
 
 SEED_MAX = 2**31 - 1
 

@@ -16,7 +16,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from gui.session import application, connected_window, grab, wait_until
-from protocols.engine import RunState
+from protocols.engine.runner import RunState
 
 log = logging.getLogger("rrambench.gui.screenshots")
 RUN_TIMEOUT = 300.0  # s

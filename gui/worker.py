@@ -30,9 +30,9 @@ from gui.live_queue import LiveQueue
 from instruments.bench import Bench
 from instruments.config import BenchConfig
 from instruments.errors import BenchError
-from protocols.base import Protocol
-from protocols.engine import TERMINAL, RunEngine, new_run_path
-from protocols.progress import ProgressEvent
+from protocols.engine.progress import ProgressEvent
+from protocols.engine.protocol import Protocol
+from protocols.engine.runner import TERMINAL, RunEngine, new_run_path
 
 log = logging.getLogger("rrambench.gui.worker")
 

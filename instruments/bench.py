@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from instruments.config import LEGACY_TIMEOUT, BenchConfig, load_config, load_device_file
-from instruments.controller import MacroController
 from instruments.errors import BenchError
-from instruments.legacy_board import BAUD, LegacyBoard
+from instruments.infiniivision import InfiniiVision3000X
+from instruments.keithley2450 import Keithley2450
 from instruments.limits import Limits
-from instruments.scope import InfiniiVision3000X
+from instruments.macro_controller import MacroController
+from instruments.seed_board import BAUD, LegacyBoard
 from instruments.serial_link import SerialLink
-from instruments.smu import Keithley2450
 from instruments.transport import VisaTransport
 
 log = logging.getLogger("rrambench.bench")

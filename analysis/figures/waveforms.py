@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
+from analysis.characterization_data import TraceEnvelope, TraceStream
 from analysis.figures.style import WIDE, auto_prefix, colors, label, new_figure, no_data, scale, title
-from analysis.loaders import TraceEnvelope, TraceStream
 
 
 def waveforms(stream: TraceStream, env: TraceEnvelope, run_label: str = "") -> Figure:

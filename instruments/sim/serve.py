@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 
-from instruments.sim.board import BoardEmulator
 from instruments.sim.infiniivision import InfiniiVisionEmulator
 from instruments.sim.keithley2450 import Keithley2450Emulator
-from instruments.sim.legacy_board import LegacyBoardEmulator
+from instruments.sim.macro_controller import BoardEmulator
+from instruments.sim.seed_board import LegacyBoardEmulator
 from instruments.sim.servers import LoopbackServer
 from instruments.sim.world import SimWorld
 

@@ -21,10 +21,15 @@ from typing import Any
 
 import numpy as np
 
+from protocols.characterization.write_verify_algorithm import (
+    WriteVerifyConfig,
+    WriteVerifyResult,
+    averaged_read,
+    write_verify,
+)
 from protocols.diffusion.loop_streams import LoopStreams, loop_streams
 from protocols.diffusion.mapping import MappedNetwork
 from protocols.diffusion.weights import TrainedModel
-from protocols.write_verify_algorithm import WriteVerifyConfig, WriteVerifyResult, averaged_read, write_verify
 
 log = logging.getLogger(__name__)
 

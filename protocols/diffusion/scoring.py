@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from analysis.metrics import coordinate_kl, histogram2d_distance, mmd_rbf, ring_statistics
-from protocols.base import Step
-from protocols.datasets import Spec, Stream
+from protocols.engine.datasets import Spec, Stream
+from protocols.engine.protocol import Step
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class SampleScoring:
                  np.round(s["kl"], 4), a["mean_radius"], s["mean_radius"])
 
     def decode_and_classify(self) -> None:
-        from protocols.diffusion.decoder_analog import AnalogDecoder
+        from protocols.diffusion.simulated_decoder import AnalogDecoder
 
         final, software, cond = self.collected()
         vae = self.vae()

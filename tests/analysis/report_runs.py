@@ -10,8 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from protocols.base import get_protocol, registry
-from protocols.engine import RunEngine, RunState
+from protocols.engine.registry import get_protocol, registry
+from protocols.engine.runner import RunEngine, RunState
 
 # Small, fast parameter sets: every protocol of the catalogue that exists in this checkout.
 SMALL: dict[str, dict[str, Any]] = {
@@ -58,8 +58,8 @@ def killed_run_file(protocol: str, at_step: int = 0, **overrides: Any) -> Path:
 KILL_SCRIPT = """
 import json, os, signal
 from instruments.bench import Bench
-from protocols.base import get_protocol
-from protocols.engine import RunEngine
+from protocols.engine.registry import get_protocol
+from protocols.engine.runner import RunEngine
 proto = get_protocol({protocol!r}).from_values(json.loads({params!r}))
 def on_progress(event):
     if event.state == "running" and event.index >= {at}:

@@ -13,11 +13,11 @@ from instruments.config import load_config, load_device_file
 from instruments.errors import ConfigError
 from instruments.sim.device_params import DeviceParams
 from instruments.sim.world import SimWorld
-from protocols.cli import main
-from protocols.engine import RunEngine, RunState
-from protocols.iv_sweep import IVSweep
-from protocols.read_noise import ReadNoise
-from protocols.retention import Retention
+from protocols.characterization.iv_sweep import IVSweep
+from protocols.characterization.read_noise import ReadNoise
+from protocols.characterization.retention import Retention
+from protocols.cli.main import main
+from protocols.engine.runner import RunEngine, RunState
 
 PRIOR = DeviceParams()
 #: A device unlike the defaults in every fitted parameter (the "chip" to recover).
@@ -137,7 +137,7 @@ def test_calibrate_command_recovers_every_fitted_parameter_from_run_files(tmp_pa
 
 
 def test_calibrate_command_refuses_a_run_that_feeds_no_fit(tmp_path, capsys):
-    from protocols.read_array import ReadArray
+    from protocols.characterization.read_array import ReadArray
 
     with Bench.from_config(seed=0) as bench:
         path = run_protocol(bench, ReadArray.from_values({"repeats": 1}), tmp_path / "one.h5")

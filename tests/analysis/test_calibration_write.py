@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 
 from analysis.calibration import Calibration, device_toml
-from analysis.calibration_write import Pulses, fit_pulse_noise, spread, step_differences
+from analysis.calibration_write_simulated import Pulses, fit_pulse_noise, spread, step_differences
 from instruments.bench import Bench
 from instruments.config import load_device_file
 from instruments.sim.device_params import DeviceParams
 from instruments.sim.direct import DirectArrayAccess
 from instruments.sim.world import SimWorld
-from protocols.cli import main
-from protocols.engine import RunEngine, RunState
-from protocols.write_noise import WriteNoise
-from protocols.write_verify import WriteVerify
-from protocols.write_verify_algorithm import write_verify
+from protocols.characterization.write_noise import WriteNoise
+from protocols.characterization.write_verify import WriteVerify
+from protocols.characterization.write_verify_algorithm import write_verify
+from protocols.cli.main import main
+from protocols.engine.runner import RunEngine, RunState
 
 PRIOR = DeviceParams()
 

@@ -9,18 +9,18 @@ import sys
 import numpy as np
 from report_runs import run_file
 
-from analysis import loaders as ld
-from analysis import loaders_diffusion as ldd
+from analysis import characterization_data as ld
+from analysis import diffusion_data as ldd
 from analysis import open_run
 from analysis.traces import trace_envelope
 
 
 def test_analysis_imports_no_instrument_or_protocol_module():
-    code = ("import sys, analysis, analysis.report, analysis.loaders, analysis.loaders_diffusion, "
-            "analysis.device_metrics, analysis.report_diffusion, protocols.commands.report\n"
+    code = ("import sys, analysis, analysis.report, analysis.characterization_data, analysis.diffusion_data, "
+            "analysis.device_metrics, analysis.report_diffusion, protocols.cli.report\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
             "('pyvisa', 'pyvisa_py', 'serial', 'instruments') or m.startswith('protocols.') and "
-            "m not in ('protocols.commands', 'protocols.commands.report'))\n"
+            "m not in ('protocols.cli', 'protocols.cli.report'))\n"
             "assert not bad, bad")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from analysis import Run, RunFileError, open_run
-from protocols.base import Protocol, Step, param
-from protocols.datasets import Stream
-from protocols.engine import RunEngine, RunState
+from protocols.engine.datasets import Stream
+from protocols.engine.protocol import Protocol, Step, param
+from protocols.engine.runner import RunEngine, RunState
 
 
 class Counter(Protocol):
@@ -65,8 +65,8 @@ def test_status_steps_and_error_of_finished_runs(tmp_path, values, status, compl
 KILLED_WRITER = textwrap.dedent("""
     import os, signal, sys
     import numpy as np
-    from protocols.datasets import Stream
-    from protocols.runfile import RunHeader, RunWriter
+    from protocols.engine.datasets import Stream
+    from protocols.engine.run_writer import RunHeader, RunWriter
     header = RunHeader(protocol="killed", parameters={"k": 1}, seed=8, started="t0", steps_total=5)
     w = RunWriter.create(sys.argv[1], header, [Stream("x", units="V")])
     for i in range(2):

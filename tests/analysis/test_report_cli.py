@@ -10,7 +10,7 @@ from report_runs import run_file
 from analysis import open_run
 from analysis.figures import style
 from analysis.report_compare import comparison
-from protocols.cli import main
+from protocols.cli.main import main
 
 
 def test_report_command_writes_figures_and_summary_into_the_output_folder(tmp_path, capsys):

@@ -15,8 +15,8 @@ import pytest
 from figure_checks import assert_readable
 from report_runs import available, killed_run_file
 
-from analysis import loaders as ld
-from analysis import loaders_diffusion as ldd
+from analysis import characterization_data as ld
+from analysis import diffusion_data as ldd
 from analysis import open_run
 from analysis.figures import style
 from analysis.report import report_run, sections

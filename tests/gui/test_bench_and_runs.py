@@ -6,7 +6,7 @@ import numpy as np
 from gui_helpers import RUN_TIMEOUT_MS, queue_run
 
 from analysis import open_run
-from protocols.engine import RunState
+from protocols.engine.runner import RunState
 
 
 def test_connect_shows_identities_limits_and_every_macro_map(window, sim_world):

@@ -17,7 +17,7 @@ class _Block:
             raise ModuleNotFoundError(name)
         return None
 sys.meta_path.insert(0, _Block())
-from protocols.cli import main
+from protocols.cli.main import main
 sys.exit(main(['gui']))
 """
 

@@ -6,7 +6,7 @@ from gui_helpers import queue_run
 
 from gui.param_form import ParamForm, tooltip
 from instruments.limits import Limits
-from protocols.read_array import ReadArray
+from protocols.characterization.read_array import ReadArray
 
 
 def test_form_has_a_field_per_parameter_with_unit_limits_and_help_in_the_tooltip(qtbot):

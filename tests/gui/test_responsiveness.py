@@ -8,7 +8,7 @@ import numpy as np
 from gui_helpers import RUN_TIMEOUT_MS, queue_run
 from PyQt5.QtCore import QTimer
 
-from protocols.engine import RunState
+from protocols.engine.runner import RunState
 
 TICK = 0.010  # s, timer period used to measure the event loop's lateness
 BLOCK_LIMIT = 0.100  # s, longest acceptable stall of the window (issue 8)

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from gui_helpers import RUN_TIMEOUT_MS, queue_run
 
 from analysis import open_run
-from protocols.base import Protocol, Step
-from protocols.datasets import Stream
-from protocols.engine import RunState
+from protocols.engine.datasets import Stream
+from protocols.engine.protocol import Protocol, Step
+from protocols.engine.runner import RunState
 
 
 class HoldSourceOn(Protocol):

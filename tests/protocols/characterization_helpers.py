@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import open_run
-from protocols.base import Protocol
-from protocols.engine import RunEngine, RunState
+from protocols.engine.protocol import Protocol
+from protocols.engine.runner import RunEngine, RunState
 
 
 def run(bench, protocol: Protocol, path: Path, seed: int = 1):

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from protocols.base import Protocol, Step, param
-from protocols.datasets import Constant, PulseHistory, Stream, Traces
-from protocols.engine import RunEngine, RunState
+from protocols.engine.datasets import Constant, PulseHistory, Stream, Traces
+from protocols.engine.protocol import Protocol, Step, param
+from protocols.engine.runner import RunEngine, RunState
 
 WAIT = 10.0  # s, generous bound for a thread to reach a state
 

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 
 import pytest
 
-import protocols.base
+import protocols.engine.registry
 from analysis import open_run
-from protocols.base import Protocol, Step, param
-from protocols.cli import main
-from protocols.datasets import Stream
-from protocols.progress import ProgressEvent, TerminalBar
+from protocols.cli.main import main
+from protocols.engine.datasets import Stream
+from protocols.engine.progress import ProgressEvent, TerminalBar
+from protocols.engine.protocol import Protocol, Step, param
 
 
 def run_cli(capsys, *argv):
@@ -139,7 +139,7 @@ class Boom(Protocol):
 
 
 def test_an_exception_in_a_step_fails_the_run_with_its_text_and_exit_1(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr(protocols.base, "registry", lambda: {"boom": Boom})
+    monkeypatch.setattr(protocols.engine.registry, "registry", lambda: {"boom": Boom})
     code, out, err = run_cli(capsys, "run", "boom", "--out", tmp_path)
     assert code == 1
     assert "the cell caught fire" in err

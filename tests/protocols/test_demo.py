@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from analysis import open_run
-from protocols.cli import main
-from protocols.demo import run_demo, summary
+from protocols.cli.main import main
+from protocols.diffusion.demo import run_demo, summary
 
 
 def test_reduced_demo_writes_readable_run_files_figures_and_a_summary(tmp_path):

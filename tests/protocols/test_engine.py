@@ -10,7 +10,7 @@ import pytest
 from engine_helpers import Everything, Gated, finish, new_engine, settle, start, wait
 
 from analysis import open_run
-from protocols.engine import TRANSITIONS, InvalidTransition, RunState, new_run_path, step_rng
+from protocols.engine.runner import TRANSITIONS, InvalidTransition, RunState, new_run_path, step_rng
 
 S = RunState
 

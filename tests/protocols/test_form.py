@@ -9,8 +9,8 @@ from instruments.bench import Bench
 from instruments.errors import LimitError
 from instruments.limits import Limits
 from instruments.sim.world import SimWorld
-from protocols.form import Form
-from protocols.params import ParameterError
+from protocols.characterization.form import Form
+from protocols.engine.params import ParameterError
 from tests.protocols.characterization_helpers import assert_consistent_abort, run, run_and_abort
 
 

@@ -8,8 +8,8 @@ import pytest
 from instruments.bench import Bench
 from instruments.errors import LimitError
 from instruments.limits import Limits
-from protocols.iv_sweep import RESET_WINDOW, SET_WINDOW, IVSweep, sweep_voltages, switching_voltages
-from protocols.params import ParameterError
+from protocols.characterization.iv_sweep import RESET_WINDOW, SET_WINDOW, IVSweep, sweep_voltages, switching_voltages
+from protocols.engine.params import ParameterError
 from tests.protocols.characterization_helpers import assert_consistent_abort, run, run_and_abort
 
 

@@ -8,9 +8,9 @@ import pytest
 from instruments.bench import Bench
 from instruments.errors import LimitError
 from instruments.limits import Limits
-from protocols.engine import RunEngine
-from protocols.multilevel import Multilevel, adjacent_overlap
-from protocols.params import ParameterError
+from protocols.characterization.multilevel import Multilevel, adjacent_overlap
+from protocols.engine.params import ParameterError
+from protocols.engine.runner import RunEngine
 from tests.protocols.characterization_helpers import assert_consistent_abort, run, run_and_abort
 
 

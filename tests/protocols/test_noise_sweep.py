@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from analysis import open_run
-from protocols.base import ParameterError
-from protocols.engine import RunEngine, RunState, step_rng
-from protocols.noise_sweep import NoiseSweep, run_grid
-from protocols.sweep_tasks import METRICS, SweepPoint, run_point, scaled_device
+from protocols.diffusion.noise_sweep import NoiseSweep, run_grid
+from protocols.diffusion.simulated_sweep import METRICS, SweepPoint, run_point, scaled_device
+from protocols.engine.protocol import ParameterError
+from protocols.engine.runner import RunEngine, RunState, step_rng
 
 TINY = {"samples": 16, "n_steps": 100, "settle": 1.0}
 DASK = Path(sys.executable).with_name("dask")

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from instruments.bench import Bench
-from protocols.engine import RunEngine
-from protocols.params import ParameterError
-from protocols.pattern import Pattern
-from protocols.patterns import load_pattern, moon_and_star
+from protocols.characterization.pattern import Pattern
+from protocols.characterization.pattern_images import load_pattern, moon_and_star
+from protocols.engine.params import ParameterError
+from protocols.engine.runner import RunEngine
 from tests.protocols.characterization_helpers import assert_consistent_abort, run, run_and_abort
 
 

@@ -7,9 +7,10 @@ import pytest
 
 from analysis import open_run
 from instruments.bench import Bench
-from protocols.base import ParameterError, registry
-from protocols.engine import RunEngine, RunState
-from protocols.program_model import ProgramModel
+from protocols.diffusion.program_model import ProgramModel
+from protocols.engine.protocol import ParameterError
+from protocols.engine.registry import registry
+from protocols.engine.runner import RunEngine, RunState
 
 
 @pytest.fixture

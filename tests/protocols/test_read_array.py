@@ -11,9 +11,9 @@ from analysis import open_run
 from instruments.bench import Bench
 from instruments.errors import LimitError
 from instruments.limits import Limits
-from protocols.engine import RunEngine, RunState
-from protocols.params import ParameterError
-from protocols.read_array import ReadArray
+from protocols.characterization.read_array import ReadArray
+from protocols.engine.params import ParameterError
+from protocols.engine.runner import RunEngine, RunState
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import pytest
 
 from instruments.bench import Bench
 from instruments.sim.device import read_noise_sigma
-from protocols.params import ParameterError
-from protocols.read_noise import ReadNoise
+from protocols.characterization.read_noise import ReadNoise
+from protocols.engine.params import ParameterError
 from tests.protocols.characterization_helpers import assert_consistent_abort, run, run_and_abort
 
 

@@ -1,29 +1,25 @@
-"""The protocol registry imports exactly the modules that define protocols."""
+"""The protocol registry finds protocols by class, in the packages that hold them."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+from protocols.engine.protocol import Protocol
+from protocols.engine.registry import PROTOCOL_PACKAGES, registry
 
-import protocols
-from protocols.base import _INFRASTRUCTURE, registry
-
-
-def _modules() -> set[str]:
-    return {m.name for m in pkgutil.iter_modules(protocols.__path__) if not m.ispkg}
+SHIPPED = {
+    "form", "iv-sweep", "read-array", "write-verify", "multilevel", "pattern", "retention",
+    "read-noise", "write-noise", "program-model", "sample", "noise-sweep",
+}
 
 
-def test_every_module_the_registry_imports_defines_a_protocol():
-    """Helpers (cells, patterns, programming, sweep_tasks, ...) are listed as infrastructure,
-    so listing protocols never imports what it does not need."""
-    defining = {cls.__module__.removeprefix("protocols.") for cls in registry().values()}
-    assert _modules() - _INFRASTRUCTURE == defining
+def test_every_shipped_protocol_is_found_in_its_package():
+    found = registry()
+    assert set(found) == SHIPPED
+    for name, cls in found.items():
+        assert issubclass(cls, Protocol) and cls.name == name
+        assert cls.__module__.startswith(PROTOCOL_PACKAGES)
 
 
-def test_no_infrastructure_module_hides_a_protocol():
-    """A protocol put in a module listed as infrastructure would vanish from the registry."""
-    for name in _INFRASTRUCTURE & _modules():
-        importlib.import_module(f"protocols.{name}")
-    defining = {cls.__module__.removeprefix("protocols.") for cls in registry().values()}
-    assert not defining & _INFRASTRUCTURE
-    assert _INFRASTRUCTURE <= _modules(), "the list names no module that is gone"
+def test_characterization_and_diffusion_protocols_live_apart():
+    found = registry()
+    diffusion = {n for n, c in found.items() if c.__module__.startswith("protocols.diffusion.")}
+    assert diffusion == {"program-model", "sample", "noise-sweep"}

@@ -30,10 +30,10 @@ import numpy as np
 import pytest
 
 from analysis import open_run
-from protocols.base import Protocol, Step, param
-from protocols.cli import main as cli_main
-from protocols.datasets import Stream
-from protocols.engine import RunEngine, RunState
+from protocols.cli.main import main as cli_main
+from protocols.engine.datasets import Stream
+from protocols.engine.protocol import Protocol, Step, param
+from protocols.engine.runner import RunEngine, RunState
 
 SEED = 0  # world seed 0 has stuck cells where the default mapping puts the score network
 
@@ -60,8 +60,8 @@ CASES: dict[str, tuple[list[str], int, bool]] = {
 
 KILLER = """
 import os, signal, sys
-from protocols import engine
-from protocols.cli import main
+from protocols.engine import runner as engine
+from protocols.cli.main import main
 kill_in = int(sys.argv[1])
 record = engine.RunEngine._record
 def record_then_kill(writer, index, kind, name, *args):
@@ -176,7 +176,7 @@ class Accumulating(Protocol):
         self.record("value", float(i + 1))
         self.seen.append(self.recorded("value"))  # includes this step's row, still buffered
         if i == self.p.stop_in:
-            from protocols.engine import Aborted
+            from protocols.engine.runner import Aborted
 
             raise Aborted("stopped by the test")
         self.record("total", float(self.recorded("value").sum()))

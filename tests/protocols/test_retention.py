@@ -8,9 +8,9 @@ import pytest
 from instruments.bench import Bench
 from instruments.errors import LimitError
 from instruments.limits import Limits
-from protocols.multilevel import adjacent_overlap
-from protocols.params import ParameterError
-from protocols.retention import Retention
+from protocols.characterization.multilevel import adjacent_overlap
+from protocols.characterization.retention import Retention
+from protocols.engine.params import ParameterError
 from tests.protocols.characterization_helpers import assert_consistent_abort, run, run_and_abort
 
 

@@ -12,9 +12,9 @@ import pytest
 from engine_helpers import PREAMBLE, Everything, Gated
 
 from analysis import open_run
-from protocols.datasets import Link, Stream, Traces
-from protocols.engine import RunEngine, RunState
-from protocols.runfile import RunHeader, RunWriter
+from protocols.engine.datasets import Link, Stream, Traces
+from protocols.engine.run_writer import RunHeader, RunWriter
+from protocols.engine.runner import RunEngine, RunState
 
 
 def _complete_run(tmp_path, steps=3, seed=5):

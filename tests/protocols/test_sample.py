@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from analysis import open_run
-from analysis.runfile import RunFileError
+from analysis.run_reader import RunFileError
 from instruments.bench import Bench
-from protocols.cli import main
-from protocols.engine import RunEngine, RunState
-from protocols.program_model import ProgramModel
-from protocols.sample import Sample
+from protocols.cli.main import main
+from protocols.diffusion.program_model import ProgramModel
+from protocols.diffusion.sample import Sample
+from protocols.engine.runner import RunEngine, RunState
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ import pytest
 from analysis import open_run
 from instruments.bench import Bench
 from instruments.sim.world import SimWorld
-from protocols.diffusion.legacy_sampling import REFRESH_EVERY
-from protocols.engine import RunEngine, RunState
-from protocols.sample import Sample
+from protocols.diffusion.sample import Sample
+from protocols.diffusion.seed_board_sampler import REFRESH_EVERY
+from protocols.engine.runner import RunEngine, RunState
 
 
 @pytest.fixture(scope="module")

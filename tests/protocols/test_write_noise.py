@@ -8,8 +8,8 @@ import pytest
 from instruments.bench import Bench
 from instruments.errors import LimitError
 from instruments.limits import Limits
-from protocols.params import ParameterError
-from protocols.write_noise import WriteNoise
+from protocols.characterization.write_noise import WriteNoise
+from protocols.engine.params import ParameterError
 from tests.protocols.characterization_helpers import assert_consistent_abort, run, run_and_abort
 
 

@@ -10,9 +10,9 @@ from instruments.errors import LimitError
 from instruments.limits import Limits
 from instruments.sim.direct import DirectArrayAccess
 from instruments.sim.world import SimWorld
-from protocols.params import ParameterError
-from protocols.write_verify import WriteVerify
-from protocols.write_verify_algorithm import WriteVerifyConfig, write_verify
+from protocols.characterization.write_verify import WriteVerify
+from protocols.characterization.write_verify_algorithm import WriteVerifyConfig, write_verify
+from protocols.engine.params import ParameterError
 from tests.protocols.characterization_helpers import assert_consistent_abort, run, run_and_abort
 
 
@@ -105,7 +105,7 @@ def test_parameters_are_validated():
 
 def test_bad_regions_and_targets_are_refused_before_the_file_exists(bench, tmp_path):
     """A malformed region or an inverted target range fails the run before anything is written."""
-    from protocols.engine import RunEngine
+    from protocols.engine.runner import RunEngine
     for values, match in (({"regions": ["0:0-40:0-3"]}, "row"), ({"g_low": 70e-6}, "g_low")):
         engine = RunEngine(WriteVerify.from_values(values), bench, tmp_path / "x.h5", seed=1)
         with pytest.raises(ValueError, match=match):

@@ -23,8 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from instruments.controller_ops import Op
-from instruments.framing import REPLY_FLAG, Status, decode
+from instruments.macro_controller_framing import REPLY_FLAG, Status, decode
+from instruments.macro_controller_wire import Op
 from instruments.sim.scpi import ScpiError
 
 LINKS = ("smu", "scope", "controller")

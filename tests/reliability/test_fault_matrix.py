@@ -21,9 +21,9 @@ from fault_cases import CASES, KILL_CASES, MID_STEP, MID_STEP_MESSAGES, PROTOCOL
 from analysis import open_run
 from instruments.bench import Bench
 from instruments.config import load_config
-from protocols.base import get_protocol
-from protocols.cli import main as cli_main
-from protocols.engine import RunEngine
+from protocols.cli.main import main as cli_main
+from protocols.engine.registry import get_protocol
+from protocols.engine.runner import RunEngine
 
 HERE = Path(__file__).resolve().parent
 
@@ -80,8 +80,8 @@ def test_fault_ends_in_documented_state(tmp_path, link, fault, phase):
 
 KILLER = """
 import os, signal, sys
-from protocols import engine
-from protocols.cli import main
+from protocols.engine import runner as engine
+from protocols.cli.main import main
 phase = sys.argv[1]
 run_step, finish = engine.RunEngine._run_step, engine.RunEngine._finish
 def kill():

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analysis.runfile import RunFileError, open_run
+from analysis.run_reader import RunFileError, open_run
 from instruments.config import load_config
 from instruments.errors import ConfigError
 

@@ -10,12 +10,12 @@ from analysis.metrics import coordinate_kl, ring_statistics
 from instruments.sim.device_params import DeviceParams
 from instruments.sim.direct import DirectArrayAccess
 from instruments.sim.world import SimWorld
+from protocols.characterization.write_verify_algorithm import write_verify
 from protocols.diffusion.analog import initial_noise, program_network, scaled_noise, world_sample
 from protocols.diffusion.mapping import map_score_net
 from protocols.diffusion.samplers import sample_probability_flow, sample_reverse_sde
 from protocols.diffusion.scoring import ring_reference
 from protocols.diffusion.weights import load_shipped
-from protocols.write_verify_algorithm import write_verify
 
 
 @pytest.fixture(scope="module")

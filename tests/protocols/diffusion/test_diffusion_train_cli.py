@@ -2,7 +2,7 @@
 
 import importlib.util
 
-from protocols.cli import main
+from protocols.cli.main import main
 
 
 def test_train_without_torch_exits_2_with_a_clear_message(monkeypatch, capsys, tmp_path):

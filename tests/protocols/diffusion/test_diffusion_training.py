@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from protocols.cli import main  # noqa: E402
+from protocols.cli.main import main  # noqa: E402
 from protocols.diffusion.model import ScoreNet  # noqa: E402
 from protocols.diffusion.tasks import load_digit_images, ring_samples  # noqa: E402
 from protocols.diffusion.train import (  # noqa: E402

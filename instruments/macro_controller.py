@@ -1,0 +1,354 @@
+"""Driver of our macro controller board (binary framed protocol over pyserial).
+
+One method per board function, SI units in and out (V, S, s, ohm). Every source
+value is checked against the bench's safety envelope before any byte is sent.
+The protocol (frames, opcodes, payloads, status codes, retries, batching) is
+specified in ``docs/controller-protocol.md``; payload layouts live in
+:mod:`instruments.macro_controller_wire`.
+
+Reliability: each request gets the next ``seq``; on a damaged reply, a BAD_CRC
+status, BUSY, or a timeout the same frame (same ``seq``) is sent again, up to
+``retries`` times. The board answers a repeated frame from its reply cache, so a
+retried pulse batch is never applied twice. ``round_trips`` counts completed
+request/reply exchanges, ``retries`` the retransmissions.
+
+Batching: a pulse or read batch goes out as few frames as possible; each frame
+holds at most :func:`~instruments.macro_controller_wire.max_cells` cells for the
+driver's ``max_payload`` (4095 pulses or 16383 reads at the 64 KiB maximum), so
+the 2048 cells of two macros are one round trip. Host-to-board payloads larger
+than a frame (long DAC streams, many initial conditions) are uploaded in chunks
+with STAGE and executed with EXEC_STAGED.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from instruments import macro_controller_wire as ops
+from instruments.errors import InstrumentError, InstrumentTimeout, LinkError
+from instruments.limits import Limits
+from instruments.macro_controller_framing import MAX_PAYLOAD, REPLY_FLAG, FrameError, Status, decode, encode
+from instruments.macro_controller_wire import BoardInfo, BoardStatus, LayerRegion, Op
+from instruments.serial_link import SerialLink
+
+__all__ = ["BoardInfo", "BoardStatus", "LayerRegion", "MacroController"]
+
+_RETRY = (Status.BAD_CRC, Status.BUSY)
+
+
+class MacroController:
+    """Macro controller board: pulses, reads, routing, DAC streams, closed-loop runs.
+
+    Parameters
+    ----------
+    link:
+        The board's serial link (``SerialLink.open("socket://...")`` or a tty).
+    limits:
+        Safety envelope; every amplitude, gate, width and DAC voltage is checked.
+    retries:
+        Retransmissions of one frame before giving up (>= 0).
+    max_payload:
+        Largest frame payload this driver sends or asks for, bytes (64..65535).
+        Lower it on a noisy link: a frame survives with probability (1 - p)^bytes.
+    busy_wait:
+        Pause before retrying a BUSY reply, s (>= 0).
+    """
+
+    name = "controller"
+
+    def __init__(
+        self,
+        link: SerialLink,
+        limits: Limits,
+        *,
+        retries: int = 8,
+        max_payload: int = MAX_PAYLOAD,
+        busy_wait: float = 0.01,
+    ) -> None:
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        if not 64 <= max_payload <= MAX_PAYLOAD:
+            raise ValueError(f"max_payload must be in 64..{MAX_PAYLOAD} bytes, got {max_payload}")
+        if not busy_wait >= 0:
+            raise ValueError(f"busy_wait must be >= 0 s, got {busy_wait}")
+        self._link, self._limits = link, limits
+        self.max_retries, self.max_payload, self.busy_wait = retries, max_payload, busy_wait
+        self.round_trips = 0
+        self.retries = 0
+        self._seq = 0
+        self._log = link.log
+
+    # -- identity and state ------------------------------------------------------------
+    def info(self) -> BoardInfo:
+        """Identity, protocol version, staging capacity and array geometry."""
+        body = self._request(Op.IDENTIFY)
+        protocol, max_staged, n_macros, rows, cols = ops.IDENTIFY_REPLY.unpack_from(body)
+        text = body[ops.IDENTIFY_REPLY.size :].decode("utf-8", "replace")
+        return BoardInfo(text, protocol, max_staged, n_macros, rows, cols)
+
+    def identify(self) -> str:
+        """Identity string ``MAKER,MODEL,SERIAL,FIRMWARE`` (like ``*IDN?``)."""
+        return self.info().text
+
+    def status(self) -> BoardStatus:
+        """Board state and its last error (reading clears the error)."""
+        return BoardStatus.unpack(self._request(Op.STATUS))
+
+    def safe_state(self) -> None:
+        """Integrators reset, DACs to 0 V, pulse generator idle, SMU unrouted; idempotent."""
+        self._request(Op.SAFE_STATE)
+
+    def route(self, macro: int, row: int, col: int) -> None:
+        """Connect the external SMU to one cell (any previous route is opened first)."""
+        cell = (_index(macro, "macro"), _index(row, "row"), _index(col, "col"))
+        self._request(Op.ROUTE, ops.CELL.pack(*cell))
+
+    def unroute(self) -> None:
+        """Disconnect the SMU from the array."""
+        self._request(Op.UNROUTE)
+
+    # -- array operations --------------------------------------------------------------
+    def pulse_batch(self, macro, row, col, polarity, amplitude, width, gate, *,
+                    bias: float = 0.1, window: float = 1e-6) -> np.ndarray:
+        """Apply one pulse to each listed cell, then read those cells back.
+
+        Arguments broadcast to the number of cells. macro/row/col: cell indices;
+        polarity: +1 SET (bit line) or -1 RESET (source line); amplitude: pulse
+        magnitude in V (>= 0, within the SET or RESET limit); width: s, within the
+        pulse width limits; gate: word-line voltage in V. ``bias`` (V) and ``window``
+        (s, > 0) set the verify read. Returns the read conductances in S, one per
+        cell, in the order given.
+        """
+        m, r, c, pol, amp, wid, gat = np.broadcast_arrays(macro, row, col, polarity, amplitude, width, gate)
+        pol = np.asarray(pol)
+        if not np.all((pol == 1) | (pol == -1)):
+            raise ValueError("polarity must be +1 (SET) or -1 (RESET) for every cell")
+        amp = np.asarray(amp, dtype=float)
+        if np.any(amp < 0):
+            raise ValueError("amplitude is a magnitude in V and must be >= 0; polarity gives the sign")
+        self._limits.set_pulse(amp[pol > 0])
+        self._limits.reset_pulse(amp[pol < 0])
+        self._limits.pulse_width(wid)
+        self._limits.gate(gat)
+        head = self._read_settings(bias, window)
+        cells = np.empty(m.size, ops.PULSE_CELL)
+        cells["macro"], cells["row"], cells["col"] = _indices(m, r, c)
+        cells["polarity"] = pol.ravel()
+        cells["amplitude"], cells["width"], cells["gate"] = amp.ravel(), np.ravel(wid), np.ravel(gat)
+        return self._batched(Op.PULSE_BATCH, head, cells).reshape(m.shape)
+
+    def read_batch(self, macro, row, col, bias: float = 0.1, window: float = 1e-6) -> np.ndarray:
+        """Conductance of each listed cell in S (indices broadcast; order kept).
+
+        bias: read voltage in V (within the read limit); window: integration time in s (> 0).
+        """
+        m, r, c = np.broadcast_arrays(macro, row, col)
+        head = self._read_settings(bias, window)
+        cells = np.empty(m.size, ops.READ_CELL)
+        cells["macro"], cells["row"], cells["col"] = _indices(m, r, c)
+        return self._batched(Op.READ_BATCH, head, cells).reshape(m.shape)
+
+    def read_macro(self, macro: int, bias: float = 0.1, window: float = 1e-6) -> np.ndarray:
+        """Conductance map of a whole macro, (rows, cols) S; bias V, window s as in read_batch."""
+        self._read_settings(bias, window)
+        body = self._request(Op.READ_MACRO, ops.READ_MACRO_REQ.pack(_index(macro, "macro"), bias, window))
+        rows, cols = ops.MACRO_SHAPE.unpack_from(body)
+        g = np.frombuffer(body, ops.VALUE, rows * cols, ops.MACRO_SHAPE.size)
+        return g.astype(float).reshape(rows, cols)
+
+    # -- closed-loop network -----------------------------------------------------------
+    def load_mapping(self, layers: Sequence[LayerRegion], v_bias: float) -> None:
+        """Tell the board which macro regions form which layer, in order.
+
+        layers: LayerRegion-like objects (or dicts with its fields), 1..255 of them;
+        v_bias: voltage on the bias rows, V (within the read/DAC limit).
+        """
+        if not 1 <= len(layers) <= 255:
+            raise ValueError(f"layers must hold 1..255 layer regions, got {len(layers)}")
+        self._limits.read_bias(v_bias)
+        records = ops.encode_layers(list(layers))
+        self._request(Op.LOAD_MAPPING, ops.MAPPING_HEAD.pack(v_bias, len(layers)) + records.tobytes())
+
+    def set_streams(self, dt: float, embedding, condition, a, b, c) -> None:
+        """DAC streams of one closed-loop sample, one value per time step of ``dt`` s.
+
+        embedding: (T, H) V, time embedding added to each hidden layer's inputs;
+        condition: (H,) V, class embedding (zeros for unconditional sampling);
+        a, b: (T,) dimensionless integrator gains and c: (T,) V noise gain of
+        ``RC dx/dt = a x + b y(x) + c xi`` (docs/circuit-model.md). The DAC voltages
+        (embedding, condition, c) are checked against the read/DAC limit.
+        """
+        if not (np.isfinite(dt) and dt > 0):
+            raise ValueError(f"dt must be a positive time step in s, got {dt}")
+        emb = _finite("embedding", embedding, ndim=2)
+        cond = _finite("condition", condition, ndim=1)
+        t_steps, hidden = emb.shape
+        if cond.shape != (hidden,):
+            raise ValueError(f"condition must have shape ({hidden},) to match embedding, got {cond.shape}")
+        gains = [_finite(n, v, ndim=1) for n, v in (("a", a), ("b", b), ("c", c))]
+        for n, g in zip("abc", gains, strict=True):
+            if g.shape != (t_steps,):
+                raise ValueError(f"{n} must have shape ({t_steps},) to match embedding, got {g.shape}")
+        if not (1 <= t_steps <= 0xFFFF and 1 <= hidden <= 0xFFFF):
+            raise ValueError(f"embedding shape {emb.shape} outside 1..65535 x 1..65535")
+        self._limits.read_bias(emb)
+        self._limits.read_bias(cond)
+        self._limits.read_bias(gains[2])
+        data = np.concatenate([emb.ravel(), cond, *gains]).astype(ops.VALUE)
+        self._request_large(Op.SET_STREAMS, ops.STREAMS_HEAD.pack(dt, t_steps, hidden) + data.tobytes())
+
+    def set_initial(self, x0) -> None:
+        """Initial integrator voltages of N samples, (N, D) V, within the read/DAC limit."""
+        x = _finite("x0", x0, ndim=2)
+        if not (1 <= x.shape[0] <= 0xFFFFFFFF and 1 <= x.shape[1] <= 0xFFFF):
+            raise ValueError(f"x0 shape {x.shape} outside 1..2^32-1 x 1..65535")
+        self._limits.read_bias(x)
+        self._request_large(Op.SET_INITIAL, ops.INITIAL_HEAD.pack(*x.shape) + x.astype(ops.VALUE).tobytes())
+
+    def run_samples(self, count: int, duration: float, sde: bool, seed: int = 0) -> None:
+        """Run the closed loop for the first ``count`` initial conditions.
+
+        duration: integration time in s (> 0); sde: inject the noise streams;
+        seed: 0..2^32-1, seed of the board's noise generator. Fires the scope trigger.
+        """
+        if not 1 <= int(count) <= 0xFFFFFFFF or int(count) != count:
+            raise ValueError(f"count must be a positive integer, got {count}")
+        if not (np.isfinite(duration) and duration > 0):
+            raise ValueError(f"duration must be a positive time in s, got {duration}")
+        if not 0 <= int(seed) <= 0xFFFFFFFF or int(seed) != seed:
+            raise ValueError(f"seed must be an integer in 0..2^32-1, got {seed}")
+        self._request(Op.RUN_SAMPLES, ops.RUN_REQ.pack(int(count), duration, int(bool(sde)), int(seed)))
+
+    def fetch_end_values(self) -> np.ndarray:
+        """Integrator voltages at the end of the last run, (N, D) V."""
+        room = (self.max_payload - 1 - ops.FETCH_REPLY.size) // ops.VALUE.itemsize
+        parts, first = [], 0
+        while True:
+            body = self._request(Op.FETCH_END, ops.FETCH_REQ.pack(first, room))
+            start, count, total, dims = ops.FETCH_REPLY.unpack_from(body)
+            if start != first or (count == 0 and first < total):
+                raise InstrumentError(self.name, f"FETCH_END returned samples {start}+{count} for {first}")
+            values = np.frombuffer(body, ops.VALUE, count * dims, ops.FETCH_REPLY.size)
+            parts.append(values.reshape(count, dims))
+            first += count
+            if first >= total:
+                return np.concatenate(parts).astype(float)
+
+    # -- requests ----------------------------------------------------------------------
+    def _read_settings(self, bias: float, window: float) -> bytes:
+        self._limits.read_bias(bias)
+        if not (np.isfinite(window) and window > 0):
+            raise ValueError(f"window must be a positive integration time in s, got {window}")
+        return ops.READ_SETTINGS.pack(bias, window)
+
+    def _batched(self, op: Op, head: bytes, cells: np.ndarray) -> np.ndarray:
+        """Send ``cells`` in as few frames as ``max_payload`` allows; reads in S."""
+        per_frame = ops.max_cells(op, self.max_payload)
+        out = np.empty(cells.size, float)
+        for start in range(0, cells.size, per_frame):
+            chunk = cells[start : start + per_frame]
+            body = self._request(op, head + chunk.tobytes())
+            if len(body) != chunk.size * ops.VALUE.itemsize:
+                raise InstrumentError(self.name, f"{op.name} reply holds {len(body)} bytes for {chunk.size} cells")
+            out[start : start + chunk.size] = np.frombuffer(body, ops.VALUE)
+        return out
+
+    def _request_large(self, op: Op, payload: bytes) -> bytes:
+        """Send ``payload`` in one frame, or stage it in chunks and execute it."""
+        if len(payload) <= self.max_payload:
+            return self._request(op, payload)
+        room = self.max_payload - ops.STAGE_HEAD.size
+        for offset in range(0, len(payload), room):
+            self._request(Op.STAGE, ops.STAGE_HEAD.pack(offset) + payload[offset : offset + room])
+        return self._request(Op.EXEC_STAGED, ops.EXEC_STAGED_REQ.pack(op, len(payload), zlib.crc32(payload)))
+
+    def _request(self, op: Op, payload: bytes = b"") -> bytes:
+        """One request/reply exchange with retransmission; returns the body after the status."""
+        with self._link.lock:
+            self._seq = (self._seq + 1) & 0xFF
+            seq = self._seq
+            frame = encode(seq, op, payload)
+            self._link.write(frame)
+            failures: list[str] = []
+            while True:
+                why = self._await(seq, op)
+                if isinstance(why, bytes):
+                    self.round_trips += 1
+                    return why
+                failures.append(why)
+                if len(failures) > self.max_retries:
+                    message = f"{op.name} seq {seq} failed after {self.max_retries} retries: {', '.join(failures)}"
+                    if all(f == "timeout" for f in failures):
+                        raise InstrumentTimeout(f"{self.name}: {message}")
+                    raise LinkError(f"{self.name}: {message}")
+                if why == "busy" and self.busy_wait:
+                    time.sleep(self.busy_wait)
+                self.retries += 1
+                self._log.info("%s: retry %d of %s seq %d (%s)", self.name, len(failures), op.name, seq, why)
+                self._link.write(frame)
+
+    def _await(self, seq: int, op: Op) -> bytes | str:
+        """Reply body for (seq, op), or the reason to retransmit; raises on a board error."""
+        while True:
+            try:
+                message = self._link.read_message()
+            except InstrumentTimeout:
+                return "timeout"
+            if not message:
+                continue  # an empty message between two delimiters carries nothing
+            try:
+                reply = decode(message)
+            except FrameError as exc:
+                self._log.debug("%s: damaged reply dropped (%s)", self.name, exc)
+                return "damaged reply"
+            if not reply.payload:
+                self._log.debug("%s: reply without a status byte dropped", self.name)
+                return "damaged reply"
+            status = reply.payload[0]
+            if status in _RETRY:  # BAD_CRC seq is unreliable: any such reply means resend
+                return "busy" if status == Status.BUSY else "board saw a damaged frame"
+            if reply.seq != seq or reply.op != (op | REPLY_FLAG):
+                self._log.debug("%s: stale reply seq %d op 0x%02x dropped", self.name, reply.seq, reply.op)
+                continue
+            if status != Status.OK:
+                text = reply.payload[1:].decode("utf-8", "replace")
+                name = _status_name(status)
+                raise InstrumentError(self.name, f"{op.name} refused ({name}): {text}")
+            return reply.payload[1:]
+
+
+def _status_name(code: int) -> str:
+    try:
+        return Status(code).name
+    except ValueError:
+        return f"status {code}"
+
+
+def _index(value, name: str) -> int:
+    if int(value) != value or not 0 <= int(value) <= 255:
+        raise ValueError(f"{name} must be an integer index in 0..255, got {value!r}")
+    return int(value)
+
+
+def _indices(*arrays: np.ndarray) -> list[np.ndarray]:
+    """Cell index arrays checked to be integers in 0..255, flattened."""
+    out = []
+    for name, arr in zip(("macro", "row", "col"), arrays, strict=True):
+        a = np.asarray(arr)
+        if a.size and (not np.all(a == np.round(a)) or a.min() < 0 or a.max() > 255):
+            raise ValueError(f"{name} indices must be integers in 0..255")
+        out.append(a.ravel())
+    return out
+
+
+def _finite(name: str, value, ndim: int) -> np.ndarray:
+    arr = np.asarray(value, dtype=float)
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr

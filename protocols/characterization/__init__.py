@@ -1,0 +1,1 @@
+"""Characterization protocols: forming, I-V, write-verify, levels, retention, noise."""

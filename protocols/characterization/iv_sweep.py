@@ -1,0 +1,117 @@
+"""iv-sweep: quasi-static dual I-V sweeps on chosen cells through the SMU."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from protocols.characterization.cells import parse_selection, select_cells
+from protocols.engine.datasets import Spec, Stream
+from protocols.engine.protocol import Protocol, Step, param
+
+# Windows the device model documents for the extracted voltages (docs/device-model.md,
+# "Quasi-static I-V": SET 0.88-1.22 V and RESET onset -0.92 to -0.78 V, 1st-99th
+# percentile; the acceptance windows of its test are these, widened).
+SET_WINDOW = (0.5, 1.3)  # V
+RESET_WINDOW = (-1.7, -0.7)  # V
+POINT_TIME = 20e-3  # s, one SMU point at 1 NPLC (50 Hz), for the estimate
+
+
+def sweep_voltages(v_max: float, v_min: float, step: float) -> np.ndarray:
+    """One dual bipolar cycle: 0 -> v_max -> 0 -> v_min -> 0 V in steps of ``step`` V."""
+    if not (v_max > 0 > v_min and step > 0):
+        raise ValueError(f"need v_max > 0 > v_min and step > 0, got {v_max}, {v_min}, {step}")
+    up = np.arange(0.0, v_max + step / 2, step)
+    down = np.arange(0.0, v_min - step / 2, -step)
+    return np.concatenate([up, up[-2::-1], down[1:], down[-2::-1]])
+
+
+def switching_voltages(v: np.ndarray, i: np.ndarray, compliance: float) -> tuple[float, float]:
+    """(V_set, V_reset) of one cycle in V; NaN where the cycle shows no switching.
+
+    V_set: first point of the rising positive branch where the current reaches half
+    the compliance (the abrupt SET is clamped at it). V_reset: first point of the
+    falling negative branch where I/V drops below 90 % of its value at the branch
+    start (the LRS), i.e. the onset of the gradual RESET.
+    """
+    v, i = np.asarray(v, float), np.asarray(i, float)
+    top, bottom = int(np.argmax(v)), int(np.argmin(v))
+    rising = np.arange(0, top + 1)
+    hit = rising[np.abs(i[rising]) >= 0.5 * compliance]
+    v_set = float(v[hit[0]]) if hit.size else float("nan")
+    start = int(np.flatnonzero((v < 0) & (np.arange(v.size) < bottom))[0]) if np.any(v < 0) else bottom
+    falling = np.arange(start, bottom + 1)
+    falling = falling[np.abs(v[falling]) >= 0.1]
+    if falling.size < 2:
+        return v_set, float("nan")
+    g = i[falling] / v[falling]
+    drop = falling[g < 0.9 * g[0]]
+    return v_set, float(v[drop[0]]) if drop.size else float("nan")
+
+
+class IVSweep(Protocol):
+    """Quasi-static dual I-V sweeps (0 -> v_max -> 0 -> v_min -> 0) on chosen cells, N cycles each."""
+
+    name = "iv-sweep"
+    signal = "current"
+
+    @dataclass
+    class Params:
+        cells: list[str] = param(["0:0:0"], help="cells, each routed to the SMU in turn: 'M:R:C' or ranges")
+        v_max: float = param(1.5, unit="V", limits=(0.05, 3.0), envelope="smu_level", help="positive sweep limit")
+        v_min: float = param(-1.5, unit="V", limits=(-3.0, -0.05), envelope="smu_level",
+                             help="negative sweep limit")
+        step: float = param(0.02, unit="V", limits=(1e-3, 0.5), help="voltage step")
+        compliance: float = param(100e-6, unit="A", limits=(1e-9, 0.1), envelope="smu_compliance",
+                                  help="SMU current limit")
+        cycles: int = param(5, limits=(1, 1000), help="dual sweeps per cell")
+        delay: float = param(1e-3, unit="s", limits=(0.0, 10.0), help="settling delay before each point")
+
+    def voltages(self) -> np.ndarray:
+        volts = sweep_voltages(self.p.v_max, self.p.v_min, self.p.step)
+        if volts.size > 2500:
+            raise ValueError(f"step={self.p.step:g} V gives {volts.size} points per cycle; the SMU holds 2500")
+        return volts
+
+    def datasets(self) -> Sequence[Spec]:
+        info = self.bench.board.info()
+        select_cells(self.p.cells, info.n_macros, info.rows, info.cols)  # refuses cells named twice
+        self.groups = [parse_selection(s, info.n_macros, info.rows, info.cols) for s in self.p.cells]
+        points = self.voltages().size
+        return [
+            Stream("voltage", units="V", shape=(points,), long_name="sourced voltage"),
+            Stream("current", units="A", shape=(points,), long_name="measured current"),
+            Stream("cell", units="", shape=(3,), dtype="i2", long_name="(macro, row, col) of the cycle"),
+            Stream("cycle", units="", dtype="i4", long_name="cycle index on its cell"),
+            Stream("v_set", units="V", long_name="extracted SET voltage (NaN: none)"),
+            Stream("v_reset", units="V", long_name="extracted RESET onset voltage (NaN: none)"),
+        ]
+
+    def plan(self) -> Iterator[Step]:
+        per_cycle = sweep_voltages(self.p.v_max, self.p.v_min, self.p.step).size * (POINT_TIME + self.p.delay)
+        for k, text in enumerate(self.p.cells):
+            yield Step(f"sweep cells {text}", partial(self.sweep_group, k), estimate=self.p.cycles * per_cycle)
+
+    def sweep_group(self, k: int) -> None:
+        """Route each cell of selection ``k`` to the SMU in turn and run ``cycles`` dual sweeps on it."""
+        volts = self.voltages()
+        macro, row, col = self.groups[k]
+        self.bench.smu.configure_voltage_source(self.p.compliance)
+        total = macro.size * self.p.cycles
+        for j, cell in enumerate(zip(macro.tolist(), row.tolist(), col.tolist(), strict=True)):
+            self.bench.board.route(*cell)
+            for cycle in range(self.p.cycles):
+                self.check()
+                v, i = self.bench.smu.sweep_list(volts, delay=self.p.delay)
+                v_set, v_reset = switching_voltages(v, i, self.p.compliance)
+                self.record("voltage", v)
+                self.record("current", i)
+                self.record("cell", np.array(cell))
+                self.record("cycle", cycle)
+                self.record("v_set", v_set)
+                self.record("v_reset", v_reset)
+                self.progress((j * self.p.cycles + cycle + 1) / total)
+        self.bench.board.unroute()

@@ -1,0 +1,125 @@
+"""multilevel: program many conductance levels, K cells each, and read them back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from protocols.characterization.cells import select_cells
+from protocols.characterization.programming import (
+    ProgrammingProtocol,
+    WriteVerifyParams,
+    averaged_read,
+    cell_constants,
+    check_targets,
+    estimate,
+    program,
+    result_streams,
+)
+from protocols.engine.datasets import Constant, PulseHistory, Spec, Stream
+from protocols.engine.protocol import Step, param
+
+__all__ = ["Multilevel", "assign_levels", "adjacent_overlap", "level_targets"]
+
+
+def level_targets(levels: int, g_low: float, g_high: float) -> np.ndarray:
+    """``levels`` conductances (S) evenly spaced from ``g_low`` to ``g_high`` (S, g_low < g_high)."""
+    if not 0 < g_low < g_high:
+        raise ValueError(f"g_low ({g_low:g} S) must be positive and below g_high ({g_high:g} S)")
+    return np.linspace(g_low, g_high, levels)
+
+
+def assign_levels(n_cells: int, levels: int, per_level: int, seed: int) -> np.ndarray:
+    """Level index of each of the first ``levels * per_level`` cells, shuffled (no spatial bias)."""
+    need = levels * per_level
+    if need > n_cells:
+        raise ValueError(f"levels x per_level = {need} cells, but the region holds only {n_cells}")
+    return np.random.default_rng(seed).permutation(np.repeat(np.arange(levels), per_level))
+
+
+def adjacent_overlap(g: np.ndarray, level: np.ndarray, centers: np.ndarray | None = None) -> np.ndarray:
+    """Overlap of each pair of adjacent levels: the fraction of their cells on the wrong side.
+
+    The boundary is the midpoint between the two levels' centres: ``centers[k]`` (S,
+    e.g. the targets) when given, else the levels' medians (as after relaxation,
+    when the whole distribution drifts). A cell of the lower level above it, or of
+    the upper level below it, counts as misplaced. ``g`` in S, ``level`` the level
+    index of each cell. Returns one fraction (0..1) per adjacent pair present.
+    """
+    g, level = np.asarray(g, dtype=float), np.asarray(level)
+    order = np.unique(level)
+    if centers is None:
+        medians = np.array([np.median(g[level == k]) for k in order])
+    else:
+        medians = np.asarray(centers, dtype=float)[order]
+    out = np.empty(order.size - 1)
+    for j in range(order.size - 1):
+        mid = 0.5 * (medians[j] + medians[j + 1])
+        lo, hi = g[level == order[j]], g[level == order[j + 1]]
+        out[j] = (np.count_nonzero(lo > mid) + np.count_nonzero(hi < mid)) / (lo.size + hi.size)
+    return out
+
+
+class LevelsOnCells(ProgrammingProtocol):
+    """Base of protocols that spread conductance levels over the cells of one region
+    (``Params`` with region, levels, per_level, assign_seed, g_low, g_high)."""
+
+    def select_level_cells(self) -> int:
+        """Choose the cells and each one's level; returns the number of cells used."""
+        info = self.bench.board.info()
+        m, r, c = select_cells([self.p.region], info.n_macros, info.rows, info.cols)
+        self.level = assign_levels(m.size, self.p.levels, self.p.per_level, self.p.assign_seed)
+        n = self.level.size
+        self.macro, self.row, self.col = m[:n], r[:n], c[:n]
+        self.levels_g = level_targets(self.p.levels, self.p.g_low, self.p.g_high)
+        check_targets("g_low/g_high", self.levels_g)
+        return n
+
+    def level_constants(self) -> list[Spec]:
+        """Levels (S), each cell's level index, the cell list and each cell's target (S)."""
+        return [
+            Constant("level_target", units="S", data=self.levels_g, long_name="conductance of each level"),
+            Constant("level", units="", data=self.level, long_name="level index of each cell"),
+            *cell_constants(self.macro, self.row, self.col, self.levels_g[self.level]),
+        ]
+
+
+class Multilevel(LevelsOnCells):
+    """Program evenly spaced conductance levels (default 64, 2 to 65 uS), K cells each; read back."""
+
+    name = "multilevel"
+    signal = "readback"
+
+    @dataclass
+    class Params(WriteVerifyParams):
+        region: str = param("0", help="cells used: 'M' or 'M:R0-R1:C0-C1'")
+        levels: int = param(64, limits=(2, 256), help="number of conductance levels")
+        per_level: int = param(16, limits=(1, 1024), help="cells programmed to each level (K)")
+        g_low: float = param(2e-6, unit="S", limits=(0.5e-6, 150e-6), help="lowest level")
+        g_high: float = param(65e-6, unit="S", limits=(0.5e-6, 150e-6), help="highest level")
+        assign_seed: int = param(0, limits=(0, 2**31 - 1), help="seed of the cell-to-level shuffle")
+        readback_reads: int = param(16, limits=(1, 256), help="reads averaged in the final read-back")
+
+    def datasets(self) -> Sequence[Spec]:
+        n = self.select_level_cells()
+        return [
+            *self.level_constants(),
+            *result_streams(n),
+            Stream("readback", units="S", shape=(n,), dtype="f4", long_name="averaged read-back after programming"),
+            PulseHistory(),
+        ]
+
+    def plan(self) -> Iterator[Step]:
+        yield Step("program the levels", self.program, estimate=estimate(self.p))
+        yield Step("read back", self.read_back, estimate=0.01)
+
+    def program(self) -> None:
+        program(self, self.p, self.macro, self.row, self.col, self.levels_g[self.level])
+
+    def read_back(self) -> None:
+        """Averaged read of every cell right after programming."""
+        g = averaged_read(self.bench.board, self.macro, self.row, self.col, self.p.readback_reads,
+                          window=self.p.read_window)
+        self.record("readback", g)

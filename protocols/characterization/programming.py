@@ -1,0 +1,168 @@
+"""What every programming protocol shares: write-verify parameters and one helper.
+
+``write-verify``, ``multilevel``, ``pattern``, ``retention`` and ``write-noise``
+declare their ``Params`` as subclasses of :class:`WriteVerifyParams`, so the
+algorithm's settings carry the same names, units and limits everywhere, and call
+:func:`program` from a step: it runs :func:`~protocols.characterization.write_verify_algorithm.write_verify`
+on the board, records every pulse in the run file's pulse table and returns the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from protocols.characterization.cells import select_cells
+from protocols.characterization.write_verify_algorithm import WriteVerifyConfig, WriteVerifyResult, write_verify
+from protocols.characterization.write_verify_algorithm import (
+    averaged_read as averaged_read,  # re-exported for the protocols
+)
+from protocols.engine.datasets import Constant, Spec, Stream
+from protocols.engine.protocol import Protocol, param
+
+if TYPE_CHECKING:
+    from instruments.limits import Limits
+
+PULSE_TIME = 1e-3  # s, bench-time estimate of one pulse batch round trip (dry-run ETA)
+G_WINDOW = (0.5e-6, 150e-6)  # S, targets the device window allows
+
+
+@dataclass
+class WriteVerifyParams:
+    """Write-verify settings shared by the programming protocols (see docs/write-verify.md)."""
+
+    tolerance: float = param(0.4e-6, unit="S", limits=(0.05e-6, 10e-6), help="accepted |G - target|")
+    max_pulses: int = param(60, limits=(1, 1000), help="pulse budget per cell")
+    reads: int = param(4, limits=(1, 64), help="reads averaged per confirmation and read-back")
+    settle: float = param(0.0, unit="s", limits=(0.0, 10.0), help="verify-wait-verify delay (0: off)")
+    final_reset: bool = param(False, help="one weak RESET after convergence, then verify again")
+    incremental_gate: bool = param(False, help="climb the gate voltage instead of the SET amplitude")
+    adaptive: bool = param(True, help="scale the amplitude step with the remaining error")
+    step: float = param(0.05, unit="V", limits=(0.005, 0.5), help="ISPP amplitude increment")
+    set_stop: float = param(1.6, unit="V", limits=(0.5, 3.0), envelope="set_pulse", help="largest SET amplitude")
+    reset_stop: float = param(2.0, unit="V", limits=(0.5, 3.0), envelope="reset_pulse",
+                              help="largest RESET amplitude (magnitude)")
+    width: float = param(100e-9, unit="s", limits=(10e-9, 10e-3), envelope="pulse_width", help="pulse width")
+    gate: float = param(1.8, unit="V", limits=(0.0, 3.3), envelope="gate", help="word-line voltage of SET pulses")
+    read_window: float = param(1e-6, unit="s", limits=(1e-8, 1e-2), help="integration window of each read")
+
+
+def wv_config(p: WriteVerifyParams) -> WriteVerifyConfig:
+    """The algorithm's configuration from a protocol's parameters."""
+    return WriteVerifyConfig(
+        tolerance=p.tolerance, max_pulses=p.max_pulses, reads=p.reads, settle=p.settle,
+        final_reset=p.final_reset, incremental_gate=p.incremental_gate, adaptive=p.adaptive, step=p.step,
+        set_stop=p.set_stop, reset_stop=p.reset_stop, width=p.width, gate=p.gate, read_window=p.read_window,
+    )
+
+
+def check_wv_limits(p: WriteVerifyParams, limits: Limits) -> None:
+    """Refuse settings that would drive the array beyond the envelope (before any I/O)."""
+    cfg = wv_config(p)
+    limits.set_pulse(cfg.set_stop)
+    limits.reset_pulse(cfg.reset_stop)
+    limits.gate([cfg.gate, cfg.reset_gate] + ([cfg.gate_stop] if cfg.incremental_gate else []))
+    limits.pulse_width(cfg.width)
+    limits.read_bias(cfg.read_bias)
+
+
+def check_targets(name: str, g: np.ndarray) -> None:
+    """Refuse target conductances (S) outside the device window, naming the parameter."""
+    g = np.asarray(g, dtype=float)
+    lo, hi = G_WINDOW
+    if not np.all(np.isfinite(g)) or g.min() < lo or g.max() > hi:
+        raise ValueError(f"{name}: target conductances must lie within {lo * 1e6:g}..{hi * 1e6:g} uS, "
+                         f"got {g.min() * 1e6:.3g}..{g.max() * 1e6:.3g} uS")
+
+
+def result_streams(n: int, prefix: str = "") -> list[Spec]:
+    """Per-cell outcome streams of one programming pass over ``n`` cells (one row per pass)."""
+    return [
+        Stream(f"{prefix}programmed", units="S", shape=(n,), dtype="f4", long_name="averaged read-back"),
+        Stream(f"{prefix}pulses_per_cell", units="", shape=(n,), dtype="i2", long_name="pulses applied"),
+        Stream(f"{prefix}converged", units="", shape=(n,), dtype="i1", long_name="1: within tolerance"),
+        Stream(f"{prefix}stuck", units="", shape=(n,), dtype="i1", long_name="1: declared stuck"),
+        Stream(f"{prefix}iterations", units="", dtype="i4", long_name="write-verify iterations (batched exchanges)"),
+        Stream(f"{prefix}round_trips", units="", dtype="i4", long_name="board round trips counted by the driver"),
+        # One row per pulse batch, written while the step runs: live convergence for viewers.
+        Stream(f"{prefix}rms_error", units="S", dtype="f8",
+               long_name="RMS |G - target| over non-stuck cells after each pulse batch"),
+    ]
+
+
+def program(proto: Protocol, p: WriteVerifyParams, macro: np.ndarray, row: np.ndarray, col: np.ndarray,
+            target: np.ndarray, *, prefix: str = "") -> WriteVerifyResult:
+    """Write-verify ``target`` (S) into the cells from a step; records pulses and outcomes.
+
+    The result's ``final`` is the last averaged read of each cell (its read-back map);
+    every pulse goes to the run's pulse table with its cell, polarity, amplitude (V),
+    width (s), gate (V), verify read (S) and bench time (s).
+    """
+    bench = proto.bench
+    n = np.asarray(target).size
+
+    recorded = 0  # entries of error_per_iteration already in the run file
+
+    def progress(iteration: int, partial: WriteVerifyResult) -> None:
+        nonlocal recorded
+        done = partial.converged | partial.stuck | (partial.pulses >= p.max_pulses)
+        proto.progress(float(done.mean()) if n else 1.0)
+        for error in partial.error_per_iteration[recorded:]:
+            proto.record(f"{prefix}rms_error", error)
+        recorded = len(partial.error_per_iteration)
+
+    trips = bench.board.round_trips
+    result = write_verify(bench.board, macro, row, col, target, wv_config(p), now=bench.clock.now,
+                          sleep=bench.clock.sleep, check=proto.check, on_iteration=progress)
+    trips = bench.board.round_trips - trips
+    pulses = result.pulse_log.arrays()
+    if pulses["cell"].size:
+        cell = pulses["cell"]
+        proto.record_pulses(macro=macro[cell], row=row[cell], col=col[cell], polarity=pulses["polarity"],
+                            amplitude=pulses["amplitude"], width=pulses["width"], gate=pulses["gate"],
+                            read=pulses["read"], time=pulses["time"])
+    proto.record(f"{prefix}programmed", result.final)
+    proto.record(f"{prefix}pulses_per_cell", result.pulses)
+    proto.record(f"{prefix}converged", result.converged)
+    proto.record(f"{prefix}stuck", result.stuck)
+    proto.record(f"{prefix}iterations", result.iterations)
+    proto.record(f"{prefix}round_trips", trips)
+    return result
+
+
+def estimate(p: WriteVerifyParams) -> float:
+    """Bench time (s) of one programming pass: about 2 round trips per pulse of the budget's median."""
+    return 2 * min(p.max_pulses, 15) * PULSE_TIME + max(p.settle, 0.0) * 10
+
+
+class ProgrammingProtocol(Protocol):
+    """A protocol that places conductances with write-verify (``Params`` extend
+    :class:`WriteVerifyParams`): dry-run checks the algorithm's pulses against the envelope."""
+
+    def check_limits(self, limits: Limits) -> None:
+        super().check_limits(limits)
+        check_wv_limits(self.p, limits)
+
+    def select_cells_with_targets(self, selections: list[str], targets: list[float]) -> int:
+        """Choose the cells of ``selections`` (see :mod:`protocols.characterization.cells`) and give them
+        ``targets`` (S, repeated to cover the cells); returns the number of cells."""
+        info = self.bench.board.info()
+        self.macro, self.row, self.col = select_cells(selections, info.n_macros, info.rows, info.cols)
+        self.target = np.resize(np.asarray(targets, dtype=float), self.macro.size)
+        check_targets("targets", self.target)
+        return self.macro.size
+
+
+def cell_constants(macro: np.ndarray, row: np.ndarray, col: np.ndarray,
+                   target: np.ndarray | None = None) -> list[Spec]:
+    """The cell list of a run (and each cell's target conductance in S) as constants."""
+    specs: list[Spec] = []
+    if target is not None:
+        specs.append(Constant("target", units="S", data=target, long_name="target conductance of each cell"))
+    return specs + [
+        Constant("cell_macro", units="", data=macro, long_name="macro of each cell"),
+        Constant("cell_row", units="", data=row, long_name="row of each cell"),
+        Constant("cell_col", units="", data=col, long_name="column of each cell"),
+    ]

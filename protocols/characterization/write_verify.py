@@ -1,0 +1,74 @@
+"""write-verify: program a target conductance matrix into chosen macro regions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from protocols.characterization.cells import select_cells
+from protocols.characterization.programming import (
+    ProgrammingProtocol,
+    WriteVerifyParams,
+    cell_constants,
+    check_targets,
+    estimate,
+    program,
+    result_streams,
+)
+from protocols.engine.datasets import PulseHistory, Spec, Stream
+from protocols.engine.protocol import Step, param
+
+
+class WriteVerify(ProgrammingProtocol):
+    """Program target conductances into macro regions, array-parallel (one round trip per iteration)."""
+
+    name = "write-verify"
+    signal = "programmed"
+
+    @dataclass
+    class Params(WriteVerifyParams):
+        regions: list[str] = param(["0"], help="cells to program: 'M' or 'M:R0-R1:C0-C1', several allowed")
+        targets: str = param("random", choices=("random", "file"), help="random targets or a .npy file")
+        g_low: float = param(2e-6, unit="S", limits=(0.5e-6, 150e-6), help="lowest random target")
+        g_high: float = param(65e-6, unit="S", limits=(0.5e-6, 150e-6), help="highest random target")
+        target_seed: int = param(0, limits=(0, 2**31 - 1), help="seed of the random targets")
+        target_file: str = param("", help=".npy of targets in S, one per selected cell (row-major) or a map")
+
+    def datasets(self) -> Sequence[Spec]:
+        info = self.bench.board.info()
+        self.macro, self.row, self.col = select_cells(self.p.regions, info.n_macros, info.rows, info.cols)
+        self.target = self.targets(self.macro.size)
+        n = self.macro.size
+        return [
+            *cell_constants(self.macro, self.row, self.col, self.target),
+            *result_streams(n),
+            Stream("stuck_cells", units="", shape=(3,), dtype="i2", long_name="(macro, row, col) of stuck cells"),
+            PulseHistory(),
+        ]
+
+    def targets(self, n: int) -> np.ndarray:
+        """Target conductances (S) of the ``n`` selected cells, checked against the device window."""
+        if self.p.targets == "random":
+            if not self.p.g_low < self.p.g_high:
+                raise ValueError(f"g_low ({self.p.g_low:g} S) must be below g_high ({self.p.g_high:g} S)")
+            target = np.random.default_rng(self.p.target_seed).uniform(self.p.g_low, self.p.g_high, n)
+        else:
+            if not self.p.target_file:
+                raise ValueError("targets=file needs target_file (a .npy of conductances in S)")
+            target = np.load(Path(self.p.target_file), allow_pickle=False).astype(float).ravel()
+            if target.size != n:
+                raise ValueError(f"target_file holds {target.size} values for {n} selected cells")
+        check_targets("targets", target)
+        return target
+
+    def plan(self) -> Iterator[Step]:
+        yield Step("program the regions", self.program, estimate=estimate(self.p))
+
+    def program(self) -> None:
+        """Write-verify every selected cell at once; list the stuck cells."""
+        result = program(self, self.p, self.macro, self.row, self.col, self.target)
+        stuck = np.flatnonzero(result.stuck)
+        self.record_rows("stuck_cells", np.stack([self.macro[stuck], self.row[stuck], self.col[stuck]], axis=1))

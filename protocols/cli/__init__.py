@@ -1,0 +1,1 @@
+"""The ``rrambench`` command: one module per subcommand."""

@@ -1,0 +1,68 @@
+"""program-model: map a trained score network to conductance pairs and write-verify it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+from protocols.characterization.write_verify_algorithm import WriteVerifyConfig
+from protocols.diffusion.analog import resolve_model
+from protocols.diffusion.mapping import MappedNetwork, MappingConfig, map_score_net
+from protocols.diffusion.network_programming import program_and_record, programming_specs
+from protocols.engine.datasets import Spec
+from protocols.engine.protocol import Protocol, Step, param
+
+PROGRAM_TIME = 5.0  # s, typical bench time of programming the ~600 cells of the score network
+
+
+class ProgramModel(Protocol):
+    """Map a trained score network onto RRAM differential pairs and write-verify it."""
+
+    name = "program-model"
+    signal = "programmed_weight"
+
+    @dataclass
+    class Params:
+        model: str = param("ring", help="shipped model (ring, ring-plain, digits) or a model .npz file")
+        first_macro: int = param(0, limits=(0, 255), help="macro of the first layer (one macro per layer)")
+        g_min: float = param(2e-6, unit="S", limits=(0.5e-6, 150e-6), help="bottom of the programmable window")
+        g_max: float = param(65e-6, unit="S", limits=(1e-6, 150e-6), help="top of the programmable window")
+        fill: float = param(0.95, limits=(0.1, 1.0), help="window fraction the largest |weight| spans")
+        v_bias: float = param(0.1, unit="V", limits=(0.01, 0.5), envelope="read_bias", help="bias-row voltage")
+        x_scale: float = param(0.1, unit="V", limits=(0.01, 0.5), help="integrator volts per data unit")
+        tolerance: float = param(0.4e-6, unit="S", limits=(0.05e-6, 10e-6), help="write-verify tolerance")
+        max_pulses: int = param(60, limits=(1, 1000), help="write-verify pulse budget per cell")
+        reads: int = param(8, limits=(1, 64), help="reads averaged per cell for the read-back")
+
+    def __init__(self, params: object = None) -> None:
+        super().__init__(params)
+        if self.p.g_min >= self.p.g_max:
+            from protocols.engine.protocol import ParameterError
+
+            raise ParameterError(f"g_min ({self.p.g_min} S) must be below g_max ({self.p.g_max} S)")
+
+    @cached_property
+    def mapped(self) -> MappedNetwork:
+        """The mapping (deterministic: seeded activation survey), computed once."""
+        cfg = MappingConfig(g_min=self.p.g_min, g_max=self.p.g_max, fill=self.p.fill, v_bias=self.p.v_bias,
+                            x_scale=self.p.x_scale, first_macro=self.p.first_macro)
+        return map_score_net(resolve_model(self.p.model), cfg)
+
+    def write_verify_config(self) -> WriteVerifyConfig:
+        return WriteVerifyConfig(tolerance=self.p.tolerance, max_pulses=self.p.max_pulses)
+
+    def datasets(self) -> Sequence[Spec]:
+        info = self.bench.board.info()
+        last = self.p.first_macro + len(self.mapped.layers) - 1
+        if last >= info.n_macros:
+            raise ValueError(f"first_macro={self.p.first_macro}: the network needs macros up to {last}, "
+                             f"the board has {info.n_macros}")
+        return programming_specs(self.mapped)
+
+    def plan(self) -> Iterator[Step]:
+        yield Step("write-verify the network and read it back", self.program, estimate=PROGRAM_TIME)
+
+    def program(self) -> None:
+        """Write-verify every pair (reference cells first), then read every cell back."""
+        program_and_record(self, self.mapped, self.write_verify_config(), self.p.reads)

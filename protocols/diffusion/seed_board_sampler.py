@@ -1,0 +1,183 @@
+"""The seed's sampling board as the closed loop of ``sample`` (``docs/legacy-board.md``).
+
+The firmware runs one sample per ``Go``: it starts the integrators from its noise DACs
+(there is no initial-condition command), integrates the probability-flow ODE with its
+own time base (5 ms ticks, t from 0 to 1.2) and cannot take a second ``Go`` for 5 s.
+The host therefore, per sample: ``go()`` (lock-out kept, run confirmed on the scope),
+then reads the two integrator channels on the scope at the run start (the initial
+noise, fed to the software baseline) and at ``SAMPLE_TIME`` (diffusion time 0).
+
+Host settings, once per batch: bias 0.1 V, task type 4 (fixed 0.05 V per embedding
+unit, the scale the mapping must give its hidden layers), noise on (it charges the
+start value), offsets 0 V, coefficient ``A x_scale / (4 y_scale)``, noise scale
+``2 x_scale`` (start spread N(0, 1) in data units). All on the firmware's 0.01 grid.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from instruments.errors import InstrumentError
+from instruments.seed_board import RUN_DURATION, SAMPLE_TIME
+from protocols.diffusion.mapping import MappedNetwork
+
+log = logging.getLogger(__name__)
+
+TASK = 4            # unconditional type with a fixed embedding scale
+BIAS = 0.1          # V on the bias rows (D1)
+H_SCALE = 0.05      # V per embedding unit of type 4: the mapping's h_scale must be this
+GRID = 0.01         # the firmware's step of the coefficient and the noise scale
+SCOPE_SPAN = 1.25   # s after the trigger shown on screen (the run lasts RUN_DURATION)
+INTEGRATORS = (1, 2)  # scope channels of the two integrators
+BOARDS = ("controller", "legacy")
+WORD_TOP = 65535    # WORD code of a point clipped at the top of the screen (1: bottom, 0: hole)
+REFRESH_EVERY = 25  # samples between touch-up refreshes of the network on this board (~125 s of bench time)
+
+
+@dataclass(frozen=True)
+class LegacySettings:
+    """What the host sends before a batch: task type, bias (V), score coefficient and
+    noise scale (dimensionless, on the 0.01 grid)."""
+
+    task: int
+    bias: float
+    coefficient: float
+    noise_scale: float
+
+    def as_array(self) -> np.ndarray:
+        return np.array([self.task, self.bias, self.coefficient, self.noise_scale])
+
+
+def legacy_settings(mapped: MappedNetwork, model: Any) -> LegacySettings:
+    """Settings that make the board integrate ``model``'s probability-flow ODE.
+
+    Refuses (ValueError naming the cause) a conditional model, a mapping whose hidden
+    scale or bias is not what the firmware's type 4 latches, and a coefficient or noise
+    scale that the 0.01 grid would shift by more than 1 %.
+    """
+    if model.net.conditional:
+        raise ValueError("board=legacy: this protocol drives the seed board's unconditional type 4 only "
+                         "(conditional types embed at 5 x bias, which our mappings do not use)")
+    if not math.isclose(mapped.h_scale, H_SCALE, rel_tol=1e-9):
+        raise ValueError(f"board=legacy: the mapping's h_scale is {mapped.h_scale:.4g} V, the firmware's type "
+                         f"{TASK} embeds at {H_SCALE} V per unit")
+    if not math.isclose(mapped.v_bias, BIAS, rel_tol=1e-9):
+        raise ValueError(f"board=legacy: v_bias must be {BIAS} V (the firmware's D1), got {mapped.v_bias} V")
+    wanted = {"coefficient": model.net.amplitude * mapped.x_scale / (4.0 * mapped.y_scale),
+              "noise scale": 2.0 * mapped.x_scale}
+    got = {name: round(value / GRID) * GRID for name, value in wanted.items()}
+    for name, value in wanted.items():
+        if abs(got[name] - value) > 0.01 * value:
+            raise ValueError(f"board=legacy: {name} {value:.4g} is more than 1 % off the firmware's "
+                             f"0.01 grid (choose another x_scale)")
+    return LegacySettings(TASK, BIAS, round(got["coefficient"], 2), round(got["noise scale"], 2))
+
+
+def configure_board(board: Any, s: LegacySettings) -> None:
+    """Bias, init (noise on: it charges the start value), offsets 0 V, coefficient, noise scale."""
+    board.set_bias(s.bias)
+    board.init(s.task, True)
+    board.set_offsets(0.0, 0.0)
+    board.set_coefficient(s.coefficient)
+    board.set_noise_scale(s.noise_scale)
+
+
+def configure_scope(scope: Any, v_full: float, embedding_full: float) -> None:
+    """Real-time acquisition of one run: 0 .. SCOPE_SPAN s after the board's trigger.
+
+    v_full: integrator volts at the top of the screen (V, > 0); embedding_full: the
+    same for the time-embedding channel 3.
+    """
+    scope.set_realtime()
+    for ch in INTEGRATORS:
+        scope.configure_channel(ch, scale=v_full / 4)
+    scope.configure_channel(3, scale=embedding_full / 4)
+    scope.set_timebase(SCOPE_SPAN / 10, SCOPE_SPAN / 2)
+    scope.set_edge_trigger("EXT", 0.5)
+
+
+def read_run(waves: dict[int, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Integrator voltages (2,) V at the run start and at SAMPLE_TIME, interpolated on
+    the scope's grid; an off-screen or missing point is an InstrumentError."""
+    values = []
+    for when in (0.0, SAMPLE_TIME):
+        row = []
+        for ch in INTEGRATORS:
+            wave = waves[ch]
+            t, volts = wave.time, wave.volts
+            k = int(np.searchsorted(t, when))
+            near = slice(max(k - 1, 0), k + 1)
+            codes = wave.codes[near]
+            if not t[0] <= when <= t[-1] or np.any((codes <= 1) | (codes >= WORD_TOP)):
+                raise InstrumentError("scope", f"channel {ch} at {when:g} s is off screen or missing: "
+                                      "cannot read the legacy board's sample")
+            row.append(float(np.interp(when, t, volts)))
+        values.append(row)
+    return np.array(values[0]), np.array(values[1])
+
+
+class LegacySampling:
+    """Mixin of ``sample``: which board runs the loop, and the batches of the seed's board.
+
+    Expects the host protocol to provide ``p.board``, ``p.sde``, ``p.waveforms``,
+    ``bench``, ``model``, ``mapped``, ``placed`` and the record helpers.
+    """
+
+    @property
+    def sampler_board(self) -> str:
+        """"controller" or "legacy": the ``board`` parameter, else the bench config's choice."""
+        if self.p.board:
+            return self.p.board
+        bench = getattr(self, "bench", None)
+        return bench.config.sampler_board if bench is not None else "controller"
+
+    def legacy_specs(self) -> list[Any]:
+        """Checks the legacy path can run here, and declares what it records."""
+        from protocols.engine.datasets import Constant
+
+        board = self.sampler_board
+        specs = [Constant("sampler_board", units="", data=np.array(BOARDS.index(board), dtype="i1"),
+                          long_name="board that ran the closed loop: 0 controller (ours), 1 legacy (the seed's)")]
+        if board != "legacy":
+            return specs
+        if self.bench.legacy_board is None:
+            raise ValueError("board=legacy: this bench has no seed board (set [resources].legacy_board)")
+        if self.p.sde:
+            raise ValueError("board=legacy: the seed board integrates the probability-flow ODE only (sde=false)")
+        self._legacy = legacy_settings(self.mapped, self.model)
+        return specs + [Constant("legacy_settings", units="", data=self._legacy.as_array(),
+                                 long_name="seed board: task type, bias (V), coefficient, noise scale")]
+
+    def run_legacy_batch(self, index: int, n: int, waves: int) -> tuple[np.ndarray, np.ndarray]:
+        """n samples on the seed's board, one Go each; returns (initial, final) (n, 2) data units
+        read on the scope, and records the traces of the first ``waves`` samples."""
+        board, scope, placed = self.bench.legacy_board, self.bench.scope, self.placed
+        self.bench.board.load_mapping(list(placed.layers), placed.v_bias)
+        configure_board(board, self._legacy)
+        v_x = placed.to_volts(np.array([5.0]))[0]
+        configure_scope(scope, v_x, 1.1 * placed.h_scale)
+        start, end = np.empty((n, 2)), np.empty((n, 2))
+        for k in range(n):
+            self.check()
+            board.go()
+            channels = [*INTEGRATORS, 3] if k < waves else list(INTEGRATORS)
+            fetched = scope.fetch_channels(channels, fmt="WORD", points=self.wave_points)
+            start[k], end[k] = read_run(fetched)
+            if k < waves:
+                for name, ch in self.scope_channels.items():
+                    p = fetched[ch].preamble
+                    self.record_trace(name, fetched[ch].codes, {
+                        "x_increment": p.xincrement, "x_origin": p.xorigin, "x_reference": p.xreference,
+                        "y_increment": p.yincrement, "y_origin": p.yorigin, "y_reference": p.yreference})
+            self.progress((k + 1) / n)
+        log.info("batch %d: %d samples on the seed board (%d runs so far)", index, n, board.runs)
+        return placed.from_volts(start), placed.from_volts(end)
+
+
+__all__ = ["LegacySampling", "BOARDS", "H_SCALE", "REFRESH_EVERY", "RUN_DURATION", "SAMPLE_TIME", "LegacySettings",
+           "configure_board", "configure_scope", "legacy_settings", "read_run"]

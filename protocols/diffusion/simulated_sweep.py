@@ -1,0 +1,133 @@
+"""One point of the noise sweep: a full simulated program-and-sample experiment.
+
+:func:`run_point` is what a Dask worker runs (``protocols/diffusion/noise_sweep.py`` submits
+it), and what the serial path calls in process. It is a plain function of a
+picklable :class:`SweepPoint`, imports only numpy-level code, opens no bench and
+writes no file: it builds its own :class:`~instruments.sim.world.SimWorld`.
+
+Noise levels are multiples of the device model's defaults (``docs/device-model.md``):
+
+* **write noise** ``m_w``: the cycle-to-cycle pulse noise ``pulse_c2c`` and the
+  relaxation after programming (``relax_sigma0``, ``relax_sigma_rel``,
+  ``relax_drift_rel``) times ``m_w``; the network is write-verified, left to relax
+  for ``settle`` seconds, then used;
+* **read noise** ``m_r``: the read noise on every conductance while the network
+  computes, ``CircuitParams.read_noise_scale = m_r`` (``docs/circuit-model.md``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+log = logging.getLogger("rrambench.noise_sweep")
+
+#: Fresh ring points the samples are compared with (as the software baseline does).
+REFERENCE_POINTS = 10_000
+#: Metrics a point returns, in the order of the run file's ``metrics`` stream.
+METRICS = ("kl_x", "kl_y", "kl_mean", "hist2d_distance", "mean_radius", "radial_std",
+           "programming_rms_error", "saturated_fraction", "worker_seconds")
+#: Units of each metric (SI; "" for dimensionless or data units).
+METRIC_UNITS = {"programming_rms_error": "S", "worker_seconds": "s"}
+#: Macros of each point's world: the network's three plus spares to move layers off stuck cells.
+N_MACROS = 8
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One experiment of the grid.
+
+    model: shipped model name ("ring" noise-trained, "ring-plain"); read_noise,
+    write_noise: multipliers (>= 0) of the device model's defaults; samples: sampled
+    trajectories (>= 1); n_steps: loop fine steps per sample (>= 1); settle: time between
+    programming and sampling (s, >= 0); seed: world and initial-state seed (>= 0), the
+    same for every point of a sweep (common random numbers).
+    """
+
+    model: str
+    read_noise: float
+    write_noise: float
+    samples: int
+    n_steps: int
+    settle: float
+    seed: int
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.read_noise) and self.read_noise >= 0):
+            raise ValueError(f"read_noise must be a multiplier >= 0, got {self.read_noise!r}")
+        if not (np.isfinite(self.write_noise) and self.write_noise >= 0):
+            raise ValueError(f"write_noise must be a multiplier >= 0, got {self.write_noise!r}")
+        if self.samples < 1 or self.n_steps < 1 or self.seed < 0:
+            raise ValueError(f"samples, n_steps must be >= 1 and seed >= 0, got {self.samples}, "
+                             f"{self.n_steps}, {self.seed}")
+        if not (np.isfinite(self.settle) and self.settle >= 0):
+            raise ValueError(f"settle must be a time >= 0 s, got {self.settle!r}")
+
+
+def scaled_device(write_noise: float):
+    """Default ``DeviceParams`` with programming noise and relaxation times ``write_noise``."""
+    from instruments.sim.device_params import DeviceParams
+
+    p = DeviceParams()
+    return replace(p, pulse_c2c=p.pulse_c2c * write_noise, relax_sigma0=p.relax_sigma0 * write_noise,
+                   relax_sigma_rel=p.relax_sigma_rel * write_noise,
+                   relax_drift_rel=p.relax_drift_rel * write_noise)
+
+
+@functools.lru_cache(maxsize=8)
+def mapped_model(name: str):
+    """(model, mapped network) of a shipped model; cached per worker process (the
+    mapping's activation survey is the same for every point)."""
+    from protocols.diffusion.mapping import map_score_net
+    from protocols.diffusion.weights import load_shipped
+
+    model = load_shipped(name)
+    return model, map_score_net(model)
+
+
+def run_point(point: SweepPoint) -> dict[str, object]:
+    """Program the model's network into a fresh simulated world and sample it.
+
+    Returns ``{"point": point, "metrics": {name: float}, "final": (samples, 2) array}``;
+    metric names and units: :data:`METRICS`, :data:`METRIC_UNITS`. ``programming_rms_error``
+    is the RMS error of the programmed weights G+ - G- (S) when sampling starts.
+    """
+    from analysis.metrics import coordinate_kl, histogram2d_distance, ring_statistics
+    from instruments.sim.direct import DirectArrayAccess
+    from instruments.sim.world import SimWorld
+    from protocols.diffusion.analog import initial_noise, program_network, world_sample
+    from protocols.diffusion.tasks import ring_samples
+
+    start = time.perf_counter()
+    model, mapped = mapped_model(point.model)
+    world = SimWorld(params=scaled_device(point.write_noise), seed=point.seed, n_macros=N_MACROS)
+    outcome = program_network(DirectArrayAccess(world), mapped, shape=world.shape, now=world.clock.now,
+                              sleep=world.clock.sleep)
+    mapped = outcome.mapped  # layers moved off stuck cells, if any
+    world.clock.sleep(point.settle)
+    macro, row, col, target = mapped.cells()
+    weight_error = [(gp - gn) - (tp - tn) for (gp, gn), (tp, tn) in
+                    zip(mapped.split(world.conductance()[macro, row, col]), mapped.split(target), strict=True)]
+    rng = np.random.default_rng(point.seed)
+    x0 = initial_noise(rng, point.samples, mapped.net.dim)
+    result = world_sample(world, mapped, model, x0, sde=False, rng=rng, n_steps=point.n_steps,
+                          read_noise_scale=point.read_noise)
+    final = result.final
+    reference = ring_samples(REFERENCE_POINTS, np.random.default_rng(point.seed + 1))
+    finite = np.all(np.isfinite(final), axis=1)
+    kl = coordinate_kl(final[finite], reference)
+    stats = ring_statistics(final[finite])
+    metrics = {
+        "kl_x": float(kl[0]), "kl_y": float(kl[1]), "kl_mean": float(np.mean(kl)),
+        "hist2d_distance": float(histogram2d_distance(final[finite], reference)),
+        "mean_radius": stats.mean_radius, "radial_std": stats.radial_std,
+        "programming_rms_error": float(np.sqrt(np.mean(np.concatenate([e.ravel() for e in weight_error]) ** 2))),
+        "saturated_fraction": float(np.mean(result.saturated)) if result.saturated is not None else 0.0,
+        "worker_seconds": time.perf_counter() - start,
+    }
+    log.info("%s read x%g write x%g: KL %.3g", point.model, point.read_noise, point.write_noise, metrics["kl_mean"])
+    return {"point": point, "metrics": metrics, "final": final.astype(np.float32)}

@@ -1,0 +1,1 @@
+"""The run engine: protocols, parameters, datasets, the state machine, the run-file writer."""

@@ -1,0 +1,164 @@
+"""The step journal of a run file (``/entry/journal``) and reopening for resume.
+
+One row per finished step: index, name, status, wall-clock start/end (POSIX s,
+UTC), bench-clock start/end (s, virtual on the simulated bench) and the row count
+of every growing dataset right after the step. The counts let ``--resume`` cut
+every stream back to the end of the last completed step, whatever a killed
+writer left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from protocols.engine.h5io import LIBVER, open_h5
+
+log = logging.getLogger("rrambench.runfile")
+
+JOURNAL = "/entry/journal"
+NAME_BYTES = 128
+STATUS_BYTES = 16
+COMPLETED = "completed"
+
+# column, dtype, unit, meaning
+COLUMNS = (
+    ("index", "i4", "", "step index in the plan"),
+    ("name", f"S{NAME_BYTES}", "", "step name (UTF-8)"),
+    ("status", f"S{STATUS_BYTES}", "", "completed | failed | aborted | interrupted"),
+    ("start", "f8", "s", "wall-clock start, POSIX time (UTC)"),
+    ("end", "f8", "s", "wall-clock end, POSIX time (UTC)"),
+    ("clock_start", "f8", "s", "bench clock at the start"),
+    ("clock_end", "f8", "s", "bench clock at the end"),
+)
+
+
+class Journal:
+    """Reads and appends the journal group of an open run file."""
+
+    def __init__(self, group: h5py.Group) -> None:
+        self._group = group
+        self._cols = {c: group[c] for c, *_ in COLUMNS}
+        self._rows_ds = group["rows"]
+        self.streams: list[str] = [str(s) for s in group.attrs["streams"]]
+        self._n = min([ds.shape[0] for ds in self._cols.values()] + [self._rows_ds.shape[0]])
+
+    @classmethod
+    def create(cls, h5: h5py.File, streams: list[str]) -> Journal:
+        """Create the journal before SWMR starts; ``streams`` are the growing datasets."""
+        group = h5.create_group(JOURNAL)
+        group.attrs["NX_class"] = "NXcollection"
+        group.attrs["streams"] = streams
+        for column, dtype, unit, meaning in COLUMNS:
+            ds = group.create_dataset(column, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(256,))
+            ds.attrs["units"] = unit
+            ds.attrs["long_name"] = meaning
+        width = max(1, len(streams))
+        rows = group.create_dataset("rows", shape=(0, width), maxshape=(None, width), dtype="i8",
+                                    chunks=(256, width))
+        rows.attrs["units"] = ""
+        rows.attrs["long_name"] = "rows of each growing dataset after the step (columns: attribute streams)"
+        return cls(group)
+
+    @classmethod
+    def attach(cls, h5: h5py.File) -> Journal:
+        return cls(h5[JOURNAL])
+
+    # -- reading --------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def statuses(self) -> list[str]:
+        return [s.decode() for s in self._cols["status"][: self._n]]
+
+    @property
+    def completed(self) -> int:
+        """Number of leading completed steps (the resume point)."""
+        count = 0
+        for status in self.statuses:
+            if status != COMPLETED:
+                break
+            count += 1
+        return count
+
+    def rows_after(self, steps: int) -> dict[str, int]:
+        """Row count of every growing dataset after the first ``steps`` journal rows."""
+        if steps == 0:
+            return dict.fromkeys(self.streams, 0)
+        counts = self._rows_ds[steps - 1]
+        return {s: int(n) for s, n in zip(self.streams, counts, strict=False)}
+
+    def current_rows(self) -> dict[str, int]:
+        """Row counts recorded after the last journal entry ({} if the journal is empty)."""
+        return self.rows_after(self._n) if self._n else {}
+
+    # -- writing --------------------------------------------------------------------
+    def append(self, index: int, name: str, status: str, *, start: float, end: float,
+               clock_start: float, clock_end: float, rows: dict[str, int]) -> None:
+        """Append one step row; ``rows`` maps every stream path to its row count."""
+        encoded = name.encode("utf-8")
+        if len(encoded) > NAME_BYTES:
+            raise ValueError(f"step name longer than {NAME_BYTES} bytes: {name!r}")
+        values = {
+            "index": index, "name": encoded, "status": status.encode(), "start": start, "end": end,
+            "clock_start": clock_start, "clock_end": clock_end,
+        }
+        n = self._n
+        counts = np.array([rows.get(s, 0) for s in self.streams] or [0], dtype=np.int64)
+        self._rows_ds.resize(n + 1, axis=0)
+        self._rows_ds[n] = counts
+        for column, value in values.items():
+            ds = self._cols[column]
+            ds.resize(n + 1, axis=0)
+            ds[n] = value
+        self._n = n + 1
+
+    def truncate_to_completed(self) -> None:
+        """Cut the journal to its completed prefix and every stream to its rows then."""
+        keep = self.completed
+        counts = self.rows_after(keep)
+        h5 = self._group.file
+        for path, n in counts.items():
+            if path == "/entry/pulses":
+                for ds in h5[path].values():
+                    ds.resize(n, axis=0)
+            else:
+                h5[path].resize(n, axis=0)
+        for ds in [*self._cols.values(), self._rows_ds]:
+            ds.resize(keep, axis=0)
+        self._n = keep
+
+    # -- reopening --------------------------------------------------------------------
+    @staticmethod
+    def open_for_resume(path: Path) -> h5py.File:
+        """Open ``path`` read-write; a file left by a killed SWMR writer is repaired first.
+
+        HDF5 marks a file open for SWMR writing in its superblock; after a kill the
+        mark stays and only SWMR readers may open it. The repair copies every object
+        into a fresh file next to it and atomically replaces the original.
+        """
+        try:
+            return h5py.File(path, "r+", libver=LIBVER)
+        except FileNotFoundError:
+            return open_h5(path, "r")  # raises the "no such file" RunFileError
+        except OSError as exc:
+            if "already open for write" not in str(exc):
+                return open_h5(path, "r+", libver=LIBVER)  # raises a clear RunFileError
+        log.info("%s was left open by a killed writer; copying it into a clean file", path)
+        tmp = path.with_name(f".{path.name}.resume-tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            with open_h5(path, "r", swmr=True) as src, h5py.File(tmp, "w", libver=LIBVER) as dst:
+                for key, value in src.attrs.items():
+                    dst.attrs[key] = value
+                for name in src:
+                    src.copy(src[name], dst, name=name)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return h5py.File(path, "r+", libver=LIBVER)
