@@ -27,7 +27,7 @@ import numpy as np
 from instruments.limits import Limits
 from instruments.macro_controller import MacroController
 from instruments.serial_link import SerialLink
-from instruments.sim.macro_controller import BoardEmulator
+from instruments.sim.macro_controller import MacroControllerEmulator
 from instruments.sim.servers import LoopbackServer
 from instruments.sim.world import SimWorld
 
@@ -47,9 +47,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     world, twin = SimWorld(seed=0), SimWorld(seed=0)
-    board = BoardEmulator(world)
+    board = MacroControllerEmulator(world)
     rng = np.random.default_rng(1)
-    with LoopbackServer(board.handle, delimiter=b"\x00", name="controller") as server, \
+    with LoopbackServer(board.handle, delimiter=b"\x00", name="macro_controller") as server, \
             SerialLink.open(server.url, timeout=5.0) as link:
         ctl = MacroController(link, Limits())
         m, r, c = CELLS

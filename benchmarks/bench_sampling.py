@@ -45,15 +45,15 @@ def main(argv: list[str] | None = None) -> dict:
     x0 = initial_noise(np.random.default_rng(args.seed + 1), args.samples)
     streams = loop_streams(mapped, model, n_steps=args.steps, dt_step=DT_STEP, rc=RC, sde=False)
     with Bench.from_config(seed=args.seed) as bench:
-        info = bench.board.info()
-        placed = program_network(bench.board, mapped, shape=(info.n_macros, info.rows, info.cols),
+        info = bench.macro_controller.info()
+        placed = program_network(bench.macro_controller, mapped, shape=(info.n_macros, info.rows, info.cols),
                                  now=bench.clock.now, sleep=bench.clock.sleep).mapped
-        bench.board.load_mapping(list(placed.layers), placed.v_bias)
+        bench.macro_controller.load_mapping(list(placed.layers), placed.v_bias)
         start = time.perf_counter()
-        bench.board.set_streams(*streams.as_args())
-        bench.board.set_initial(placed.to_volts(x0))
-        bench.board.run_samples(args.samples, streams.duration, False, seed=args.seed)
-        analog = placed.from_volts(bench.board.fetch_end_values())
+        bench.macro_controller.set_streams(*streams.as_args())
+        bench.macro_controller.set_initial(placed.to_volts(x0))
+        bench.macro_controller.run_samples(args.samples, streams.duration, False, seed=args.seed)
+        analog = placed.from_volts(bench.macro_controller.fetch_end_values())
         t_analog = time.perf_counter() - start
 
     with threadpool_limits(limits=1, user_api="blas"):

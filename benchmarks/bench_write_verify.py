@@ -45,9 +45,9 @@ def main(argv: list[str] | None = None) -> dict:
     loop, direct = [], []
     for k in range(-1, args.repeats):  # k = -1: warm-up (imports, first connection), not timed
         with Bench.from_config(seed=max(k, 0)) as bench:
-            trips = bench.board.round_trips
-            loop.append(one_run(bench.board, bench.clock, target))
-            if bench.board.round_trips - trips != loop[-1][2]:
+            trips = bench.macro_controller.round_trips
+            loop.append(one_run(bench.macro_controller, bench.clock, target))
+            if bench.macro_controller.round_trips - trips != loop[-1][2]:
                 raise RuntimeError("board round trips differ from the algorithm's iterations")
         world = SimWorld(seed=max(k, 0))
         direct.append(one_run(DirectArrayAccess(world), world.clock, target))

@@ -56,7 +56,7 @@ def settle(before: dict[str, int], timeout: float = 5.0) -> dict[str, int]:
 
 def pulse_read(bench: Bench, n_cells: int, batch: int, rng: np.random.Generator) -> float:
     """``n_cells`` pulse+read cell operations in batches of ``batch``; returns wall time in s."""
-    info = bench.board.info()
+    info = bench.macro_controller.info()
     size = info.n_macros * info.rows * info.cols
     start = time.perf_counter()
     done = 0
@@ -65,7 +65,7 @@ def pulse_read(bench: Bench, n_cells: int, batch: int, rng: np.random.Generator)
         flat = (done + np.arange(n)) % size
         m, r, c = np.unravel_index(flat, (info.n_macros, info.rows, info.cols))
         pol = rng.choice([-1, 1], n)
-        bench.board.pulse_batch(m, r, c, pol, rng.uniform(0.8, 1.8, n), rng.uniform(50e-9, 500e-9, n),
+        bench.macro_controller.pulse_batch(m, r, c, pol, rng.uniform(0.8, 1.8, n), rng.uniform(50e-9, 500e-9, n),
                                 rng.uniform(0.9, 1.5, n))
         done += n
     return time.perf_counter() - start
@@ -94,15 +94,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     start = resources()
     with Bench.from_config(seed=0) as bench:
-        trips = bench.board.round_trips
+        trips = bench.macro_controller.round_trips
         pulse_read(bench, WARM_UP_BATCHES * args.batch, args.batch, rng)
         queries(bench, 200)
         warm = resources()
         t_pulse = pulse_read(bench, args.cells, args.batch, rng)
         t_query = queries(bench, args.queries)
         end = resources()
-        batches = bench.board.round_trips - trips
-        retries = bench.board.retries
+        batches = bench.macro_controller.round_trips - trips
+        retries = bench.macro_controller.retries
     closed = settle(start)
 
     before = resources()

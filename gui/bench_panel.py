@@ -24,7 +24,7 @@ from gui.worker import BenchInfo
 from instruments.config import BenchConfig, load_config
 from instruments.errors import ConfigError
 
-ROLES = ("smu", "scope", "controller")
+ROLES = ("smu", "scope", "macro_controller")
 LIMIT_UNITS = {"compliance": "A", "pulse_width_min": "s", "pulse_width_max": "s", "sweep_rate": "V/s"}
 
 

@@ -232,11 +232,11 @@ class BenchWorker:
             self._disconnect()
         if backend is not None and backend != config.backend:
             config = replace(config, backend=backend)
-        if not config.simulated and not all(config.resources.get(r) for r in ("smu", "scope", "controller")):
+        if not config.simulated and not all(config.resources.get(r) for r in ("smu", "scope", "macro_controller")):
             raise ValueError("the hardware backend needs smu, scope and controller in [resources]")
         bench = Bench.from_config(config, world=world, seed=seed)
         try:
-            board = bench.board.info()
+            board = bench.macro_controller.info()
             info = BenchInfo(backend=config.backend, resources=bench.resources, identities=bench.identities(),
                              limits=bench.limits.as_dict(), n_macros=board.n_macros, rows=board.rows,
                              cols=board.cols, simulated=bench.simulated,
@@ -265,12 +265,12 @@ class BenchWorker:
     def _read_maps(self, macros: list[int] | None) -> None:
         bench, info = self._need_bench()
         for macro in range(info.n_macros) if macros is None else macros:
-            g = bench.board.read_macro(macro, bias=READ_BIAS, window=READ_WINDOW)
+            g = bench.macro_controller.read_macro(macro, bias=READ_BIAS, window=READ_WINDOW)
             self.queue.latest(("map", macro), g)
 
     def _read_cell(self, macro: int, row: int, col: int) -> float:
         bench, _ = self._need_bench()
-        g = float(bench.board.read_batch(macro, row, col, bias=READ_BIAS, window=READ_WINDOW))
+        g = float(bench.macro_controller.read_batch(macro, row, col, bias=READ_BIAS, window=READ_WINDOW))
         self.queue.event("cell_read", (macro, row, col, g))
         return g
 

@@ -1,8 +1,8 @@
 """The bench: the instruments opened from one configuration file.
 
 ``Bench.from_config()`` opens the SMU, the scope and the controller board from
-resource strings, and the seed's sampling board (``bench.legacy_board``) where there
-is one: always on the simulated bench, on hardware when ``[resources].legacy_board``
+resource strings, and the seed's sampling board (``bench.seed_board``) where there
+is one: always on the simulated bench, on hardware when ``[resources].seed_board``
 is set (``None`` otherwise). With ``backend = "sim"`` it first starts an embedded simulated
 world behind loopback servers and then connects through pyvisa (pyvisa-py) and
 pyserial exactly as it would to hardware, so nothing above the transports can tell
@@ -19,13 +19,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from instruments.config import LEGACY_TIMEOUT, BenchConfig, load_config, load_device_file
+from instruments.config import SEED_BOARD_TIMEOUT, BenchConfig, load_config, load_device_file
 from instruments.errors import BenchError
 from instruments.infiniivision import InfiniiVision3000X
 from instruments.keithley2450 import Keithley2450
 from instruments.limits import Limits
 from instruments.macro_controller import MacroController
-from instruments.seed_board import BAUD, LegacyBoard
+from instruments.seed_board import BAUD, SeedBoard
 from instruments.serial_link import SerialLink
 from instruments.transport import VisaTransport
 
@@ -53,16 +53,16 @@ class Bench:
         *,
         smu: Keithley2450,
         scope: InfiniiVision3000X,
-        board: MacroController,
+        macro_controller: MacroController,
         config: BenchConfig,
         clock: Any,
         world: Any = None,
         sim: Any = None,
         transports: tuple = (),
-        legacy_board: LegacyBoard | None = None,
+        seed_board: SeedBoard | None = None,
     ) -> None:
-        self.smu, self.scope, self.board = smu, scope, board
-        self.legacy_board = legacy_board  # the seed's sampling board, None when the bench has none
+        self.smu, self.scope, self.macro_controller = smu, scope, macro_controller
+        self.seed_board = seed_board  # the seed's sampling board, None when the bench has none
         self.config = config
         self.clock = clock
         self.world = world  # SimWorld on the simulated bench, None on hardware
@@ -120,13 +120,14 @@ class Bench:
             opened.append(smu_io)
             scope_io = VisaTransport.open(resources["scope"], name="scope", timeout=config.timeouts["scope"])
             opened.append(scope_io)
-            link = SerialLink.open(resources["controller"], name="controller", timeout=config.timeouts["controller"])
+            link = SerialLink.open(resources["macro_controller"], name="macro_controller",
+                                   timeout=config.timeouts["macro_controller"])
             opened.append(link)
-            legacy_link = None
-            if resources.get("legacy_board"):
-                legacy_link = SerialLink.open(resources["legacy_board"], name="legacy_board", baudrate=BAUD,
-                                              timeout=config.timeouts.get("legacy_board", LEGACY_TIMEOUT))
-                opened.append(legacy_link)
+            seed_board_link = None
+            if resources.get("seed_board"):
+                seed_board_link = SerialLink.open(resources["seed_board"], name="seed_board", baudrate=BAUD,
+                                              timeout=config.timeouts.get("seed_board", SEED_BOARD_TIMEOUT))
+                opened.append(seed_board_link)
         except BaseException:
             for io in opened:
                 io.close()
@@ -136,8 +137,8 @@ class Bench:
         return cls(
             smu=Keithley2450(smu_io, limits),
             scope=scope,
-            board=MacroController(link, limits),
-            legacy_board=LegacyBoard(legacy_link, clock, scope=scope) if legacy_link is not None else None,
+            macro_controller=MacroController(link, limits),
+            seed_board=SeedBoard(seed_board_link, clock, scope=scope) if seed_board_link is not None else None,
             config=config,
             clock=clock,
             world=world,
@@ -161,7 +162,8 @@ class Bench:
     def identities(self) -> dict[str, str]:
         """``*IDN?``-style identity of each instrument that can identify itself (the seed's
         board cannot: it never replies; :meth:`snapshot` records its resource instead)."""
-        return {"smu": self.smu.identify(), "scope": self.scope.identify(), "controller": self.board.identify()}
+        return {"smu": self.smu.identify(), "scope": self.scope.identify(),
+                "macro_controller": self.macro_controller.identify()}
 
     def snapshot(self) -> dict[str, Any]:
         """Settings to record in a run file: config, resources, identities, the sampling
@@ -172,7 +174,7 @@ class Bench:
             "identities": self.identities(),
             "simulated": self.simulated,
             "sampler_board": self.config.sampler_board,
-            "legacy_board": self.resources.get("legacy_board", "") if self.legacy_board is not None else "",
+            "seed_board": self.resources.get("seed_board", "") if self.seed_board is not None else "",
         }
 
     # -- safety -------------------------------------------------------------------------
@@ -184,9 +186,9 @@ class Bench:
         offsets 0 V) next.
         """
         failures = []
-        instruments = [("controller", self.board), ("smu", self.smu), ("scope", self.scope)]
-        if self.legacy_board is not None:
-            instruments.insert(1, ("legacy_board", self.legacy_board))
+        instruments = [("macro_controller", self.macro_controller), ("smu", self.smu), ("scope", self.scope)]
+        if self.seed_board is not None:
+            instruments.insert(1, ("seed_board", self.seed_board))
         for name, inst in instruments:
             try:
                 inst.safe_state()

@@ -27,13 +27,13 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 BACKENDS = ("sim", "hardware")
-ROLES = ("smu", "scope", "controller")
-OPTIONAL_ROLES = ("legacy_board",)  # instruments a hardware bench may have, never needs
-SAMPLER_BOARDS = ("controller", "legacy")  # which board runs `sample`: ours or the seed's
+ROLES = ("smu", "scope", "macro_controller")
+OPTIONAL_ROLES = ("seed_board",)  # instruments a hardware bench may have, never needs
+SAMPLER_BOARDS = ("macro_controller", "seed_board")  # which board runs `sample`: ours or the seed's
 SECTIONS = {"backend", "sim", "resources", "timeouts", "limits", "sampler"}
 SIM_KEYS = {"seed": int, "state": str, "formed": bool, "device": str}
-DEFAULT_TIMEOUTS = {"smu": 5.0, "scope": 10.0, "controller": 2.0}  # s
-LEGACY_TIMEOUT = 2.0  # s, write timeout of the seed board's link unless [timeouts].legacy_board
+DEFAULT_TIMEOUTS = {"smu": 5.0, "scope": 10.0, "macro_controller": 2.0}  # s
+SEED_BOARD_TIMEOUT = 2.0  # s, write timeout of the seed board's link unless [timeouts].seed_board
 
 
 @dataclass
@@ -46,7 +46,7 @@ class BenchConfig:
     formed: bool = True  # simulated cells start formed
     device: Path | None = None  # calibrated device file ([device] table of DeviceParams), docs/calibration.md
     resources: dict[str, str] = field(default_factory=dict)
-    sampler_board: str = "controller"  # board that runs `sample`: "controller" (ours) or "legacy" (the seed's)
+    sampler_board: str = "macro_controller"  # board that runs `sample`: "macro_controller" (ours) or "seed_board"
     timeouts: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))  # s
     limits: Limits = field(default_factory=Limits)
     source: str = "<defaults>"  # where it was read from
@@ -114,8 +114,8 @@ def parse_config(table: dict[str, Any], *, source: str = "<table>") -> BenchConf
         if missing:
             raise ConfigError(f"{where}: backend 'hardware' needs [resources].{', '.join(missing)}")
     sampler_board = _sampler_board(_section(table, "sampler", where), where)
-    if sampler_board == "legacy" and backend == "hardware" and "legacy_board" not in resources:
-        raise ConfigError(f"{where}: [sampler].board 'legacy' on hardware needs [resources].legacy_board")
+    if sampler_board == "seed_board" and backend == "hardware" and "seed_board" not in resources:
+        raise ConfigError(f"{where}: [sampler].board 'seed_board' on hardware needs [resources].seed_board")
     timeouts = dict(DEFAULT_TIMEOUTS)
     for key, value in _section(table, "timeouts", where).items():
         if key not in ROLES + OPTIONAL_ROLES:
@@ -174,11 +174,11 @@ def load_device_file(path: str | Path) -> DeviceParams:
 
 
 def _sampler_board(sampler: dict[str, Any], where: str) -> str:
-    """The ``[sampler].board`` choice, checked; "controller" when absent."""
+    """The ``[sampler].board`` choice, checked; "macro_controller" when absent."""
     unknown = sorted(set(sampler) - {"board"})
     if unknown:
         raise ConfigError(f"{where}: unknown key [sampler].{unknown[0]}; known: board")
-    board = sampler.get("board", "controller")
+    board = sampler.get("board", "macro_controller")
     if board not in SAMPLER_BOARDS:
         raise ConfigError(f"{where}: [sampler].board must be one of {', '.join(SAMPLER_BOARDS)}, got {board!r}")
     return board

@@ -3,7 +3,7 @@
 One method per board function, SI units in and out (V, S, s, ohm). Every source
 value is checked against the bench's safety envelope before any byte is sent.
 The protocol (frames, opcodes, payloads, status codes, retries, batching) is
-specified in ``docs/controller-protocol.md``; payload layouts live in
+specified in ``docs/macro-controller-protocol.md``; payload layouts live in
 :mod:`instruments.macro_controller_wire`.
 
 Reliability: each request gets the next ``seq``; on a damaged reply, a BAD_CRC
@@ -58,7 +58,7 @@ class MacroController:
         Pause before retrying a BUSY reply, s (>= 0).
     """
 
-    name = "controller"
+    name = "macro_controller"
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ A frame on the wire is ``COBS(header + payload + crc) + b"\\x00"``:
 
 Replies carry the request's ``seq``, the request's ``op`` with bit 7 set
 (:data:`REPLY_FLAG`), and a payload whose first byte is a :class:`Status`.
-The full specification is ``docs/controller-protocol.md``; this module only packs
+The full specification is ``docs/macro-controller-protocol.md``; this module only packs
 and checks frames. Payload codecs live in :mod:`instruments.macro_controller_wire`.
 """
 

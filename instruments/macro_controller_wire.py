@@ -5,7 +5,7 @@ Shared by the driver (:mod:`instruments.macro_controller`) and the firmware emul
 per-cell or per-sample layout is a numpy structured dtype: payloads are built with
 ``ndarray.tobytes()`` and read with ``np.frombuffer``, never one cell at a time.
 All numbers little-endian. The byte-level specification is
-``docs/controller-protocol.md``.
+``docs/macro-controller-protocol.md``.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class LayerRegion:
     inputs; n_out: outputs; bias_rows: rows driven at the bias voltage;
     activation: ``"relu"`` or ``"linear"``; r_feedback: TIA feedback resistance, ohm.
     How the differential pairs are laid out inside the region is the board's
-    (documented in docs/controller-protocol.md).
+    (documented in docs/macro-controller-protocol.md).
     """
 
     macro: int

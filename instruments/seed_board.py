@@ -2,7 +2,7 @@
 
 The firmware never acknowledges, has no CRC, lets its 12-bit DAC codes overflow
 silently and drops a ``Go`` that arrives less than 5 s after the previous run started.
-This driver makes those edges safe (``docs/legacy-board.md``):
+This driver makes those edges safe (``docs/seed-board.md``):
 
 - every value is checked against what the firmware can represent (digit fields, the
   0.01 steps, the DAC range its streams reach with these settings) and refused with a
@@ -26,7 +26,7 @@ from typing import Any
 from instruments.errors import InstrumentError, InstrumentTimeout, LimitError
 from instruments.serial_link import SerialLink
 
-log = logging.getLogger("rrambench.legacy_board")
+log = logging.getLogger("rrambench.seed_board")
 
 BAUD = 9600  # bit/s
 TASK_TYPES = (0, 1, 2, 3, 4)  # 0/4 unconditional, 1..3 the three classes
@@ -58,7 +58,7 @@ def _steps(name: str, value: float, step: float, lo: int, hi: int, unit: str) ->
     return code
 
 
-class LegacyBoard:
+class SeedBoard:
     """The seed's sampling board: init, offsets, coefficient, bias, noise scale, go.
 
     Parameters
@@ -83,7 +83,7 @@ class LegacyBoard:
         Wall time to wait for the scope's trigger after ``Go``, s (> 0).
     """
 
-    name = "legacy_board"
+    name = "seed_board"
 
     def __init__(self, link: SerialLink, clock: Any, *, scope: Any = None, lockout: float = LOCKOUT + 0.01,
                  policy: str = "wait", condition_peak: Mapping[int, float] | None = None,
@@ -252,4 +252,4 @@ class LegacyBoard:
             self.line_free = max(self._clock.now(), self.line_free) + len(data) * 10 / BAUD
 
 
-__all__ = ["BAUD", "LOCKOUT", "RUN_DURATION", "SAMPLE_TIME", "LegacyBoard"]
+__all__ = ["BAUD", "LOCKOUT", "RUN_DURATION", "SAMPLE_TIME", "SeedBoard"]

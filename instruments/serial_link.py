@@ -47,7 +47,7 @@ class SerialLink:
         Default time to wait for a complete message, s (> 0).
     """
 
-    def __init__(self, port: serial.SerialBase, *, name: str = "controller", timeout: float = 2.0) -> None:
+    def __init__(self, port: serial.SerialBase, *, name: str = "macro_controller", timeout: float = 2.0) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0 s, got {timeout}")
         self._port = port
@@ -61,7 +61,7 @@ class SerialLink:
 
     @classmethod
     def open(
-        cls, url: str, *, name: str = "controller", timeout: float = 2.0, baudrate: int = 921600
+        cls, url: str, *, name: str = "macro_controller", timeout: float = 2.0, baudrate: int = 921600
     ) -> SerialLink:
         """Open ``url`` (``socket://host:port``, ``/dev/ttyUSB0``, ``spy://...``).
 

@@ -1,9 +1,9 @@
 """Firmware emulator of the macro controller board over a :class:`SimWorld`.
 
-``BoardEmulator(world).handle(message)`` takes one wire message (COBS, delimiter
+``MacroControllerEmulator(world).handle(message)`` takes one wire message (COBS, delimiter
 removed) and returns the COBS-encoded reply frame (the server appends the
 delimiter), or None for an empty message. It behaves like the firmware described
-in ``docs/controller-protocol.md``:
+in ``docs/macro-controller-protocol.md``:
 
 - a damaged frame (COBS, length, CRC) is answered with BAD_CRC and never executed;
 - an intact frame identical to the last executed one (same seq, same bytes) is a
@@ -36,16 +36,16 @@ from instruments.macro_controller_framing import (
     peek_seq_op,
 )
 from instruments.macro_controller_wire import Op
-from instruments.sim.macro_controller_ops import BoardOps, Refusal
+from instruments.sim.macro_controller_ops import MacroControllerOps, Refusal
 
-log = logging.getLogger("rrambench.sim.board")
+log = logging.getLogger("rrambench.sim.macro_controller")
 
 IDENTITY = "RRAMBENCH,MACRO-CONTROLLER-SIM,SIM0001,{protocol}.0"
 #: Bytes the staging buffer holds (large host-to-board payloads).
 MAX_STAGED = 16 * 1024 * 1024
 
 
-class BoardEmulator:
+class MacroControllerEmulator:
     """The controller board's firmware, answering frames over one world.
 
     ``received`` keeps the last 10000 raw messages (for tests: proof that nothing
@@ -54,7 +54,7 @@ class BoardEmulator:
 
     def __init__(self, world, *, max_staged: int = MAX_STAGED) -> None:
         self.world = world
-        self.ops = BoardOps(world)
+        self.ops = MacroControllerOps(world)
         self.max_staged = int(max_staged)
         self.received: deque[bytes] = deque(maxlen=10000)
         self.count = 0
@@ -192,4 +192,4 @@ def _expect(payload: bytes, size: int) -> None:
         raise Refusal(Status.BAD_LENGTH, f"payload must be {size} bytes, got {len(payload)}")
 
 
-__all__ = ["IDENTITY", "MAX_STAGED", "BoardEmulator", "Refusal"]
+__all__ = ["IDENTITY", "MAX_STAGED", "MacroControllerEmulator", "Refusal"]

@@ -18,7 +18,7 @@ import numpy as np
 from instruments import macro_controller_wire as ops
 from instruments.macro_controller_framing import Status
 
-log = logging.getLogger("rrambench.sim.board")
+log = logging.getLogger("rrambench.sim.macro_controller")
 
 #: Absolute ratings of the board: pulse amplitude V, gate V, pulse width s, read bias and DAC V.
 RATINGS = {"amplitude": 5.0, "gate": 5.0, "width_min": 1e-9, "width_max": 1.0, "bias": 1.0, "dac": 2.5}
@@ -32,7 +32,7 @@ class Refusal(Exception):
         self.status, self.text = status, text
 
 
-class BoardOps:
+class MacroControllerOps:
     """The operations of the board on ``world`` (and the board's own buffers)."""
 
     def __init__(self, world) -> None:

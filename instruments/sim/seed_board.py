@@ -1,7 +1,7 @@
 """Emulation of the seed's sampling-board firmware (STM32, 9600 baud ASCII) over a world.
 
-``LegacyBoardEmulator(world).handle(line)`` takes one line (LF removed by the loopback
-server) and does what the published firmware does with it (``docs/legacy-board.md``):
+``SeedBoardEmulator(world).handle(line)`` takes one line (LF removed by the loopback
+server) and does what the published firmware does with it (``docs/seed-board.md``):
 
 - ``In<type><noise>`` init: type '0'/'4' unconditional, '1'..'3' the three classes;
   noise '0'/'1'. Latches the embedding scale (5 v_bias, 0.05 V for type 4).
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger("rrambench.sim.legacy_board")
+log = logging.getLogger("rrambench.sim.seed_board")
 
 BAUD = 9600  # bit/s of the firmware's UART
 BITS_PER_BYTE = 10  # start + 8 data + stop
@@ -44,8 +44,8 @@ DAC_HALF = 2048  # 12-bit DAC: code = 2048 (1 + v)
 
 
 @dataclass(frozen=True)
-class LegacyCircuit:
-    """Analog constants of the emulated sampling board (SI units; docs/legacy-board.md).
+class SeedBoardCircuit:
+    """Analog constants of the emulated sampling board (SI units; docs/seed-board.md).
 
     rc: integrator time constant (s, > 0). input_gain: gain (V/V) of every integrator
     input (x times the fx DAC, network output times the g2 DAC, noise DAC), chosen so
@@ -64,11 +64,11 @@ class LegacyCircuit:
     def __post_init__(self) -> None:
         for name in ("rc", "input_gain", "output_gain", "noise_gain"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
-                raise ValueError(f"LegacyCircuit.{name} must be > 0, got {getattr(self, name)!r}")
+                raise ValueError(f"SeedBoardCircuit.{name} must be > 0, got {getattr(self, name)!r}")
         if not (math.isfinite(self.uptime) and self.uptime >= 0):
-            raise ValueError(f"LegacyCircuit.uptime must be >= 0 s, got {self.uptime!r}")
+            raise ValueError(f"SeedBoardCircuit.uptime must be >= 0 s, got {self.uptime!r}")
         if TICK > self.rc / 10:
-            raise ValueError(f"LegacyCircuit.rc must be >= {10 * TICK} s (one tick per fine step)")
+            raise ValueError(f"SeedBoardCircuit.rc must be >= {10 * TICK} s (one tick per fine step)")
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def irwin_hall(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return rng.random((12, *shape)).sum(axis=0) - 6.0
 
 
-class LegacyBoardEmulator:
+class SeedBoardEmulator:
     """The sampling board's firmware, reading lines, over one world.
 
     tables: task type character -> :class:`TaskTable` (default :func:`shipped_tables`);
@@ -122,10 +122,10 @@ class LegacyBoardEmulator:
     """
 
     def __init__(self, world, *, tables: dict[str, TaskTable] | None = None,
-                 circuit: LegacyCircuit | None = None, seed: int = 0) -> None:
+                 circuit: SeedBoardCircuit | None = None, seed: int = 0) -> None:
         self.world = world
         self.tables = tables
-        self.circuit = circuit or LegacyCircuit()
+        self.circuit = circuit or SeedBoardCircuit()
         self._rng = np.random.default_rng(seed)
         self.received: list[bytes] = []
         self.runs = 0
@@ -260,4 +260,4 @@ class LegacyBoardEmulator:
             world.fire_trigger(result.traces, result.trace_dt, t0)
 
 
-__all__ = ["BAUD", "TICK", "LegacyBoardEmulator", "LegacyCircuit", "TaskTable", "dac", "shipped_tables"]
+__all__ = ["BAUD", "TICK", "SeedBoardEmulator", "SeedBoardCircuit", "TaskTable", "dac", "shipped_tables"]

@@ -11,8 +11,8 @@ import logging
 
 from instruments.sim.infiniivision import InfiniiVisionEmulator
 from instruments.sim.keithley2450 import Keithley2450Emulator
-from instruments.sim.macro_controller import BoardEmulator
-from instruments.sim.seed_board import LegacyBoardEmulator
+from instruments.sim.macro_controller import MacroControllerEmulator
+from instruments.sim.seed_board import SeedBoardEmulator
 from instruments.sim.servers import LoopbackServer
 from instruments.sim.world import SimWorld
 
@@ -31,7 +31,7 @@ class SimInstruments:
         Bind address (loopback unless ``allow_remote``).
     ports:
         Ports for smu, scope and controller; 0 picks free ports (the seed's sampling
-        board, ``legacy_board``, always takes a free port).
+        board, ``seed_board``, always takes a free port).
     """
 
     def __init__(
@@ -45,17 +45,17 @@ class SimInstruments:
         self.world = world
         self.smu = Keithley2450Emulator(world)
         self.scope = InfiniiVisionEmulator(world)
-        self.board = BoardEmulator(world)
-        self.legacy_board = LegacyBoardEmulator(world)
+        self.macro_controller = MacroControllerEmulator(world)
+        self.seed_board = SeedBoardEmulator(world)
         common = {"host": host, "allow_remote": allow_remote}
         self.servers = {
             "smu": LoopbackServer(self.smu.handle, delimiter=b"\n", name="smu",
                                   faults=world.faults["smu"], port=ports[0], seed=1, **common),
             "scope": LoopbackServer(self.scope.handle, delimiter=b"\n", name="scope",
                                     faults=world.faults["scope"], port=ports[1], seed=2, **common),
-            "controller": LoopbackServer(self.board.handle, delimiter=b"\x00", name="controller",
-                                         faults=world.faults["controller"], port=ports[2], seed=3, **common),
-            "legacy_board": LoopbackServer(self.legacy_board.handle, delimiter=b"\n", name="legacy_board",
+            "macro_controller": LoopbackServer(self.macro_controller.handle, delimiter=b"\x00", name="macro_controller",
+                                         faults=world.faults["macro_controller"], port=ports[2], seed=3, **common),
+            "seed_board": LoopbackServer(self.seed_board.handle, delimiter=b"\n", name="seed_board",
                                            seed=4, **common),
         }
 
@@ -84,6 +84,6 @@ class SimInstruments:
         return {
             "smu": self.servers["smu"].resource,
             "scope": self.servers["scope"].resource,
-            "controller": self.servers["controller"].url,
-            "legacy_board": self.servers["legacy_board"].url,
+            "macro_controller": self.servers["macro_controller"].url,
+            "seed_board": self.servers["seed_board"].url,
         }

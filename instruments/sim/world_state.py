@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-LINKS = ("smu", "scope", "controller")
+LINKS = ("smu", "scope", "macro_controller")
 
 
 @dataclass

@@ -59,7 +59,7 @@ class Form(Protocol):
         return self.p.v_start + self.p.v_step * np.arange(count)
 
     def datasets(self) -> Sequence[Spec]:
-        info = self.bench.board.info()
+        info = self.bench.macro_controller.info()
         self.macro, self.row, self.col = select_cells(self.p.cells, info.n_macros, info.rows, info.cols)
         n = self.macro.size
         return [
@@ -90,7 +90,7 @@ class Form(Protocol):
 
     def _pulse_train(self) -> tuple[np.ndarray, np.ndarray]:
         """All open cells pulsed at once per rung; the board returns their reads in the same reply."""
-        board, bias, n = self.bench.board, self.p.read_bias, self.macro.size
+        board, bias, n = self.bench.macro_controller, self.p.read_bias, self.macro.size
         current = np.asarray(board.read_batch(self.macro, self.row, self.col, bias), dtype=float) * bias
         v_form = np.full(n, np.nan)
         rungs = self.rungs()
@@ -113,7 +113,7 @@ class Form(Protocol):
 
     def _ramp(self) -> tuple[np.ndarray, np.ndarray]:
         """Cell by cell: route to the SMU, source each rung then the read bias, stop on the target."""
-        smu, board, bias, n = self.bench.smu, self.bench.board, self.p.read_bias, self.macro.size
+        smu, board, bias, n = self.bench.smu, self.bench.macro_controller, self.p.read_bias, self.macro.size
         v_form, current = np.full(n, np.nan), np.zeros(n)
         smu.configure_voltage_source(self.p.compliance)
         for j, cell in enumerate(zip(self.macro.tolist(), self.row.tolist(), self.col.tolist(), strict=True)):

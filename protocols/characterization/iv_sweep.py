@@ -77,7 +77,7 @@ class IVSweep(Protocol):
         return volts
 
     def datasets(self) -> Sequence[Spec]:
-        info = self.bench.board.info()
+        info = self.bench.macro_controller.info()
         select_cells(self.p.cells, info.n_macros, info.rows, info.cols)  # refuses cells named twice
         self.groups = [parse_selection(s, info.n_macros, info.rows, info.cols) for s in self.p.cells]
         points = self.voltages().size
@@ -102,7 +102,7 @@ class IVSweep(Protocol):
         self.bench.smu.configure_voltage_source(self.p.compliance)
         total = macro.size * self.p.cycles
         for j, cell in enumerate(zip(macro.tolist(), row.tolist(), col.tolist(), strict=True)):
-            self.bench.board.route(*cell)
+            self.bench.macro_controller.route(*cell)
             for cycle in range(self.p.cycles):
                 self.check()
                 v, i = self.bench.smu.sweep_list(volts, delay=self.p.delay)
@@ -114,4 +114,4 @@ class IVSweep(Protocol):
                 self.record("v_set", v_set)
                 self.record("v_reset", v_reset)
                 self.progress((j * self.p.cycles + cycle + 1) / total)
-        self.bench.board.unroute()
+        self.bench.macro_controller.unroute()

@@ -68,7 +68,7 @@ class LevelsOnCells(ProgrammingProtocol):
 
     def select_level_cells(self) -> int:
         """Choose the cells and each one's level; returns the number of cells used."""
-        info = self.bench.board.info()
+        info = self.bench.macro_controller.info()
         m, r, c = select_cells([self.p.region], info.n_macros, info.rows, info.cols)
         self.level = assign_levels(m.size, self.p.levels, self.p.per_level, self.p.assign_seed)
         n = self.level.size
@@ -120,6 +120,6 @@ class Multilevel(LevelsOnCells):
 
     def read_back(self) -> None:
         """Averaged read of every cell right after programming."""
-        g = averaged_read(self.bench.board, self.macro, self.row, self.col, self.p.readback_reads,
+        g = averaged_read(self.bench.macro_controller, self.macro, self.row, self.col, self.p.readback_reads,
                           window=self.p.read_window)
         self.record("readback", g)

@@ -36,7 +36,7 @@ class Pattern(ProgrammingProtocol):
         readback_reads: int = param(16, limits=(1, 256), help="reads averaged in the read-back map")
 
     def datasets(self) -> Sequence[Spec]:
-        info = self.bench.board.info()
+        info = self.bench.macro_controller.info()
         if self.p.macro >= info.n_macros:
             raise ValueError(f"macro={self.p.macro} does not exist: the board has {info.n_macros} macros")
         if not self.p.g_off < self.p.g_on:
@@ -71,7 +71,7 @@ class Pattern(ProgrammingProtocol):
 
     def read_back(self) -> None:
         """Averaged read of the whole macro; threshold at the midpoint and compare with the image."""
-        g = averaged_read(self.bench.board, self.macro, self.row, self.col, self.p.readback_reads,
+        g = averaged_read(self.bench.macro_controller, self.macro, self.row, self.col, self.p.readback_reads,
                           window=self.p.read_window).reshape(self.shape)
         threshold = 0.5 * (self.p.g_on + self.p.g_off)
         self.record("readback", g)

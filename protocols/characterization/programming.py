@@ -113,10 +113,10 @@ def program(proto: Protocol, p: WriteVerifyParams, macro: np.ndarray, row: np.nd
             proto.record(f"{prefix}rms_error", error)
         recorded = len(partial.error_per_iteration)
 
-    trips = bench.board.round_trips
-    result = write_verify(bench.board, macro, row, col, target, wv_config(p), now=bench.clock.now,
+    trips = bench.macro_controller.round_trips
+    result = write_verify(bench.macro_controller, macro, row, col, target, wv_config(p), now=bench.clock.now,
                           sleep=bench.clock.sleep, check=proto.check, on_iteration=progress)
-    trips = bench.board.round_trips - trips
+    trips = bench.macro_controller.round_trips - trips
     pulses = result.pulse_log.arrays()
     if pulses["cell"].size:
         cell = pulses["cell"]
@@ -148,7 +148,7 @@ class ProgrammingProtocol(Protocol):
     def select_cells_with_targets(self, selections: list[str], targets: list[float]) -> int:
         """Choose the cells of ``selections`` (see :mod:`protocols.characterization.cells`) and give them
         ``targets`` (S, repeated to cover the cells); returns the number of cells."""
-        info = self.bench.board.info()
+        info = self.bench.macro_controller.info()
         self.macro, self.row, self.col = select_cells(selections, info.n_macros, info.rows, info.cols)
         self.target = np.resize(np.asarray(targets, dtype=float), self.macro.size)
         check_targets("targets", self.target)

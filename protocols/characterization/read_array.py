@@ -29,7 +29,7 @@ class ReadArray(Protocol):
         wait: float = param(0.0, unit="s", limits=(0.0, 1e7), help="bench time waited before each macro")
 
     def datasets(self) -> Sequence[Spec]:
-        info = self.bench.board.info()
+        info = self.bench.macro_controller.info()
         too_big = [m for m in self.p.macros if m >= info.n_macros]
         if too_big:
             raise ValueError(f"macros={too_big} do not exist: the board has {info.n_macros} macros")
@@ -52,7 +52,7 @@ class ReadArray(Protocol):
         self.bench.clock.sleep(self.p.wait)
         for k in range(self.p.repeats):
             self.check()
-            g = self.bench.board.read_macro(macro, bias=self.p.bias, window=self.p.window)
+            g = self.bench.macro_controller.read_macro(macro, bias=self.p.bias, window=self.p.window)
             self.record("conductance", g)
             self.record("time", self.bench.clock.now())
             self.record("macro", macro)

@@ -72,7 +72,7 @@ class ReadNoise(ProgrammingProtocol):
             if interval > 0 and k:
                 self.bench.clock.sleep(interval)
             t[k] = self.bench.clock.now()
-            g[k] = self.bench.board.read_batch(self.macro, self.row, self.col, self.p.bias, window)
+            g[k] = self.bench.macro_controller.read_batch(self.macro, self.row, self.col, self.p.bias, window)
             self.progress((k + 1) / n_rows)
         self.record_rows("conductance", g)
         self.record_rows("window", np.full(n_rows, window))

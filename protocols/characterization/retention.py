@@ -80,7 +80,7 @@ class Retention(LevelsOnCells):
         wait = t_prog + t - self.bench.clock.now()
         if wait > 0:
             self.bench.clock.sleep(wait)
-        g = averaged_read(self.bench.board, self.macro, self.row, self.col, self.p.readback_reads,
+        g = averaged_read(self.bench.macro_controller, self.macro, self.row, self.col, self.p.readback_reads,
                           window=self.p.read_window)
         self.record("conductance", g)
         self.record("time_after", self.bench.clock.now() - t_prog)

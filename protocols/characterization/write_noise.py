@@ -57,7 +57,7 @@ class WriteNoise(ProgrammingProtocol):
 
     def cycle(self, k: int) -> None:
         """Erase (strong RESETs), program, read back."""
-        board, n = self.bench.board, self.macro.size
+        board, n = self.bench.macro_controller, self.macro.size
         g = np.full(n, np.nan)
         for _ in range(self.p.erase_pulses):
             self.check()

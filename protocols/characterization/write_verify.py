@@ -38,7 +38,7 @@ class WriteVerify(ProgrammingProtocol):
         target_file: str = param("", help=".npy of targets in S, one per selected cell (row-major) or a map")
 
     def datasets(self) -> Sequence[Spec]:
-        info = self.bench.board.info()
+        info = self.bench.macro_controller.info()
         self.macro, self.row, self.col = select_cells(self.p.regions, info.n_macros, info.rows, info.cols)
         self.target = self.targets(self.macro.size)
         n = self.macro.size

@@ -2,7 +2,7 @@
 
 Two paths reach the same circuit:
 
-* on a bench, through the board driver (``bench.board``): :func:`program_network`
+* on a bench, through the board driver (``bench.macro_controller``): :func:`program_network`
   write-verifies the conductances over anything with ``pulse_batch``/``read_batch``
   (one board round trip per iteration) and :func:`board_sample` loads mapping,
   streams and initial conditions and runs the closed loop;
@@ -102,7 +102,7 @@ def program_network(access: Any, mapped: MappedNetwork, config: WriteVerifyConfi
 
     A layer whose region holds a cell found stuck is moved to a stuck-free region
     (:meth:`MappedNetwork.relocated`) and programmed again, up to ``max_relocations``
-    times. access: ``pulse_batch``/``read_batch`` provider (``bench.board`` or
+    times. access: ``pulse_batch``/``read_batch`` provider (``bench.macro_controller`` or
     ``DirectArrayAccess``); shape: (n_macros, rows, cols) of the board; config:
     write-verify settings; now, sleep, check: the bench clock (s) and the run's
     cancellation point.

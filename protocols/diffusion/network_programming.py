@@ -2,7 +2,7 @@
 
 Shared by the ``program-model`` and ``sample`` protocols: the datasets declared up
 front (:func:`programming_specs`) and the step that write-verifies the network over
-``bench.board`` and records target vs programmed conductances and weights, the
+``bench.macro_controller`` and records target vs programmed conductances and weights, the
 placement and the per-pulse history (:func:`program_and_record`); the touch-up that
 refreshes a programmed network during a long sampling run (:func:`refresh_and_record`).
 """
@@ -53,19 +53,19 @@ def programming_specs(mapped: MappedNetwork) -> list[Spec]:
 
 
 def program_and_record(proto: Any, mapped: MappedNetwork, config: WriteVerifyConfig, reads: int) -> Programming:
-    """Write-verify ``mapped`` over ``proto.bench.board``, read it back, record everything.
+    """Write-verify ``mapped`` over ``proto.bench.macro_controller``, read it back, record everything.
 
     proto: the running protocol (its bench, clock, check and record helpers);
     config: write-verify settings; reads: reads averaged per cell for the read-back (>= 1).
     """
     bench = proto.bench
-    info = bench.board.info()
-    outcome = program_network(bench.board, mapped, config, shape=(info.n_macros, info.rows, info.cols),
+    info = bench.macro_controller.info()
+    outcome = program_network(bench.macro_controller, mapped, config, shape=(info.n_macros, info.rows, info.cols),
                               now=bench.clock.now, sleep=bench.clock.sleep, check=proto.check)
     proto.record_pulses(**outcome.pulse_columns())
     placed = outcome.mapped
     macro, row, col, _ = placed.cells()
-    g = averaged_read(bench.board, macro, row, col, reads, config.read_bias, config.read_window)
+    g = averaged_read(bench.macro_controller, macro, row, col, reads, config.read_bias, config.read_window)
     proto.record("programmed_conductance", g)
     proto.record("programmed_weight", placed.pair_weights(g))
     proto.record("cell_macro", macro)
@@ -119,7 +119,7 @@ def refresh_and_record(proto: Any, mapped: MappedNetwork, config: WriteVerifyCon
     samples_done: samples taken so far (recorded). Returns (cells pulsed, RMS pair error
     before, after), S.
     """
-    board, clock = proto.bench.board, proto.bench.clock
+    board, clock = proto.bench.macro_controller, proto.bench.clock
     macro, row, col, target = mapped.cells()
     partner, active = mapped.partners()
     gap = np.abs(target - target[partner])
@@ -157,7 +157,7 @@ def _touch_up(proto: Any, mapped: MappedNetwork, config: WriteVerifyConfig, sel:
         return 0
     bench = proto.bench
     macro, row, col, _ = (a[sel] for a in mapped.cells())
-    result = write_verify(bench.board, macro, row, col, goal[sel], config, now=bench.clock.now,
+    result = write_verify(bench.macro_controller, macro, row, col, goal[sel], config, now=bench.clock.now,
                           sleep=bench.clock.sleep, check=proto.check)
     pulses = result.pulse_log.arrays()
     if pulses["cell"].size:

@@ -53,7 +53,7 @@ class ProgramModel(Protocol):
         return WriteVerifyConfig(tolerance=self.p.tolerance, max_pulses=self.p.max_pulses)
 
     def datasets(self) -> Sequence[Spec]:
-        info = self.bench.board.info()
+        info = self.bench.macro_controller.info()
         last = self.p.first_macro + len(self.mapped.layers) - 1
         if last >= info.n_macros:
             raise ValueError(f"first_macro={self.p.first_macro}: the network needs macros up to {last}, "

@@ -25,7 +25,7 @@ from protocols.diffusion.network_programming import program_and_record, refresh_
 from protocols.diffusion.program_model import ProgramModel
 from protocols.diffusion.samplers import sample_probability_flow, sample_reverse_sde
 from protocols.diffusion.scoring import SampleScoring
-from protocols.diffusion.seed_board_sampler import BOARDS, H_SCALE, REFRESH_EVERY, SAMPLE_TIME, LegacySampling
+from protocols.diffusion.seed_board_sampler import BOARDS, H_SCALE, REFRESH_EVERY, SAMPLE_TIME, SeedBoardSampling
 from protocols.engine.datasets import DATA, SCOPE, Constant, Link, Spec, Stream, Traces
 from protocols.engine.protocol import Step, param
 
@@ -39,7 +39,7 @@ BATCH_TIME = 2.0           # s, typical duration of one batch (estimate only)
 REFRESH_TIME = 0.5         # s, typical bench time of one touch-up refresh (estimate only)
 
 
-class Sample(ProgramModel, SampleScoring, LegacySampling):
+class Sample(ProgramModel, SampleScoring, SeedBoardSampling):
     """Closed-loop diffusion sampling on the programmed network, with the software baseline."""
 
     name = "sample"
@@ -59,16 +59,17 @@ class Sample(ProgramModel, SampleScoring, LegacySampling):
         placement_run: str = param("", help="program-model run file whose placement to use when program=false")
         waveforms: int = param(20, limits=(0, 1000), help="samples of the first batch whose traces are stored")
         decoder_seed: int = param(0, limits=(0, 2**31 - 1), help="seed of the simulated RRAM decoder (digits)")
-        board: str = param("", choices=("", *BOARDS), help="board running the loop: controller (ours) or legacy "
-                           "(the seed's, one sample per 5 s; docs/legacy-board.md); empty: the bench config's")
+        board: str = param("", choices=("", *BOARDS), help="board running the loop: macro_controller (ours) or "
+                           "seed_board (the seed's, one sample per 5 s; docs/seed-board.md); empty: the bench config's")
         refresh_every: int = param(-1, unit="samples", limits=(-1, 1_000_000),
                                    help="samples between touch-up write-verifies of the network during the run "
-                                   f"(0: never; -1: the board's default, legacy {REFRESH_EVERY}, controller 0)")
+                                   f"(0: never; -1: the board's default: seed_board {REFRESH_EVERY}, "
+                                   "macro_controller 0)")
 
     @cached_property
     def mapped(self) -> MappedNetwork:
         """The mapping; through the seed's board, at the hidden scale its firmware embeds with."""
-        if self.sampler_board != "legacy":
+        if self.sampler_board != "seed_board":
             return ProgramModel.mapped.func(self)
         cfg = MappingConfig(g_min=self.p.g_min, g_max=self.p.g_max, fill=self.p.fill, v_bias=self.p.v_bias,
                             x_scale=self.p.x_scale, first_macro=self.p.first_macro, h_scale=H_SCALE)
@@ -89,7 +90,7 @@ class Sample(ProgramModel, SampleScoring, LegacySampling):
         """Samples between refreshes (0: never): ``refresh_every``, or the board's default."""
         if self.p.refresh_every >= 0:
             return self.p.refresh_every
-        return REFRESH_EVERY if self.sampler_board == "legacy" else 0
+        return REFRESH_EVERY if self.sampler_board == "seed_board" else 0
 
     def runs(self) -> list[tuple[int, int | None, int, int, bool]]:
         """(batch index, class or None, size, waveforms to store, refresh before it) of every
@@ -116,7 +117,7 @@ class Sample(ProgramModel, SampleScoring, LegacySampling):
     def datasets(self) -> Sequence[Spec]:
         if self.p.program and self.p.placement_run:
             raise ValueError("placement_run applies only with program=false")
-        legacy = self.legacy_specs()   # the board choice; the seed board's limits are checked here
+        seed_board = self.seed_board_specs()   # the board choice; the seed board's limits are checked here
         specs: list[Spec] = list(super().datasets()) if self.p.program else []
         if self.refresh_interval and any(r[4] for r in self.runs()):
             specs += refresh_specs(self.mapped, with_pulse_table=not self.p.program)
@@ -127,9 +128,9 @@ class Sample(ProgramModel, SampleScoring, LegacySampling):
             Stream("software", units="", shape=(2,), long_name="software baseline from the same initial noise"),
             Stream("initial", units="", shape=(2,), long_name="initial noise, data units"),
             Constant("duration", units="s", data=np.array(
-                SAMPLE_TIME if self.sampler_board == "legacy" else self.streams_for(None).duration),
+                SAMPLE_TIME if self.sampler_board == "seed_board" else self.streams_for(None).duration),
                      long_name="physical duration of one closed-loop sample"),
-            *legacy,
+            *seed_board,
         ]
         if self.conditional:
             specs.append(Stream("condition", units="", dtype="i2", long_name="class index of each sample"))
@@ -215,10 +216,10 @@ class Sample(ProgramModel, SampleScoring, LegacySampling):
     def run_batch(self, index: int, cond: int | None, n: int, waves: int) -> None:
         """One closed-loop run of n samples, the waveforms of its first ``waves``, and the
         software baseline."""
-        board, scope = self.bench.board, self.bench.scope
+        board, scope = self.bench.macro_controller, self.bench.scope
         rng = self.rng
-        if self.sampler_board == "legacy":   # the board draws the initial noise: read on the scope
-            x0, final = self.run_legacy_batch(index, n, waves)
+        if self.sampler_board == "seed_board":   # the board draws the initial noise: read on the scope
+            x0, final = self.run_seed_board_batch(index, n, waves)
             return self._finish_batch(x0, final, cond, n, rng)
         x0 = initial_noise(rng, n, self.model.net.dim, limit=self.mapped.config.v_dac / self.mapped.x_scale)
         streams = self.streams_for(cond)

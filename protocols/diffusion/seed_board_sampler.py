@@ -1,4 +1,4 @@
-"""The seed's sampling board as the closed loop of ``sample`` (``docs/legacy-board.md``).
+"""The seed's sampling board as the closed loop of ``sample`` (``docs/seed-board.md``).
 
 The firmware runs one sample per ``Go``: it starts the integrators from its noise DACs
 (there is no initial-condition command), integrates the probability-flow ODE with its
@@ -34,13 +34,13 @@ H_SCALE = 0.05      # V per embedding unit of type 4: the mapping's h_scale must
 GRID = 0.01         # the firmware's step of the coefficient and the noise scale
 SCOPE_SPAN = 1.25   # s after the trigger shown on screen (the run lasts RUN_DURATION)
 INTEGRATORS = (1, 2)  # scope channels of the two integrators
-BOARDS = ("controller", "legacy")
+BOARDS = ("macro_controller", "seed_board")
 WORD_TOP = 65535    # WORD code of a point clipped at the top of the screen (1: bottom, 0: hole)
 REFRESH_EVERY = 25  # samples between touch-up refreshes of the network on this board (~125 s of bench time)
 
 
 @dataclass(frozen=True)
-class LegacySettings:
+class SeedBoardSettings:
     """What the host sends before a batch: task type, bias (V), score coefficient and
     noise scale (dimensionless, on the 0.01 grid)."""
 
@@ -53,7 +53,7 @@ class LegacySettings:
         return np.array([self.task, self.bias, self.coefficient, self.noise_scale])
 
 
-def legacy_settings(mapped: MappedNetwork, model: Any) -> LegacySettings:
+def seed_board_settings(mapped: MappedNetwork, model: Any) -> SeedBoardSettings:
     """Settings that make the board integrate ``model``'s probability-flow ODE.
 
     Refuses (ValueError naming the cause) a conditional model, a mapping whose hidden
@@ -61,24 +61,24 @@ def legacy_settings(mapped: MappedNetwork, model: Any) -> LegacySettings:
     scale that the 0.01 grid would shift by more than 1 %.
     """
     if model.net.conditional:
-        raise ValueError("board=legacy: this protocol drives the seed board's unconditional type 4 only "
+        raise ValueError("board=seed_board: this protocol drives the seed board's unconditional type 4 only "
                          "(conditional types embed at 5 x bias, which our mappings do not use)")
     if not math.isclose(mapped.h_scale, H_SCALE, rel_tol=1e-9):
-        raise ValueError(f"board=legacy: the mapping's h_scale is {mapped.h_scale:.4g} V, the firmware's type "
+        raise ValueError(f"board=seed_board: the mapping's h_scale is {mapped.h_scale:.4g} V, the firmware's type "
                          f"{TASK} embeds at {H_SCALE} V per unit")
     if not math.isclose(mapped.v_bias, BIAS, rel_tol=1e-9):
-        raise ValueError(f"board=legacy: v_bias must be {BIAS} V (the firmware's D1), got {mapped.v_bias} V")
+        raise ValueError(f"board=seed_board: v_bias must be {BIAS} V (the firmware's D1), got {mapped.v_bias} V")
     wanted = {"coefficient": model.net.amplitude * mapped.x_scale / (4.0 * mapped.y_scale),
               "noise scale": 2.0 * mapped.x_scale}
     got = {name: round(value / GRID) * GRID for name, value in wanted.items()}
     for name, value in wanted.items():
         if abs(got[name] - value) > 0.01 * value:
-            raise ValueError(f"board=legacy: {name} {value:.4g} is more than 1 % off the firmware's "
+            raise ValueError(f"board=seed_board: {name} {value:.4g} is more than 1 % off the firmware's "
                              f"0.01 grid (choose another x_scale)")
-    return LegacySettings(TASK, BIAS, round(got["coefficient"], 2), round(got["noise scale"], 2))
+    return SeedBoardSettings(TASK, BIAS, round(got["coefficient"], 2), round(got["noise scale"], 2))
 
 
-def configure_board(board: Any, s: LegacySettings) -> None:
+def configure_board(board: Any, s: SeedBoardSettings) -> None:
     """Bias, init (noise on: it charges the start value), offsets 0 V, coefficient, noise scale."""
     board.set_bias(s.bias)
     board.init(s.task, True)
@@ -115,13 +115,13 @@ def read_run(waves: dict[int, Any]) -> tuple[np.ndarray, np.ndarray]:
             codes = wave.codes[near]
             if not t[0] <= when <= t[-1] or np.any((codes <= 1) | (codes >= WORD_TOP)):
                 raise InstrumentError("scope", f"channel {ch} at {when:g} s is off screen or missing: "
-                                      "cannot read the legacy board's sample")
+                                      "cannot read the seed board's sample")
             row.append(float(np.interp(when, t, volts)))
         values.append(row)
     return np.array(values[0]), np.array(values[1])
 
 
-class LegacySampling:
+class SeedBoardSampling:
     """Mixin of ``sample``: which board runs the loop, and the batches of the seed's board.
 
     Expects the host protocol to provide ``p.board``, ``p.sde``, ``p.waveforms``,
@@ -130,35 +130,36 @@ class LegacySampling:
 
     @property
     def sampler_board(self) -> str:
-        """"controller" or "legacy": the ``board`` parameter, else the bench config's choice."""
+        """"macro_controller" or "seed_board": the ``board`` parameter, else the bench config's choice."""
         if self.p.board:
             return self.p.board
         bench = getattr(self, "bench", None)
-        return bench.config.sampler_board if bench is not None else "controller"
+        return bench.config.sampler_board if bench is not None else "macro_controller"
 
-    def legacy_specs(self) -> list[Any]:
-        """Checks the legacy path can run here, and declares what it records."""
+    def seed_board_specs(self) -> list[Any]:
+        """Checks the seed-board path can run here, and declares what it records."""
         from protocols.engine.datasets import Constant
 
         board = self.sampler_board
         specs = [Constant("sampler_board", units="", data=np.array(BOARDS.index(board), dtype="i1"),
-                          long_name="board that ran the closed loop: 0 controller (ours), 1 legacy (the seed's)")]
-        if board != "legacy":
+                          long_name="board that ran the closed loop: 0 macro_controller (ours), "
+                                    "1 seed_board (the seed's)")]
+        if board != "seed_board":
             return specs
-        if self.bench.legacy_board is None:
-            raise ValueError("board=legacy: this bench has no seed board (set [resources].legacy_board)")
+        if self.bench.seed_board is None:
+            raise ValueError("board=seed_board: this bench has no seed board (set [resources].seed_board)")
         if self.p.sde:
-            raise ValueError("board=legacy: the seed board integrates the probability-flow ODE only (sde=false)")
-        self._legacy = legacy_settings(self.mapped, self.model)
-        return specs + [Constant("legacy_settings", units="", data=self._legacy.as_array(),
+            raise ValueError("board=seed_board: the seed board integrates the probability-flow ODE only (sde=false)")
+        self._seed_board = seed_board_settings(self.mapped, self.model)
+        return specs + [Constant("seed_board_settings", units="", data=self._seed_board.as_array(),
                                  long_name="seed board: task type, bias (V), coefficient, noise scale")]
 
-    def run_legacy_batch(self, index: int, n: int, waves: int) -> tuple[np.ndarray, np.ndarray]:
+    def run_seed_board_batch(self, index: int, n: int, waves: int) -> tuple[np.ndarray, np.ndarray]:
         """n samples on the seed's board, one Go each; returns (initial, final) (n, 2) data units
         read on the scope, and records the traces of the first ``waves`` samples."""
-        board, scope, placed = self.bench.legacy_board, self.bench.scope, self.placed
-        self.bench.board.load_mapping(list(placed.layers), placed.v_bias)
-        configure_board(board, self._legacy)
+        board, scope, placed = self.bench.seed_board, self.bench.scope, self.placed
+        self.bench.macro_controller.load_mapping(list(placed.layers), placed.v_bias)
+        configure_board(board, self._seed_board)
         v_x = placed.to_volts(np.array([5.0]))[0]
         configure_scope(scope, v_x, 1.1 * placed.h_scale)
         start, end = np.empty((n, 2)), np.empty((n, 2))
@@ -179,5 +180,5 @@ class LegacySampling:
         return placed.from_volts(start), placed.from_volts(end)
 
 
-__all__ = ["LegacySampling", "BOARDS", "H_SCALE", "REFRESH_EVERY", "RUN_DURATION", "SAMPLE_TIME", "LegacySettings",
-           "configure_board", "configure_scope", "legacy_settings", "read_run"]
+__all__ = ["SeedBoardSampling", "BOARDS", "H_SCALE", "REFRESH_EVERY", "RUN_DURATION", "SAMPLE_TIME",
+           "SeedBoardSettings",           "configure_board", "configure_scope", "seed_board_settings", "read_run"]

@@ -13,7 +13,7 @@ def test_connect_shows_identities_limits_and_every_macro_map(window, sim_world):
     info = window.worker.info
     assert info.simulated and info.n_macros == sim_world.n_macros
     assert "2450" in window.bench_panel.identity_labels["smu"].text()
-    assert window.bench_panel.resource_labels["controller"].text().startswith("socket://127.0.0.1:")
+    assert window.bench_panel.resource_labels["macro_controller"].text().startswith("socket://127.0.0.1:")
     assert window.bench_panel.limits.rowCount() == len(info.limits)
     image = window.maps.images[0].image  # uS
     true_us = sim_world.conductance(0) * 1e6

@@ -38,7 +38,7 @@ class HoldSourceOn(Protocol):
         yield Step("after the hold", lambda: self.record("level", 0.0))
 
     def hold(self) -> None:
-        self.bench.board.route(0, 0, 0)
+        self.bench.macro_controller.route(0, 0, 0)
         self.bench.smu.configure_voltage_source(1e-4)
         self.bench.smu.set_voltage(0.1)
         self.bench.smu.output_on()

@@ -15,9 +15,9 @@ def test_the_default_bench_is_simulated_and_reached_over_loopback_sockets():
         assert bench.simulated
         resources = bench.resources
         assert resources["smu"].startswith("TCPIP0::127.0.0.1::") and resources["smu"].endswith("::SOCKET")
-        assert resources["controller"].startswith("socket://127.0.0.1:")
+        assert resources["macro_controller"].startswith("socket://127.0.0.1:")
         ids = bench.identities()
-        assert "2450" in ids["smu"] and "DSOX3" in ids["scope"] and "MACRO-CONTROLLER" in ids["controller"]
+        assert "2450" in ids["smu"] and "DSOX3" in ids["scope"] and "MACRO-CONTROLLER" in ids["macro_controller"]
         snapshot = bench.snapshot()
         assert snapshot["simulated"] is True and snapshot["config"]["backend"] == "sim"
 
@@ -36,9 +36,9 @@ def test_safe_state_attempts_every_instrument_even_when_one_link_is_broken():
     try:
         bench.world.outputs.smu_on = True
         bench.world.outputs.dac_max = 0.3
-        bench._sim.servers["controller"].stop()  # the board's link goes down
+        bench._sim.servers["macro_controller"].stop()  # the board's link goes down
         failures = bench.safe_state()
-        assert len(failures) == 1 and failures[0].startswith("controller")
+        assert len(failures) == 1 and failures[0].startswith("macro_controller")
         assert not bench.world.outputs.smu_on  # the SMU was still made safe
     finally:
         bench.close()
@@ -47,10 +47,10 @@ def test_safe_state_attempts_every_instrument_even_when_one_link_is_broken():
 def test_the_envelope_of_the_config_reaches_the_drivers_before_any_byte_is_sent():
     config = parse_config({"limits": {"set_voltage": 1.0}})
     with Bench.from_config(config) as bench:
-        before = bench._sim.board.count
+        before = bench._sim.macro_controller.count
         with pytest.raises(LimitError):
-            bench.board.pulse_batch([0], [0], [0], [1], [1.2], 100e-9, [1.5])
-        assert bench._sim.board.count == before
+            bench.macro_controller.pulse_batch([0], [0], [0], [1], [1.2], 100e-9, [1.5])
+        assert bench._sim.macro_controller.count == before
 
 
 def test_a_given_world_and_a_state_file_are_used(tmp_path):
@@ -59,7 +59,7 @@ def test_a_given_world_and_a_state_file_are_used(tmp_path):
         assert bench.world is world
     state = tmp_path / "world.npz"
     with Bench.from_config(state=state, seed=3) as bench:
-        bench.board.pulse_batch([0], [0], [0], [1], [1.4], 100e-9, [1.8])
+        bench.macro_controller.pulse_batch([0], [0], [0], [1], [1.4], 100e-9, [1.8])
         g = bench.world.conductance(0)[0, 0]
     assert state.exists()  # saved on close
     reopened = SimWorld.load(state)
@@ -70,23 +70,23 @@ def test_an_unreachable_hardware_resource_is_a_link_error():
     config = parse_config({
         "backend": "hardware",
         "resources": {"smu": "TCPIP0::127.0.0.1::1::SOCKET", "scope": "TCPIP0::127.0.0.1::1::SOCKET",
-                      "controller": "socket://127.0.0.1:1"},
-        "timeouts": {"smu": 0.5, "scope": 0.5, "controller": 0.5},
+                      "macro_controller": "socket://127.0.0.1:1"},
+        "timeouts": {"smu": 0.5, "scope": 0.5, "macro_controller": 0.5},
     })
     with pytest.raises(LinkError):
         Bench.from_config(config)
 
 
 def test_the_simulated_bench_opens_the_seed_board_and_puts_it_in_its_safe_state():
-    """bench.legacy_board is opened on the simulated bench, recorded in the snapshot (it
+    """bench.seed_board is opened on the simulated bench, recorded in the snapshot (it
     cannot identify itself), and safe_state sends its noise-off and zero-offset commands."""
     with Bench.from_config(seed=1) as bench:
-        assert bench.legacy_board is not None
+        assert bench.seed_board is not None
         snap = bench.snapshot()
-        assert snap["sampler_board"] == "controller"
-        assert snap["legacy_board"] == bench.resources["legacy_board"].strip()
-        assert "legacy_board" not in snap["identities"]
-        emulator = bench._sim.legacy_board
+        assert snap["sampler_board"] == "macro_controller"
+        assert snap["seed_board"] == bench.resources["seed_board"].strip()
+        assert "seed_board" not in snap["identities"]
+        emulator = bench._sim.seed_board
         assert bench.safe_state() == []
         # The seed board never answers, so its lines are delivered asynchronously: wait for them.
         deadline = time.monotonic() + 10.0

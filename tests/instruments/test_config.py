@@ -11,7 +11,7 @@ def test_the_shipped_default_is_the_embedded_simulated_bench():
     config = load_config()
     assert config.simulated and config.backend == "sim"
     assert config.limits == Limits()
-    assert set(config.timeouts) == {"smu", "scope", "controller"}
+    assert set(config.timeouts) == {"smu", "scope", "macro_controller"}
 
 
 @pytest.mark.parametrize(
@@ -54,22 +54,23 @@ def test_limits_and_sim_values_are_taken_from_the_file():
 
 
 def test_the_sampling_board_defaults_to_ours_and_the_seed_board_is_optional():
-    """[sampler].board picks the board `sample` runs on; [resources].legacy_board is optional."""
-    assert load_config().sampler_board == "controller"
-    config = parse_config({"sampler": {"board": "legacy"}, "resources": {"legacy_board": "/dev/ttyACM0"}})
-    assert config.sampler_board == "legacy" and config.resources["legacy_board"] == "/dev/ttyACM0"
-    assert config.as_dict()["sampler"] == {"board": "legacy"}
+    """[sampler].board picks the board `sample` runs on; [resources].seed_board is optional."""
+    assert load_config().sampler_board == "macro_controller"
+    config = parse_config({"sampler": {"board": "seed_board"}, "resources": {"seed_board": "/dev/ttyACM0"}})
+    assert config.sampler_board == "seed_board" and config.resources["seed_board"] == "/dev/ttyACM0"
+    assert config.as_dict()["sampler"] == {"board": "seed_board"}
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[sampler]\nboard = 'seed'", "[sampler].board must be one of controller, legacy"),
-        ("[sampler]\nbord = 'legacy'", "unknown key [sampler].bord"),
+        ("[sampler]\nboard = 'seed'", "[sampler].board must be one of macro_controller, seed_board"),
+        ("[sampler]\nbord = 'seed_board'", "unknown key [sampler].bord"),
         ("[resources]\nlegacy = 'x'", "unknown instrument [resources].legacy"),
-        ("[resources]\nlegacy_board = ''", "must be a resource string"),
-        ("backend = 'hardware'\n[resources]\nsmu = 'a'\nscope = 'b'\ncontroller = 'c'\n[sampler]\nboard = 'legacy'",
-         "needs [resources].legacy_board"),
+        ("[resources]\nseed_board = ''", "must be a resource string"),
+        ("backend = 'hardware'\n[resources]\nsmu = 'a'\nscope = 'b'\nmacro_controller = 'c'\n"
+         "[sampler]\nboard = 'seed_board'",
+         "needs [resources].seed_board"),
     ],
 )
 def test_bad_sampler_choices_give_one_clear_config_error(tmp_path, text, message):

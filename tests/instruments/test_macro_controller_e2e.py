@@ -1,6 +1,6 @@
 """MacroController end to end: pyserial ``socket://`` -> loopback server -> board emulator -> world.
 
-Each test protects one promise of docs/controller-protocol.md or of the driver's
+Each test protects one promise of docs/macro-controller-protocol.md or of the driver's
 contract (SI units, limits before bytes, retries without double application).
 """
 
@@ -18,7 +18,7 @@ from instruments.macro_controller import MacroController
 from instruments.macro_controller_framing import decode, encode
 from instruments.macro_controller_wire import Op, max_cells
 from instruments.serial_link import SerialLink
-from instruments.sim.macro_controller import BoardEmulator
+from instruments.sim.macro_controller import MacroControllerEmulator
 from instruments.sim.servers import LoopbackServer
 from instruments.sim.world import SimWorld
 
@@ -31,9 +31,9 @@ class Rig:
 
     def __init__(self, seed: int = 3, timeout: float = 1.0, **driver) -> None:
         self.world = SimWorld(seed=seed)
-        self.board = BoardEmulator(self.world)
-        self.faults = self.world.faults["controller"]
-        self.server = LoopbackServer(self.board.handle, delimiter=b"\x00", name="controller",
+        self.board = MacroControllerEmulator(self.world)
+        self.faults = self.world.faults["macro_controller"]
+        self.server = LoopbackServer(self.board.handle, delimiter=b"\x00", name="macro_controller",
                                      faults=self.faults).start()
         self.link = SerialLink.open(self.server.url, timeout=timeout)
         self.ctl = MacroController(self.link, Limits(), **driver)
@@ -217,7 +217,7 @@ def test_lost_replies_are_retried_with_the_same_seq_and_pulses_applied_once(capl
     try:
         rig.faults.missing_reply_rate = 0.4
         pol, amp, wid, gate = program_pulses(2048, seed=2)
-        with caplog.at_level(logging.INFO, logger="rrambench.io.controller"):
+        with caplog.at_level(logging.INFO, logger="rrambench.io.macro_controller"):
             for _ in range(4):
                 g = rig.ctl.pulse_batch(*TWO_MACROS, pol, amp, wid, gate)
         assert rig.ctl.retries > 0
@@ -238,7 +238,7 @@ def test_corrupted_link_completes_a_2048_cell_program_and_read_with_correct_data
         rig.faults.corrupt_rate = 1e-3
         rig.faults.drop_rate = 1e-4
         pol, amp, wid, gate = program_pulses(2048, seed=4)
-        with caplog.at_level(logging.INFO, logger="rrambench.io.controller"):
+        with caplog.at_level(logging.INFO, logger="rrambench.io.macro_controller"):
             g = rig.ctl.pulse_batch(*TWO_MACROS, pol, amp, wid, gate)
             reread = rig.ctl.read_batch(*TWO_MACROS)
         rig.faults.corrupt_rate = rig.faults.drop_rate = 0.0

@@ -14,7 +14,7 @@ from instruments.limits import Limits
 from instruments.macro_controller import LayerRegion, MacroController
 from instruments.serial_link import SerialLink
 from instruments.sim.circuit import LayerMap
-from instruments.sim.macro_controller import BoardEmulator
+from instruments.sim.macro_controller import MacroControllerEmulator
 from instruments.sim.servers import LoopbackServer
 from instruments.sim.world import SimWorld
 
@@ -42,8 +42,8 @@ def streams(t_steps: int, hidden: int = 14):
 class LoopRig:
     def __init__(self, **driver) -> None:
         self.world = SimWorld(seed=5)
-        self.board = BoardEmulator(self.world)
-        self.server = LoopbackServer(self.board.handle, delimiter=b"\x00", name="controller").start()
+        self.board = MacroControllerEmulator(self.world)
+        self.server = LoopbackServer(self.board.handle, delimiter=b"\x00", name="macro_controller").start()
         self.link = SerialLink.open(self.server.url, timeout=2.0)
         self.ctl = MacroController(self.link, Limits(), **driver)
 

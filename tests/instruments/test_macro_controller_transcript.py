@@ -1,7 +1,7 @@
 """Exact transcripts: the bytes each MacroController call puts on the wire.
 
 Expected payloads are packed field by field with ``struct`` from the layouts in
-docs/controller-protocol.md (not with the driver's numpy dtypes), so a change of
+docs/macro-controller-protocol.md (not with the driver's numpy dtypes), so a change of
 layout on either side shows here. The board emulator's ``received`` log is the tap.
 """
 
@@ -17,7 +17,7 @@ from instruments.limits import Limits
 from instruments.macro_controller import LayerRegion, MacroController
 from instruments.macro_controller_framing import decode, encode
 from instruments.serial_link import SerialLink
-from instruments.sim.macro_controller import BoardEmulator
+from instruments.sim.macro_controller import MacroControllerEmulator
 from instruments.sim.servers import LoopbackServer
 from instruments.sim.world import SimWorld
 
@@ -35,8 +35,8 @@ X0 = np.array([[0.1, -0.2], [0.3, 0.05], [0.0, 0.2], [-0.1, -0.1]])
 class Tap:
     def __init__(self, **driver) -> None:
         self.world = SimWorld(seed=2)
-        self.board = BoardEmulator(self.world)
-        self.server = LoopbackServer(self.board.handle, delimiter=b"\x00", name="controller").start()
+        self.board = MacroControllerEmulator(self.world)
+        self.server = LoopbackServer(self.board.handle, delimiter=b"\x00", name="macro_controller").start()
         self.link = SerialLink.open(self.server.url, timeout=2.0)
         self.ctl = MacroController(self.link, Limits(), **driver)
 

@@ -28,7 +28,7 @@ def test_crc_is_ccitt_false_with_its_published_check_value():
 
 
 def test_identify_frame_bytes_match_the_documented_example():
-    # docs/controller-protocol.md, "Worked example": IDENTIFY with seq 1.
+    # docs/macro-controller-protocol.md, "Worked example": IDENTIFY with seq 1.
     assert encode(1, 0x01) == bytes.fromhex("03 01 01 01 03 44 c5 00")
 
 

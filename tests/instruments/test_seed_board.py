@@ -1,4 +1,4 @@
-"""LegacyBoard driver: exact bytes on the wire, refusals before sending, the 5 s lock-out.
+"""SeedBoard driver: exact bytes on the wire, refusals before sending, the 5 s lock-out.
 
 The board end is a real loopback server that records every line it receives (the
 firmware sends no acknowledgement, so the recording is the whole conversation).
@@ -11,7 +11,7 @@ import time
 import pytest
 
 from instruments.errors import LimitError
-from instruments.seed_board import RUN_DURATION, LegacyBoard
+from instruments.seed_board import RUN_DURATION, SeedBoard
 from instruments.serial_link import SerialLink
 from instruments.sim.clock import SimClock
 from instruments.sim.servers import LoopbackServer
@@ -28,10 +28,10 @@ class Recorder:
 @pytest.fixture
 def rig():
     rec = Recorder()
-    with LoopbackServer(rec, delimiter=b"\n", name="legacy_board") as server:
-        link = SerialLink.open(server.url, name="legacy_board", baudrate=9600)
+    with LoopbackServer(rec, delimiter=b"\n", name="seed_board") as server:
+        link = SerialLink.open(server.url, name="seed_board", baudrate=9600)
         clock = SimClock(100.0)
-        yield LegacyBoard(link, clock), rec, clock
+        yield SeedBoard(link, clock), rec, clock
         link.close()
 
 
@@ -43,7 +43,7 @@ def wire(rec: Recorder, count: int) -> list[bytes]:
     return rec.lines[:count]
 
 
-def configure(board: LegacyBoard) -> None:
+def configure(board: SeedBoard) -> None:
     board.set_bias(0.1)
     board.init(4, True)
     board.set_offsets(0.0, 0.0)

@@ -14,7 +14,7 @@ import pytest
 from analysis.metrics import coordinate_kl, ring_statistics
 from instruments.infiniivision import InfiniiVision3000X
 from instruments.limits import Limits
-from instruments.seed_board import SAMPLE_TIME, LegacyBoard
+from instruments.seed_board import SAMPLE_TIME, SeedBoard
 from instruments.serial_link import SerialLink
 from instruments.sim.serve import SimInstruments
 from instruments.sim.world import SimWorld
@@ -35,7 +35,7 @@ def bench():
     world.set_conductance(macro, row, col, g, unstick=True)
     world.loop.load_mapping(list(mapped.layers), mapped.v_bias)  # the board's fixed wiring
     with SimInstruments(world) as sim:
-        link = SerialLink.open(sim.resources["legacy_board"], name="legacy_board", baudrate=9600)
+        link = SerialLink.open(sim.resources["seed_board"], name="seed_board", baudrate=9600)
         io = VisaTransport.open(sim.resources["scope"], name="scope", timeout=5.0)
         scope = InfiniiVision3000X(io, Limits())
         scope.reset()
@@ -43,13 +43,13 @@ def bench():
             scope.configure_channel(ch, scale=0.05)
         scope.set_timebase(0.125, 0.625)  # 0 .. 1.25 s after the trigger
         scope.set_edge_trigger("EXT", 0.5)
-        board = LegacyBoard(link, world.clock, scope=scope)
+        board = SeedBoard(link, world.clock, scope=scope)
         yield board, scope, world, model, mapped, sim
         io.close()
         link.close()
 
 
-def configure(board: LegacyBoard, model, mapped) -> None:
+def configure(board: SeedBoard, model, mapped) -> None:
     coef = model.net.amplitude * mapped.x_scale / (2 * OUTPUT_GAIN_RATIO * mapped.y_scale)
     board.set_bias(0.1)
     board.init(4, True)
@@ -88,7 +88,7 @@ def test_init_and_go_give_a_closed_loop_trajectory_on_the_scope_channels(bench):
 def test_sampling_the_ring_through_the_seed_board_meets_the_ring_quality_bar(bench):
     board, scope, world, model, mapped, sim = bench
     configure(board, model, mapped)
-    board.runs = sim.legacy_board.dropped = 0
+    board.runs = sim.seed_board.dropped = 0
     samples = []
     for _ in range(100):
         board.go()
@@ -100,4 +100,4 @@ def test_sampling_the_ring_through_the_seed_board_meets_the_ring_quality_bar(ben
     assert abs(stats.mean_radius - 0.7) < 0.05
     assert stats.radial_std < 0.1
     assert np.all(kl < 0.35)  # 100 samples: the histogram KL floor alone is ~0.1
-    assert board.runs == 100 and sim.legacy_board.dropped == 0  # every Go confirmed, none dropped
+    assert board.runs == 100 and sim.seed_board.dropped == 0  # every Go confirmed, none dropped

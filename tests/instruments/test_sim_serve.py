@@ -30,9 +30,9 @@ def test_serve_prints_resources_listens_on_loopback_only_and_saves_state_on_sigt
     state = tmp_path / "world.npz"
     proc, resources = start("--seed", "4", "--state", str(state), "--route", "0,2,3")
     try:
-        assert set(resources) == {"smu", "scope", "controller", "legacy_board"}
+        assert set(resources) == {"smu", "scope", "macro_controller", "seed_board"}
         assert resources["smu"].startswith("TCPIP0::127.0.0.1::") and resources["smu"].endswith("::SOCKET")
-        assert resources["controller"].startswith("socket://127.0.0.1:")
+        assert resources["macro_controller"].startswith("socket://127.0.0.1:")
         listening = [c.laddr for c in psutil.Process(proc.pid).net_connections() if c.status == "LISTEN"]
         assert len(listening) == 4 and all(addr.ip == "127.0.0.1" for addr in listening)
 
@@ -46,7 +46,7 @@ def test_serve_prints_resources_listens_on_loopback_only_and_saves_state_on_sigt
         smu.write(":OUTP OFF")
         assert 1e-8 < abs(i_read) < 1e-4
         smu.close()
-        port = serial.serial_for_url(resources["controller"], timeout=1)
+        port = serial.serial_for_url(resources["macro_controller"], timeout=1)
         port.close()
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -22,7 +22,7 @@ def bench():
 def test_programs_the_ring_network_and_records_target_vs_programmed_weights(bench, tmp_path):
     """Every pair lands near its target weight; targets, read-back, placement and every
     pulse are in the run file; one board round trip per write-verify iteration."""
-    trips_before = bench.board.round_trips
+    trips_before = bench.macro_controller.round_trips
     engine = RunEngine(ProgramModel.from_values({"model": "ring"}), bench, tmp_path / "pm.h5", seed=1)
     assert engine.run() == RunState.COMPLETED, engine.error
     run = open_run(tmp_path / "pm.h5")
@@ -41,7 +41,7 @@ def test_programs_the_ring_network_and_records_target_vs_programmed_weights(benc
     assert layout[:, 3:].tolist() == [[2, 14, 1], [14, 14, 1], [14, 2, 1]]
     trips = int(run.read("round_trips")[-1])
     assert trips < pulses.size / 10, "pulses go out in batches, not one frame per cell"
-    overhead = bench.board.round_trips - trips_before - trips
+    overhead = bench.macro_controller.round_trips - trips_before - trips
     assert 0 <= overhead <= 8, "besides write-verify only identification, snapshot and safe state"
 
 

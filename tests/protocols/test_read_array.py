@@ -36,7 +36,7 @@ def test_reads_every_cell_of_the_chosen_macros_into_conductance_maps(bench, tmp_
     truth = bench.world.conductance(2)
     err = np.abs(g[0] - truth)
     assert np.median(err) < 0.1 * np.median(truth), "reads follow the true conductance"
-    assert run.simulated and run.instruments["controller"]
+    assert run.simulated and run.instruments["macro_controller"]
 
 
 def test_abort_leaves_status_aborted_and_the_world_outputs_safe(bench, tmp_path):

@@ -25,7 +25,7 @@ def bench():
 
 
 def test_refreshes_fall_every_refresh_every_samples_and_never_before_the_first_or_after_the_last():
-    proto = Sample.from_values({"samples": 60, "batch": 40, "waveforms": 30, "board": "legacy",
+    proto = Sample.from_values({"samples": 60, "batch": 40, "waveforms": 30, "board": "seed_board",
                                 "refresh_every": 25})
     runs = proto.runs()
     assert [n for _, _, n, _, _ in runs] == [25, 15, 10, 10]    # batch 40 split at sample 25; batch 20 at 50
@@ -35,12 +35,12 @@ def test_refreshes_fall_every_refresh_every_samples_and_never_before_the_first_o
 
 
 def test_the_default_refreshes_the_seed_board_only_and_leaves_our_board_s_batches_alone():
-    legacy = Sample.from_values({"samples": 100, "batch": 100, "board": "legacy"})
-    assert legacy.refresh_interval == REFRESH_EVERY and 20 <= REFRESH_EVERY <= 50
-    ours = Sample.from_values({"samples": 2500, "batch": 1000, "waveforms": 20, "board": "controller"})
+    seed = Sample.from_values({"samples": 100, "batch": 100, "board": "seed_board"})
+    assert seed.refresh_interval == REFRESH_EVERY and 20 <= REFRESH_EVERY <= 50
+    ours = Sample.from_values({"samples": 2500, "batch": 1000, "waveforms": 20, "board": "macro_controller"})
     assert ours.refresh_interval == 0
     assert ours.runs() == [(0, None, 1000, 20, False), (1, None, 1000, 0, False), (2, None, 500, 0, False)]
-    off = Sample.from_values({"samples": 100, "batch": 100, "board": "legacy", "refresh_every": 0})
+    off = Sample.from_values({"samples": 100, "batch": 100, "board": "seed_board", "refresh_every": 0})
     assert not any(r for *_, r in off.runs())
 
 
@@ -48,7 +48,7 @@ def test_a_refresh_pulses_only_the_cells_that_relaxed_out_of_tolerance_and_recor
     """After one slow sample (seconds of relaxation) many cells are out of the 0.4 uS band: the
     refresh pulses those (and no others), brings the pair error back under the band, and the
     run file holds per refresh the count, RMS before/after, the read-back and the pulses."""
-    engine = RunEngine(Sample.from_values({"samples": 3, "batch": 3, "waveforms": 0, "board": "legacy",
+    engine = RunEngine(Sample.from_values({"samples": 3, "batch": 3, "waveforms": 0, "board": "seed_board",
                                            "refresh_every": 1}), bench, tmp_path / "r.h5", seed=3)
     assert engine.run() == RunState.COMPLETED, engine.error
     run = open_run(tmp_path / "r.h5")

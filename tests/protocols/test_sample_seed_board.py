@@ -4,7 +4,7 @@ The quality test runs on the default device, relaxation on: the seed board takes
 per sample (its lock-out), so 400 samples span 2,000 s of bench time, over which
 relaxation alone would ruin the ring (KL 0.675 / 0.281 without refresh). ``sample``
 therefore touches the network up every ``REFRESH_EVERY`` samples on this board
-(docs/legacy-board.md); 400 samples is the fewest at which the sector statistic is
+(docs/seed-board.md); 400 samples is the fewest at which the sector statistic is
 stable across world seeds (200: the software baseline itself sits at the 1.5 bar).
 """
 
@@ -32,10 +32,10 @@ def bench():
 def test_a_ring_sampled_through_the_seed_board_meets_the_ring_quality_bar(bench, tmp_path):
     """Issue 6's ring acceptance through the seed board on the default (relaxing) device: radius
     within 0.05 of 0.7, KL within 1.5x the software baseline's (same initial noise, read on the
-    scope) + 0.02, no 30-degree sector above 1.5x its share; the run file says the legacy board
+    scope) + 0.02, no 30-degree sector above 1.5x its share; the run file says the seed board
     ran it, one Go per sample, and holds the refreshes that kept the network on target."""
-    runs_before = bench.legacy_board.runs
-    engine = RunEngine(Sample.from_values({"samples": 400, "batch": 400, "waveforms": 2, "board": "legacy"}),
+    runs_before = bench.seed_board.runs
+    engine = RunEngine(Sample.from_values({"samples": 400, "batch": 400, "waveforms": 2, "board": "seed_board"}),
                        bench, tmp_path / "s.h5", seed=7)
     assert engine.run() == RunState.COMPLETED, engine.error
     run = open_run(tmp_path / "s.h5")
@@ -44,9 +44,9 @@ def test_a_ring_sampled_through_the_seed_board_meets_the_ring_quality_bar(bench,
     assert np.all(kl[0] <= 1.5 * kl[1] + 0.02), kl
     assert sector[0] <= 1.5
     assert int(run.read("sampler_board")) == 1
-    task, bias, coef, noise_scale = run.read("legacy_settings")
+    task, bias, coef, noise_scale = run.read("seed_board_settings")
     assert (task, bias, noise_scale) == (4, 0.1, 0.2) and 0.01 <= coef <= 3.99
-    assert bench.legacy_board.runs - runs_before == 400
+    assert bench.seed_board.runs - runs_before == 400
     assert run.read("refresh_samples").tolist() == list(range(REFRESH_EVERY, 400, REFRESH_EVERY))
     rms = run.read("refresh_rms_error")
     assert np.all(rms[:, 1] < rms[:, 0])   # every refresh brought the pairs back towards their targets
@@ -60,8 +60,8 @@ def test_a_ring_sampled_through_the_seed_board_meets_the_ring_quality_bar(bench,
 
 
 @pytest.mark.parametrize(("values", "message"), [
-    ({"board": "legacy", "sde": True}, "probability-flow ODE only"),
-    ({"board": "legacy", "model": "digits"}, "unconditional type 4 only"),
+    ({"board": "seed_board", "sde": True}, "probability-flow ODE only"),
+    ({"board": "seed_board", "model": "digits"}, "unconditional type 4 only"),
 ])
 def test_what_the_seed_board_cannot_run_is_refused_before_anything_is_programmed(bench, tmp_path, values,
                                                                                  message):
@@ -75,12 +75,12 @@ def test_the_board_parameter_is_checked_and_overrides_the_bench_config(bench):
         Sample.from_values({"board": "seed"})
     saved = bench.config
     try:
-        bench.config = parse_config({"sampler": {"board": "legacy"}})
+        bench.config = parse_config({"sampler": {"board": "seed_board"}})
         proto = Sample.from_values({})
         proto._bind(bench)
-        assert proto.sampler_board == "legacy"
-        proto = Sample.from_values({"board": "controller"})
+        assert proto.sampler_board == "seed_board"
+        proto = Sample.from_values({"board": "macro_controller"})
         proto._bind(bench)
-        assert proto.sampler_board == "controller"
+        assert proto.sampler_board == "macro_controller"
     finally:
         bench.config = saved

@@ -27,7 +27,7 @@ from instruments.macro_controller_framing import REPLY_FLAG, Status, decode
 from instruments.macro_controller_wire import Op
 from instruments.sim.scpi import ScpiError
 
-LINKS = ("smu", "scope", "controller")
+LINKS = ("smu", "scope", "macro_controller")
 FAULTS = ("timeout", "corrupt", "disconnect", "instrument-error", "kill")
 PHASES = ("configure", "mid-step", "finalisation")
 
@@ -35,12 +35,12 @@ PHASES = ("configure", "mid-step", "finalisation")
 PROTOCOLS: dict[str, tuple[str, list[str]]] = {
     "smu": ("iv-sweep", ["cells=0:0:0,0:0:1", "cycles=1", "step=0.1", "delay=0"]),
     "scope": ("sample", ["samples=20", "batch=10", "steps=100", "waveforms=2"]),
-    "controller": ("write-verify", ["regions=0:0-3:0-3"]),
+    "macro_controller": ("write-verify", ["regions=0:0-3:0-3"]),
 }
 
 #: The step of each link's protocol in which a mid-step fault starts (one that uses the link),
 #: and the messages on the link between that step's start and the fault.
-MID_STEP = {"smu": 1, "scope": 1, "controller": 0}
+MID_STEP = {"smu": 1, "scope": 1, "macro_controller": 0}
 MID_STEP_MESSAGES = 2
 
 #: Short timeouts (s) so a missing reply costs little test time.
@@ -51,7 +51,7 @@ formed = true
 [timeouts]
 smu = 0.5
 scope = 0.5
-controller = 0.1
+macro_controller = 0.1
 """
 
 #: Board ops an injected firmware error spares: the host must still reach a safe state.
@@ -101,7 +101,7 @@ class Injector:
     def __init__(self, bench, link: str, fault: str) -> None:
         self.world, self.link, self.fault = bench.world, link, fault
         self.server = bench._sim.servers[link]
-        self.emulator = getattr(bench._sim, "board" if link == "controller" else link)
+        self.emulator = getattr(bench._sim, "board" if link == "macro_controller" else link)
         self.active = False
         self._countdown: int | None = None
         inner = self.server.handler
@@ -135,7 +135,7 @@ class Injector:
         return inner(message)
 
     def _instrument_error(self, inner, message: bytes) -> bytes | None:
-        if self.link == "controller":
+        if self.link == "macro_controller":
             return self._board_error(inner, message)
         reply = inner(message)
         if b"ERR" not in message.upper():  # the instrument reports a fault after every command

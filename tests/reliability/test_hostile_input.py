@@ -106,7 +106,7 @@ def test_malformed_toml_is_a_config_error_never_a_crash(tmp_path, text):
 
 TOML_PIECES = st.sampled_from([
     "backend = 'sim'\n", "backend = 'hardware'\n", "[limits]\n", "set_voltage = 1e400\n", "set_voltage = nan\n",
-    "[sim]\n", "seed = -1\n", "state = ''\n", "[resources]\n", "smu = 3\n", "[timeouts]\n", "controller = inf\n",
+    "[sim]\n", "seed = -1\n", "state = ''\n", "[resources]\n", "smu = 3\n", "[timeouts]\n", "macro_controller = inf\n",
     "[[limits]]\n", "x = [1, 2]\n", "gate_voltage = true\n", "compliance = 0\n", "[sim.state]\n",
 ])
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from instruments.macro_controller_framing import REPLY_FLAG, Frame, Status, crc16, decode, encode
 from instruments.macro_controller_wire import Op
-from instruments.sim.macro_controller import BoardEmulator
+from instruments.sim.macro_controller import MacroControllerEmulator
 from instruments.sim.servers import LoopbackServer
 from instruments.sim.world import SimWorld
 
@@ -23,10 +23,10 @@ READ = struct.pack("<ff", 0.1, 1e-6)
 
 @pytest.fixture(scope="module")
 def board():
-    return BoardEmulator(SimWorld(seed=7))
+    return MacroControllerEmulator(SimWorld(seed=7))
 
 
-def ask(board: BoardEmulator, seq: int, op: int, payload: bytes = b"") -> Frame:
+def ask(board: MacroControllerEmulator, seq: int, op: int, payload: bytes = b"") -> Frame:
     reply = board.handle(encode(seq, op, payload)[:-1])
     assert reply is not None and b"\x00" not in reply
     return decode(reply)
@@ -87,7 +87,7 @@ def test_wrong_sizes_unknown_ops_and_out_of_range_cells_are_refused_with_text(bo
 
 
 def test_intact_frame_with_wrong_len_field_is_bad_length():
-    board = BoardEmulator(SimWorld(seed=7))
+    board = MacroControllerEmulator(SimWorld(seed=7))
     body = struct.pack("<BBH", 9, Op.IDENTIFY, 4)  # promises 4 payload bytes, carries none
     raw = body + struct.pack("<H", crc16(body))
     reply = decode(board.handle(cobs.encode(raw)))
@@ -103,7 +103,7 @@ def test_board_enforces_its_absolute_ratings_whatever_the_host_limits(board):
 
 def test_identical_frame_is_answered_from_cache_and_a_new_seq_executes_again():
     world = SimWorld(seed=7)
-    board = BoardEmulator(world)
+    board = MacroControllerEmulator(world)
     frame = encode(42, Op.PULSE_BATCH, READ + pulse(1, 2, 3))[:-1]
     first = board.handle(frame)
     g_after_one = world.conductance(1)[2, 3]
@@ -115,7 +115,7 @@ def test_identical_frame_is_answered_from_cache_and_a_new_seq_executes_again():
 
 
 def test_a_request_during_another_gets_busy_and_is_not_cached():
-    board = BoardEmulator(SimWorld(seed=7))
+    board = MacroControllerEmulator(SimWorld(seed=7))
     frame = encode(1, Op.IDENTIFY)[:-1]
     with board._busy:  # a request is executing (the firmware's main loop is inside a handler)
         busy = decode(board.handle(frame))
@@ -125,7 +125,7 @@ def test_a_request_during_another_gets_busy_and_is_not_cached():
 
 def test_staged_payload_executes_only_when_length_and_crc32_match():
     world = SimWorld(seed=7)
-    board = BoardEmulator(world)
+    board = MacroControllerEmulator(world)
     payload = READ + b"".join(pulse(0, r, 0) for r in range(8))
     half = len(payload) // 2
     assert ask(board, 1, Op.STAGE, struct.pack("<I", 0) + payload[:half]).payload[0] == Status.OK
@@ -142,16 +142,16 @@ def test_staged_payload_executes_only_when_length_and_crc32_match():
 
 def test_a_batch_whose_reply_would_not_fit_a_frame_is_refused_before_touching_the_world():
     world = SimWorld(seed=7)
-    board = BoardEmulator(world)
+    board = MacroControllerEmulator(world)
     t0 = world.clock.now()
     reply = ask(board, 1, Op.READ_BATCH, READ + bytes(3 * 20000))
     assert reply.payload[0] == Status.BAD_LENGTH and world.clock.now() == t0
 
 
 def test_random_bytes_on_the_socket_do_not_hang_the_server_and_the_link_resynchronises():
-    board = BoardEmulator(SimWorld(seed=7))
+    board = MacroControllerEmulator(SimWorld(seed=7))
     rng = np.random.default_rng(0)
-    with LoopbackServer(board.handle, delimiter=b"\x00", name="controller") as server, \
+    with LoopbackServer(board.handle, delimiter=b"\x00", name="macro_controller") as server, \
             socket.create_connection(("127.0.0.1", server.port), timeout=2.0) as sock:
         sock.sendall(rng.integers(0, 256, 5000, dtype=np.uint8).tobytes() + b"\x00")
         sock.sendall(encode(9, Op.IDENTIFY))

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from instruments.sim.seed_board import BAUD, LegacyBoardEmulator, dac, irwin_hall
+from instruments.sim.seed_board import BAUD, SeedBoardEmulator, dac, irwin_hall
 from instruments.sim.world import SimWorld
 
 
 @pytest.fixture
 def board():
     world = SimWorld(seed=2)
-    return LegacyBoardEmulator(world, seed=3)
+    return SeedBoardEmulator(world, seed=3)
 
 
 def test_each_line_costs_its_bytes_at_9600_baud_of_virtual_time(board):

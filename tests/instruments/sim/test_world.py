@@ -61,12 +61,12 @@ def test_save_then_load_continues_bit_identically(tmp_path):
     _session(restarted, seed=1)
     restarted.route(1, 2, 3)
     never_stopped.route(1, 2, 3)
-    restarted.faults["controller"].corrupt_rate = 1e-3
+    restarted.faults["macro_controller"].corrupt_rate = 1e-3
     restarted.outputs.smu_on = True
     path = restarted.save(tmp_path / "world.npz")
     loaded = SimWorld.load(path)
     assert loaded.routed == (1, 2, 3) and loaded.outputs.smu_on
-    assert loaded.faults["controller"].corrupt_rate == 0.0  # injected link faults are not bench state
+    assert loaded.faults["macro_controller"].corrupt_rate == 0.0  # injected link faults are not bench state
     assert loaded.params == restarted.params
     for x, y in zip(_session(never_stopped, seed=2), _session(loaded, seed=2), strict=True):
         assert np.array_equal(x, y)
@@ -176,7 +176,7 @@ def test_safe_state_turns_every_output_off(world):
 
 
 def test_faults_exist_per_link_and_refuse_nonsense(world):
-    assert set(world.faults) == {"smu", "scope", "controller"}
+    assert set(world.faults) == {"smu", "scope", "macro_controller"}
     assert all(f == FaultConfig() for f in world.faults.values())
     with pytest.raises(ValueError, match="corrupt_rate"):
         FaultConfig(corrupt_rate=1.5)
