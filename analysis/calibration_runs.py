@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from analysis.calibration import Calibration, fit_iv, fit_read_noise, fit_relaxation
-from analysis.calibration_write_simulated import Pulses, fit_pulse_noise
-from analysis.characterization_data import load_pulses
+from analysis.calibration_write_simulated import fit_pulse_noise
+from analysis.characterization_data import PulseTable, load_pulses
 from analysis.run_reader import Run, open_run
+from analysis.schema import data_path
 from instruments.sim.device_params import DeviceParams
 
 log = logging.getLogger("rrambench.calibration")
@@ -91,8 +92,7 @@ def _named(fit, source: str):
 
 
 def _need(run: Run, name: str) -> np.ndarray:
-    path = f"/entry/data/{name}"
-    if path not in run.datasets:
+    if data_path(name) not in run.datasets:
         raise CalibrationDataError(f"{run.path}: {run.protocol} run has no dataset {name!r}")
     return np.asarray(run.read(name), dtype=float)
 
@@ -129,7 +129,7 @@ def _relaxation(runs: list[Run], params: DeviceParams):
         n = min(len(g), len(t))
         if n < 2:
             raise CalibrationDataError(f"{run.path}: retention needs reads at 2 or more times, found {n}")
-        name = "programmed" if "/entry/data/programmed" in run.datasets else "target"
+        name = "programmed" if data_path("programmed") in run.datasets else "target"
         g_prog = _need(run, name)
         g_prog = g_prog[0] if g_prog.ndim == 2 else g_prog
         averaged = max(1, int(run.parameters.get("readback_reads", 1)))
@@ -146,9 +146,9 @@ def _relaxation(runs: list[Run], params: DeviceParams):
     return fit_relaxation(t, np.hstack(reads), np.concatenate(g_progs), params, read_sigma=np.concatenate(sigmas))
 
 
-def _pulses(run: Run) -> Pulses:
+def _pulses(run: Run) -> PulseTable:
     """The pulse history of a write-verify or write-noise run (killed runs: what was recorded)."""
     table = load_pulses(run)
     if table is None or len(table) == 0:
         raise CalibrationDataError(f"{run.path}: {run.protocol} run has no recorded pulses")
-    return Pulses.from_table(table)
+    return table.finite()

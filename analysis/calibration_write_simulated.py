@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import optimize
 
+from analysis.characterization_data import PulseTable
 from instruments.sim.device_params import DeviceParams
 
 if TYPE_CHECKING:
@@ -48,42 +49,7 @@ C2C_BOUNDS = (0.02, 1.5)
 VERIFY_BIAS, VERIFY_WINDOW = 0.1, 1e-6
 
 
-@dataclass(frozen=True)
-class Pulses:
-    """One run's pulse history in recording order (arrays of equal length).
-
-    macro, row, col: cell address; polarity: +1 SET / -1 RESET; amplitude: V
-    (magnitude); width: s; gate: V; read: verify read after the pulse, S; time: bench
-    clock at the pulse, s (equal within one batch).
-    """
-
-    macro: np.ndarray
-    row: np.ndarray
-    col: np.ndarray
-    polarity: np.ndarray
-    amplitude: np.ndarray
-    width: np.ndarray
-    gate: np.ndarray
-    read: np.ndarray
-    time: np.ndarray
-
-    def __post_init__(self) -> None:
-        n = len(self.macro)
-        for name in ("row", "col", "polarity", "amplitude", "width", "gate", "read", "time"):
-            if len(getattr(self, name)) != n:
-                raise ValueError(f"pulse column {name!r} has {len(getattr(self, name))} rows, macro has {n}")
-
-    @classmethod
-    def from_table(cls, table) -> Pulses:
-        """From an ``analysis.characterization_data.PulseTable`` (or anything with the same columns)."""
-        ok = np.isfinite(np.asarray(table.read, float)) & np.isfinite(np.asarray(table.time, float))
-        return cls(**{name: np.asarray(getattr(table, name))[ok] for name in cls.__dataclass_fields__})
-
-    def __len__(self) -> int:
-        return len(self.macro)
-
-
-def step_differences(pulses: Pulses, prior: DeviceParams) -> np.ndarray:
+def step_differences(pulses: PulseTable, prior: DeviceParams) -> np.ndarray:
     """Differences of the effective log rate ``z`` between consecutive usable same-polarity
     pulses of one cell (dimensionless); the prior supplies the median cell (v_set,
     v_reset, k_set, k_reset, g_top, gate_vt, g_floor, pulse_exponent, tau_width)."""
@@ -117,7 +83,7 @@ def spread(d: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(d - np.median(d))))
 
 
-def replay(pulses: Pulses, params: DeviceParams, seed: int) -> Pulses:
+def replay(pulses: PulseTable, params: DeviceParams, seed: int) -> PulseTable:
     """The same pulse sequence applied to a fresh ``SimWorld(params, seed)``; returns it with
     the simulated verify reads. Each cell starts at its first measured verify read (its first
     pulse is not replayed); the bench time between batches is kept (relaxation)."""
@@ -152,7 +118,7 @@ def replay(pulses: Pulses, params: DeviceParams, seed: int) -> Pulses:
     return replace(pulses, read=reads)
 
 
-def fit_pulse_noise(runs: Sequence[Pulses], prior: DeviceParams, replays: int = 3, seed: int = 0) -> Fit:
+def fit_pulse_noise(runs: Sequence[PulseTable], prior: DeviceParams, replays: int = 3, seed: int = 0) -> Fit:
     """Cycle-to-cycle programming noise ``pulse_c2c`` from pulse histories, by simulation.
 
     runs: pulse histories (write-verify, write-noise; several are pooled); prior: every

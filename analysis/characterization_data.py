@@ -13,22 +13,20 @@ re-exported here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from analysis.run_reader import Run
+from analysis.schema import DATA, PULSE_COLUMNS, PULSES, data_path
 from analysis.traces import TraceEnvelope, TraceStream, load_traces, trace_envelope
 
 __all__ = ["TraceEnvelope", "TraceStream", "load_traces", "trace_envelope"]  # re-exported, with the loaders
 
-DATA = "/entry/data"
-PULSES = "/entry/pulses"
-
 
 def has(run: Run, name: str) -> bool:
     """Does the run hold dataset ``name`` (absolute, or relative to ``/entry/data``)?"""
-    return (name if name.startswith("/") else f"{DATA}/{name}") in run.datasets
+    return data_path(name) in run.datasets
 
 
 def optional(run: Run, *names: str) -> np.ndarray | None:
@@ -41,7 +39,7 @@ def optional(run: Run, *names: str) -> np.ndarray | None:
 
 def units(run: Run, name: str) -> str:
     """The ``units`` attribute of dataset ``name`` ("" dimensionless or absent)."""
-    info = run.datasets.get(name if name.startswith("/") else f"{DATA}/{name}")
+    info = run.datasets.get(data_path(name))
     return (info.units or "") if info else ""
 
 
@@ -61,10 +59,14 @@ def growing_streams(run: Run) -> dict[str, tuple[int, ...]]:
 # -- pulse history ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PulseTable:
-    """Per-pulse history: cell, polarity (+1 SET / -1 RESET), amplitude (V), width (s),
-    gate (V), verify read after the pulse (S), bench time (s)."""
+    """A pulse history in recording order (arrays of equal length, one row per pulse).
 
-    step: np.ndarray
+    macro, row, col: cell address; polarity: +1 SET / -1 RESET; amplitude: V
+    (magnitude); width: s; gate: V; read: verify read after the pulse, S; time: bench
+    clock at the pulse, s (equal within one batch); step: index of the step that
+    applied the pulse (None for a history not read from a run file).
+    """
+
     macro: np.ndarray
     row: np.ndarray
     col: np.ndarray
@@ -74,16 +76,31 @@ class PulseTable:
     gate: np.ndarray
     read: np.ndarray
     time: np.ndarray
+    step: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.macro)
+        for name, column in self._columns().items():
+            if len(column) != n:
+                raise ValueError(f"pulse column {name!r} has {len(column)} rows, macro has {n}")
 
     def __len__(self) -> int:
-        return len(self.step)
+        return len(self.macro)
+
+    def finite(self) -> PulseTable:
+        """The pulses whose verify read and time are finite numbers."""
+        ok = np.isfinite(np.asarray(self.read, float)) & np.isfinite(np.asarray(self.time, float))
+        return PulseTable(**{name: np.asarray(column)[ok] for name, column in self._columns().items()})
+
+    def _columns(self) -> dict[str, np.ndarray]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
 
 def load_pulses(run: Run) -> PulseTable | None:
     """The run's pulse table, None if the protocol declared none (cut to its shortest column)."""
-    if f"{PULSES}/step" not in run.datasets:
+    names = [column for column, *_ in PULSE_COLUMNS]
+    if f"{PULSES}/{names[0]}" not in run.datasets:
         return None
-    names = list(PulseTable.__dataclass_fields__)
     columns = common_length(*(run.read(f"{PULSES}/{c}") for c in names))
     return PulseTable(**dict(zip(names, columns, strict=True)))
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from analysis.characterization_data import common_length, has, optional, units
 from analysis.run_reader import Run
+from analysis.schema import DATA
 
 IMAGE_STREAMS = ("images_rram", "images_software", "images_baseline")
 RING_SCALARS = ("mean_radius", "radial_std", "max_sector_ratio", "hist2d_distance", "mmd")
@@ -79,7 +80,7 @@ def load_noise_sweep(run: Run) -> NoiseSweepData | None:
     models = models or [f"model {i}" for i in range(m)]
     pm, pr, pw = common_length(run.read("point_model"), run.read("point_read_noise"), run.read("point_write_noise"))
     metric_names = [p.rsplit("/", 1)[1] for p, info in run.datasets.items()
-                    if p.startswith("/entry/data/") and len(info.shape) == 1 and not p.endswith(("read_noise",
+                    if p.startswith(f"{DATA}/") and len(info.shape) == 1 and not p.endswith(("read_noise",
                     "write_noise", "model_index", "model_noise_trained", "point_model"))]
     grids, unit = {}, {}
     for name in metric_names:

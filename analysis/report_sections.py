@@ -19,6 +19,7 @@ from analysis import characterization_data as ld
 from analysis import device_metrics as dm
 from analysis.figures import iv, levels, maps, noise, overview, retention, waveforms, weights, write_verify
 from analysis.run_reader import Run
+from analysis.schema import DATA
 
 log = logging.getLogger("rrambench.report")
 
@@ -80,7 +81,7 @@ def _cell_of_pulses(run: Run, data: ld.ProgrammingData) -> np.ndarray | None:
 
 def _target_map_shape(run: Run, prefix: str) -> tuple[int, ...] | None:
     """Shape (rows, cols) of a 2-D ``<prefix>target`` dataset (from the index, no read), else None."""
-    info = run.datasets.get(f"{ld.DATA}/{prefix}target")
+    info = run.datasets.get(f"{DATA}/{prefix}target")
     return info.shape if info is not None and len(info.shape) == 2 else None
 
 

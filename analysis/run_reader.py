@@ -20,11 +20,21 @@ from typing import Any
 import h5py
 import numpy as np
 
-SCHEMA_VERSIONS = ("1.0",)
-ENTRY = "/entry"
-JOURNAL = "/entry/journal"
-SCOPE = "/entry/instrument/scope"
-PREAMBLE_KEYS = ("x_increment", "x_origin", "x_reference", "y_increment", "y_origin", "y_reference")
+from analysis.schema import (
+    COMPLETED,
+    ENTRY,
+    INTERRUPTED,
+    JOURNAL,
+    JOURNAL_COLUMNS,
+    RUNNING,
+    SCHEMA_VERSION,
+    SCOPE,
+    UNITS,
+    RunAttr,
+    data_path,
+)
+
+SCHEMA_VERSIONS = (SCHEMA_VERSION,)  # versions this reader opens
 
 
 class RunFileError(ValueError):
@@ -82,12 +92,12 @@ class Run:
     def read(self, path: str) -> np.ndarray:
         """The array at ``path`` (absolute, or relative to ``/entry/data``)."""
         with _guard(self.path, path), _open(self.path) as h5:
-            return h5[_resolve(path)][()]
+            return h5[data_path(path)][()]
 
     def attrs(self, path: str) -> dict[str, Any]:
         """Attributes of the object at ``path`` (absolute, or relative to ``/entry/data``)."""
         with _guard(self.path, path), _open(self.path) as h5:
-            return {k: _plain(v) for k, v in h5[_resolve(path)].attrs.items()}
+            return {k: _plain(v) for k, v in h5[data_path(path)].attrs.items()}
 
     def trace_volts(self, name: str) -> np.ndarray:
         """Scope traces ``name`` in V, from the raw codes and the stored preamble."""
@@ -141,10 +151,10 @@ def open_run(path: str | Path, *, isolate: bool = False, timeout: float = 30.0) 
         check_readable(path, timeout=timeout)
     try:
         with _open(path) as h5:
-            if ENTRY not in h5 or "protocol" not in h5[ENTRY].attrs:
+            if ENTRY not in h5 or RunAttr.PROTOCOL not in h5[ENTRY].attrs:
                 raise RunFileError(f"{path}: HDF5 file but not an rrambench run file (no /entry protocol)")
             a = {k: _plain(v) for k, v in h5[ENTRY].attrs.items()}
-            schema = str(a.get("schema_version", ""))
+            schema = str(a.get(RunAttr.SCHEMA_VERSION, ""))
             if schema not in SCHEMA_VERSIONS:
                 raise RunFileError(f"{path}: run-file schema {schema!r} unknown to this reader")
             journal = _journal(h5)
@@ -163,33 +173,33 @@ def _run(path: Path, a: dict[str, Any], schema: str, journal: list[JournalEntry]
     """Build the Run from the root attributes (any malformed value raises, and is reported)."""
     completed = 0
     for entry in journal:
-        if entry.status != "completed":
+        if entry.status != COMPLETED:
             break
         completed += 1
-    status = str(a["status"])
-    if status == "running" and not _writer_alive(a):
-        status = "interrupted"
+    status = str(a[RunAttr.STATUS])
+    if status == RUNNING and not _writer_alive(a):
+        status = INTERRUPTED
     return Run(
         path=path,
         status=status,
-        protocol=str(a["protocol"]),
-        parameters=_json(a, "parameters", dict),
+        protocol=str(a[RunAttr.PROTOCOL]),
+        parameters=_json(a, RunAttr.PARAMETERS, dict),
         steps_completed=completed,
-        steps_total=int(a.get("steps_total", 0)),
-        started=str(a.get("start_time", "")),
-        ended=str(a.get("end_time", "")) or None,
-        error=str(a.get("error", "")),
-        seed=_json(a, "seed", (int, type(None)), "null"),
-        world_seed=_json(a, "world_seed", (int, type(None)), "null"),
-        simulated=bool(a.get("simulated", False)),
+        steps_total=int(a.get(RunAttr.STEPS_TOTAL, 0)),
+        started=str(a.get(RunAttr.START_TIME, "")),
+        ended=str(a.get(RunAttr.END_TIME, "")) or None,
+        error=str(a.get(RunAttr.ERROR, "")),
+        seed=_json(a, RunAttr.SEED, (int, type(None)), "null"),
+        world_seed=_json(a, RunAttr.WORLD_SEED, (int, type(None)), "null"),
+        simulated=bool(a.get(RunAttr.SIMULATED, False)),
         schema_version=schema,
-        software_version=str(a.get("software_version", "")),
-        bench_config=_json(a, "bench_config", dict),
-        instruments=_json(a, "instruments", dict),
-        settings=_json(a, "instrument_settings", dict),
+        software_version=str(a.get(RunAttr.SOFTWARE_VERSION, "")),
+        bench_config=_json(a, RunAttr.BENCH_CONFIG, dict),
+        instruments=_json(a, RunAttr.INSTRUMENTS, dict),
+        settings=_json(a, RunAttr.INSTRUMENT_SETTINGS, dict),
         journal=journal,
         datasets=datasets,
-        resumes=_json(a, "resumes", list, "[]"),
+        resumes=_json(a, RunAttr.RESUMES, list, "[]"),
     )
 
 
@@ -227,10 +237,6 @@ def _guard(file: Path, what: str) -> Iterator[None]:
         raise RunFileError(f"{file}: cannot read {what!r}: damaged run file ({exc})") from None
 
 
-def _resolve(path: str) -> str:
-    return path if path.startswith("/") else f"/entry/data/{path}"
-
-
 def _plain(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8")
@@ -245,7 +251,7 @@ def _journal(h5: h5py.File) -> list[JournalEntry]:
     if JOURNAL not in h5:
         return []
     g = h5[JOURNAL]
-    cols = {c: g[c][()] for c in ("index", "name", "status", "start", "end", "clock_start", "clock_end")}
+    cols = {c: g[c][()] for c, *_ in JOURNAL_COLUMNS}
     n = min(len(v) for v in cols.values())
     return [
         JournalEntry(
@@ -263,7 +269,7 @@ def _journal(h5: h5py.File) -> list[JournalEntry]:
 
 def _index(out: dict[str, DatasetInfo], name: str, obj: Any) -> None:
     if isinstance(obj, h5py.Dataset):
-        units = obj.attrs.get("units")
+        units = obj.attrs.get(UNITS)
         out["/" + name] = DatasetInfo(
             path="/" + name,
             shape=tuple(int(n) for n in obj.shape),
@@ -274,9 +280,9 @@ def _index(out: dict[str, DatasetInfo], name: str, obj: Any) -> None:
 
 def _writer_alive(attrs: dict[str, Any]) -> bool:
     """Is the process that wrote this "running" file still alive on this host?"""
-    if attrs.get("writer_host") != socket.gethostname():
+    if attrs.get(RunAttr.WRITER_HOST) != socket.gethostname():
         return False  # cannot tell across hosts: report what the file shows as interrupted
-    pid = int(attrs.get("writer_pid", -1))
+    pid = int(attrs.get(RunAttr.WRITER_PID, -1))
     if pid <= 0:
         return False
     try:

@@ -14,7 +14,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from analysis.run_reader import SCOPE, Run
+from analysis.run_reader import Run
+from analysis.schema import CHANNEL, PREAMBLE_FIELDS, PREAMBLE_SET, SCOPE
 
 TRACE_BLOCK_BYTES = 2 << 20  # bytes of raw codes read per block when streaming traces
 
@@ -81,10 +82,9 @@ def load_traces(run: Run) -> list[TraceStream]:
             continue
         name = path.rsplit("/", 1)[1]
         a = run.attrs(path)
-        pre = {k: float(a.get(k, np.nan)) for k in
-               ("x_increment", "x_origin", "x_reference", "y_increment", "y_origin", "y_reference")}
-        count = info.shape[0] if int(a.get("preamble_set", 1)) else 0
-        out.append(TraceStream(run.path, name, str(a.get("channel", "")), count, info.shape[1], **pre))
+        pre = {k: float(a.get(k, np.nan)) for k, _ in PREAMBLE_FIELDS}
+        count = info.shape[0] if int(a.get(PREAMBLE_SET, 1)) else 0
+        out.append(TraceStream(run.path, name, str(a.get(CHANNEL, "")), count, info.shape[1], **pre))
     return out
 
 

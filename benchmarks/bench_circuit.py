@@ -23,31 +23,31 @@ import tracemalloc
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from instruments.sim.circuit import CircuitParams, LayerMap
+from instruments.macro_controller_wire import LOOP_DT_STEP, LOOP_RC, LayerRegion
+from instruments.sim.circuit import CircuitParams
 from instruments.sim.world import SimWorld
 
 HIDDEN = 14
 R_FEEDBACK = 20e3     # ohm
 V_BIAS = 0.1          # V on the bias rows
-RC = 1e-3             # s
-DT_STEP = 1e-6        # s: h = dt / RC = 1e-3
 
 
 def build_world(n_steps: int, seed: int) -> SimWorld:
     """A world whose macros 0..2 form the 2->14->14->2 network as they are programmed."""
     world = SimWorld(seed=seed, n_macros=3)
-    world.loop.params = CircuitParams(rc=RC, dt_step=DT_STEP, trace_rate=1 / (10 * DT_STEP))
+    world.loop.params = CircuitParams(rc=LOOP_RC, dt_step=LOOP_DT_STEP, trace_rate=1 / (10 * LOOP_DT_STEP))
     layers = [
-        LayerMap(macro=0, row0=0, col0=0, n_in=2, n_out=HIDDEN, bias_rows=1, activation="relu", r_feedback=R_FEEDBACK),
-        LayerMap(macro=1, row0=0, col0=0, n_in=HIDDEN, n_out=HIDDEN, bias_rows=1, activation="relu",
-                 r_feedback=R_FEEDBACK),
-        LayerMap(macro=2, row0=0, col0=0, n_in=HIDDEN, n_out=2, bias_rows=1, activation="linear",
-                 r_feedback=R_FEEDBACK),
+        LayerRegion(macro=0, row0=0, col0=0, n_in=2, n_out=HIDDEN, bias_rows=1, activation="relu",
+                    r_feedback=R_FEEDBACK),
+        LayerRegion(macro=1, row0=0, col0=0, n_in=HIDDEN, n_out=HIDDEN, bias_rows=1, activation="relu",
+                    r_feedback=R_FEEDBACK),
+        LayerRegion(macro=2, row0=0, col0=0, n_in=HIDDEN, n_out=2, bias_rows=1, activation="linear",
+                    r_feedback=R_FEEDBACK),
     ]
     world.loop.load_mapping(layers, V_BIAS)
     rng = np.random.default_rng(seed)
     embedding = rng.uniform(-0.05, 0.05, (n_steps, HIDDEN))
-    world.loop.set_streams(DT_STEP, embedding, np.zeros(HIDDEN), np.full(n_steps, -0.5), np.ones(n_steps),
+    world.loop.set_streams(LOOP_DT_STEP, embedding, np.zeros(HIDDEN), np.full(n_steps, -0.5), np.ones(n_steps),
                            np.full(n_steps, 0.05))
     return world
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
     world = build_world(n_steps, args.seed)
     loop = world.loop
     x0 = np.random.default_rng(args.seed + 1).uniform(-0.4, 0.4, (n_traj, 2))
-    duration = n_steps * DT_STEP
+    duration = n_steps * LOOP_DT_STEP
     ideal = loop.analog_layers(noise=False)
     weights = [(lay.weights()[: lay.n_in], V_BIAS * lay.weights()[lay.n_in:].sum(axis=0)) for lay in ideal]
     embedding = loop.state_dict()["stream.embedding"]
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
     t_sde = time.perf_counter() - start
     with threadpool_limits(limits=1, user_api="blas"):
         start = time.perf_counter()
-        software = software_baseline(weights, embedding, x0, DT_STEP / RC, loop.params.v_rail)
+        software = software_baseline(weights, embedding, x0, LOOP_DT_STEP / LOOP_RC, loop.params.v_rail)
         t_soft = time.perf_counter() - start
 
     tracemalloc.start()
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     _, peak_analog = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     tracemalloc.start()
-    software_baseline(weights, embedding, x0, DT_STEP / RC, loop.params.v_rail)
+    software_baseline(weights, embedding, x0, LOOP_DT_STEP / LOOP_RC, loop.params.v_rail)
     _, peak_soft = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux

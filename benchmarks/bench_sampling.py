@@ -24,7 +24,8 @@ from threadpoolctl import threadpool_limits
 
 from analysis.metrics import coordinate_kl, ring_statistics
 from instruments.bench import Bench
-from protocols.diffusion.analog import DT_STEP, N_STEPS, RC, initial_noise, program_network
+from instruments.macro_controller_wire import LOOP_DT_STEP, LOOP_RC
+from protocols.diffusion.analog import N_STEPS, initial_noise, program_network
 from protocols.diffusion.loop_streams import loop_streams
 from protocols.diffusion.mapping import map_score_net
 from protocols.diffusion.samplers import sample_probability_flow
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
     model = load_shipped("ring")
     mapped = map_score_net(model)
     x0 = initial_noise(np.random.default_rng(args.seed + 1), args.samples)
-    streams = loop_streams(mapped, model, n_steps=args.steps, dt_step=DT_STEP, rc=RC, sde=False)
+    streams = loop_streams(mapped, model, n_steps=args.steps, dt_step=LOOP_DT_STEP, rc=LOOP_RC, sde=False)
     with Bench.from_config(seed=args.seed) as bench:
         info = bench.macro_controller.info()
         placed = program_network(bench.macro_controller, mapped, shape=(info.n_macros, info.rows, info.cols),
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"  numpy baseline, same steps                          {t_software:8.3f} s   "
           f"{args.samples / t_software:10.0f} samples/s")
     print(f"  ratio simulated / numpy                             {t_analog / t_software:8.2f}")
-    print(f"  circuit: RC {RC * 1e3:.3g} ms, {args.steps} DAC steps of {DT_STEP * 1e6:.3g} us")
+    print(f"  circuit: RC {LOOP_RC * 1e3:.3g} ms, {args.steps} DAC steps of {LOOP_DT_STEP * 1e6:.3g} us")
     print(f"  physical time per sample on the circuit             {streams.duration * 1e3:8.3f} ms")
     print(f"  software baseline time per sample on this CPU       {t_software / args.samples * 1e3:8.3f} ms "
           f"(batched over {args.samples}; one sample alone: see below)")

@@ -27,12 +27,11 @@ from PyQt5.QtWidgets import (
 )
 
 from analysis.run_reader import Run, RunFileError, open_run
+from analysis.schema import DATA, SCOPE, SIGNAL, data_path
 from protocols.engine.progress import format_duration
 
 log = logging.getLogger("rrambench.gui.browser")
 
-DATA = "/entry/data/"
-SCOPE = "/entry/instrument/scope/"
 US = 1e6  # uS per S
 STATUS_COLOURS = {"completed": "#080", "aborted": "#b60", "failed": "#c00", "interrupted": "#c00", "running": "#06c"}
 
@@ -117,16 +116,16 @@ class RunBrowser(QWidget):
     def _draw(self, run: Run) -> None:
         self.main_plot.clear()
         self.second_plot.clear()
-        streams = {p[len(DATA):]: d for p, d in run.datasets.items() if p.startswith(DATA)}
-        signal = str(run.attrs("/entry/data").get("signal", "")) if streams else ""
+        streams = {p[len(DATA) + 1:]: d for p, d in run.datasets.items() if p.startswith(f"{DATA}/")}
+        signal = str(run.attrs(DATA).get(SIGNAL, "")) if streams else ""
         if signal in streams:
             self._figure(self.main_plot, run, signal)
         others = [n for n in ("rms_error", "error") if n in streams and n != signal]
-        traces = [p for p in run.datasets if p.startswith(SCOPE)]
+        traces = [p for p in run.datasets if p.startswith(f"{SCOPE}/")]
         if others:
             self._figure(self.second_plot, run, others[0])
         elif traces and run.datasets[traces[0]].shape[0]:
-            name = traces[0][len(SCOPE):]
+            name = traces[0][len(SCOPE) + 1:]
             volts, t = run.trace_volts(name), run.trace_time(name)
             self.second_plot.plot(t, volts.reshape(-1, volts.shape[-1])[-1], pen="y")
             self.second_plot.setTitle(f"scope {name} (last acquisition)")
@@ -135,7 +134,7 @@ class RunBrowser(QWidget):
 
     @staticmethod
     def _figure(plot: pg.PlotItem, run: Run, name: str) -> None:
-        info = run.datasets[DATA + name]
+        info = run.datasets[data_path(name)]
         if not info.shape or info.shape[0] == 0:
             plot.setTitle(f"{name}: no rows recorded")
             return

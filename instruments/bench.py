@@ -33,15 +33,23 @@ log = logging.getLogger("rrambench.bench")
 
 
 class WallClock:
-    """Time on real hardware: seconds of wall time."""
+    """Time on real hardware: seconds of wall time (Unix time).
+
+    ``time_scale`` N > 1 only for a hardware config pointed at ``rrambench sim serve
+    --time-scale N``: bench time then passes N times faster than wall time, from now on.
+    """
+
+    def __init__(self, time_scale: float = 1.0) -> None:
+        self.time_scale = float(time_scale)
+        self._wall0 = time.time()
 
     def now(self) -> float:
-        return time.time()
+        return self._wall0 + (time.time() - self._wall0) * self.time_scale
 
     def sleep(self, seconds: float) -> None:
         if not seconds >= 0:
             raise ValueError(f"seconds must be >= 0, got {seconds}")
-        time.sleep(seconds)
+        time.sleep(seconds / self.time_scale)
 
 
 class Bench:
@@ -89,7 +97,7 @@ class Bench:
         config = path if isinstance(path, BenchConfig) else load_config(path)
         if config.simulated:
             return cls._open_simulated(config, seed=seed, state=state, world=world)
-        return cls._open(config, config.resources, clock=WallClock())
+        return cls._open(config, config.resources, clock=WallClock(config.time_scale))
 
     @classmethod
     def _open_simulated(cls, config: BenchConfig, *, seed, state, world) -> Bench:
@@ -116,9 +124,11 @@ class Bench:
     def _open(cls, config: BenchConfig, resources: dict[str, str], *, clock, world=None, sim=None) -> Bench:
         opened: list = []
         try:
-            smu_io = VisaTransport.open(resources["smu"], name="smu", timeout=config.timeouts["smu"])
+            library = config.visa_library
+            smu_io = VisaTransport.open(resources["smu"], name="smu", timeout=config.timeouts["smu"], backend=library)
             opened.append(smu_io)
-            scope_io = VisaTransport.open(resources["scope"], name="scope", timeout=config.timeouts["scope"])
+            scope_io = VisaTransport.open(resources["scope"], name="scope", timeout=config.timeouts["scope"],
+                                          backend=library)
             opened.append(scope_io)
             link = SerialLink.open(resources["macro_controller"], name="macro_controller",
                                    timeout=config.timeouts["macro_controller"])

@@ -30,7 +30,9 @@ BACKENDS = ("sim", "hardware")
 ROLES = ("smu", "scope", "macro_controller")
 OPTIONAL_ROLES = ("seed_board",)  # instruments a hardware bench may have, never needs
 SAMPLER_BOARDS = ("macro_controller", "seed_board")  # which board runs `sample`: ours or the seed's
-SECTIONS = {"backend", "sim", "resources", "timeouts", "limits", "sampler"}
+SECTIONS = {"backend", "sim", "resources", "timeouts", "limits", "sampler", "clock"}
+RESOURCE_SETTINGS = ("visa_library",)  # [resources] keys that are not instruments
+DEFAULT_VISA_LIBRARY = "@py"  # pyvisa-py; "@ivi" (NI-VISA, Keysight IO Libraries) or a library path
 SIM_KEYS = {"seed": int, "state": str, "formed": bool, "device": str}
 DEFAULT_TIMEOUTS = {"smu": 5.0, "scope": 10.0, "macro_controller": 2.0}  # s
 SEED_BOARD_TIMEOUT = 2.0  # s, write timeout of the seed board's link unless [timeouts].seed_board
@@ -46,6 +48,8 @@ class BenchConfig:
     formed: bool = True  # simulated cells start formed
     device: Path | None = None  # calibrated device file ([device] table of DeviceParams), docs/calibration.md
     resources: dict[str, str] = field(default_factory=dict)
+    visa_library: str = DEFAULT_VISA_LIBRARY  # pyvisa backend for the SCPI instruments
+    time_scale: float = 1.0  # bench s per wall s on hardware ([clock]); N to drive `sim serve --time-scale N`
     sampler_board: str = "macro_controller"  # board that runs `sample`: "macro_controller" (ours) or "seed_board"
     timeouts: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))  # s
     limits: Limits = field(default_factory=Limits)
@@ -62,7 +66,8 @@ class BenchConfig:
             "backend": self.backend,
             "sim": {"seed": self.seed, "state": str(self.state or ""), "formed": self.formed,
                     "device": str(self.device or "")},
-            "resources": dict(self.resources),
+            "resources": {**self.resources, "visa_library": self.visa_library},
+            "clock": {"time_scale": self.time_scale},
             "sampler": {"board": self.sampler_board},
             "timeouts": dict(self.timeouts),
             "limits": self.limits.as_dict(),
@@ -102,11 +107,15 @@ def parse_config(table: dict[str, Any], *, source: str = "<table>") -> BenchConf
             raise ConfigError(f"{where}: unknown key [sim].{key}; known: {', '.join(sorted(SIM_KEYS))}")
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ConfigError(f"{where}: [sim].{key} must be {kind.__name__}, got {value!r}")
-    resources = _section(table, "resources", where)
+    resources = dict(_section(table, "resources", where))
+    visa_library = resources.pop("visa_library", DEFAULT_VISA_LIBRARY)
+    if not isinstance(visa_library, str) or not visa_library:
+        raise ConfigError(f"{where}: [resources].visa_library must be a pyvisa backend such as '@py' or '@ivi', "
+                          "or the path of a VISA library")
     for key, value in resources.items():
         if key not in ROLES + OPTIONAL_ROLES:
             raise ConfigError(f"{where}: unknown instrument [resources].{key}; "
-                              f"known: {', '.join(ROLES + OPTIONAL_ROLES)}")
+                              f"known: {', '.join(ROLES + OPTIONAL_ROLES + RESOURCE_SETTINGS)}")
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{where}: [resources].{key} must be a resource string")
     if backend == "hardware":
@@ -124,6 +133,7 @@ def parse_config(table: dict[str, Any], *, source: str = "<table>") -> BenchConf
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             raise ConfigError(f"{where}: [timeouts].{key} must be a positive number of seconds")
         timeouts[key] = float(value)
+    time_scale = _time_scale(_section(table, "clock", where), where)
     try:
         limits = Limits.from_mapping(_section(table, "limits", where))
     except ConfigError as exc:
@@ -141,6 +151,8 @@ def parse_config(table: dict[str, Any], *, source: str = "<table>") -> BenchConf
         formed=bool(sim.get("formed", True)),
         device=Path(device) if device else None,
         resources=dict(resources),
+        visa_library=visa_library,
+        time_scale=time_scale,
         sampler_board=sampler_board,
         timeouts=timeouts,
         limits=limits,
@@ -182,6 +194,17 @@ def _sampler_board(sampler: dict[str, Any], where: str) -> str:
     if board not in SAMPLER_BOARDS:
         raise ConfigError(f"{where}: [sampler].board must be one of {', '.join(SAMPLER_BOARDS)}, got {board!r}")
     return board
+
+
+def _time_scale(clock: dict[str, Any], where: str) -> float:
+    """``[clock].time_scale``: bench seconds per wall second (1 for real hardware)."""
+    unknown = sorted(set(clock) - {"time_scale"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown key [clock].{unknown[0]}; known: time_scale")
+    value = clock.get("time_scale", 1.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{where}: [clock].time_scale must be a positive number, got {value!r}")
+    return float(value)
 
 
 def _section(table: dict[str, Any], name: str, where: str) -> dict[str, Any]:

@@ -199,8 +199,21 @@ class InfiniiVision3000X:
             time.sleep(poll)
 
     def segments_acquired(self) -> int:
-        """Segments held by the last segmented acquisition."""
+        """Segments held by the last segmented acquisition (or stored so far by one in progress)."""
         return int(self._io.query(":WAV:SEGM:COUN?"))
+
+    def wait_segments(self, count: int, timeout: float, poll: float = TRIGGER_POLL) -> None:
+        """Poll ``:WAV:SEGM:COUN?`` until ``count`` segments are stored.
+
+        ``:TER?`` latches at the first trigger of a segmented acquisition, so it does not
+        say that all segments are in. :class:`InstrumentTimeout` after ``timeout`` s.
+        """
+        _positive("timeout", timeout)
+        deadline = time.monotonic() + timeout
+        while (acquired := self.segments_acquired()) < count:
+            if time.monotonic() >= deadline:
+                raise InstrumentTimeout(f"{self._io.name}: {acquired} of {count} segments within {timeout:g} s")
+            time.sleep(poll)
 
     # -- transfer -----------------------------------------------------------------------------------
     def fetch(self, channel: int, *, fmt: str = "WORD", points: int = 2000, segment: int | None = None) -> Waveform:
@@ -235,7 +248,13 @@ class InfiniiVision3000X:
         return {c: self.fetch(c, **options) for c in _channels(channels)}
 
     def fetch_segments(self, channel: int, count: int, *, fmt: str = "WORD", points: int = 2000) -> list[Waveform]:
-        """Segments 1..``count`` of ``channel`` from a segmented acquisition."""
+        """Segments 1..``count`` of ``channel`` from a segmented acquisition.
+
+        :class:`InstrumentError` if the scope holds fewer than ``count`` segments.
+        """
+        acquired = self.segments_acquired()
+        if acquired < count:
+            raise InstrumentError(self._io.name, f"{acquired} segments acquired, {count} requested")
         return [self.fetch(channel, fmt=fmt, points=points, segment=i) for i in range(1, count + 1)]
 
     # -- safety --------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 One method per board function, SI units in and out (V, S, s, ohm). Every source
 value is checked against the bench's safety envelope before any byte is sent.
 The protocol (frames, opcodes, payloads, status codes, retries, batching) is
-specified in ``docs/macro-controller-protocol.md``; payload layouts live in
+specified in ``docs/macro-controller-protocol.md``; frames and payload layouts live in
 :mod:`instruments.macro_controller_wire`.
 
 Reliability: each request gets the next ``seq``; on a damaged reply, a BAD_CRC
@@ -31,8 +31,18 @@ import numpy as np
 from instruments import macro_controller_wire as ops
 from instruments.errors import InstrumentError, InstrumentTimeout, LinkError
 from instruments.limits import Limits
-from instruments.macro_controller_framing import MAX_PAYLOAD, REPLY_FLAG, FrameError, Status, decode, encode
-from instruments.macro_controller_wire import BoardInfo, BoardStatus, LayerRegion, Op
+from instruments.macro_controller_wire import (
+    MAX_PAYLOAD,
+    REPLY_FLAG,
+    BoardInfo,
+    BoardStatus,
+    FrameError,
+    LayerRegion,
+    Op,
+    Status,
+    decode,
+    encode,
+)
 from instruments.serial_link import SerialLink
 
 __all__ = ["BoardInfo", "BoardStatus", "LayerRegion", "MacroController"]
@@ -164,7 +174,7 @@ class MacroController:
     def load_mapping(self, layers: Sequence[LayerRegion], v_bias: float) -> None:
         """Tell the board which macro regions form which layer, in order.
 
-        layers: LayerRegion-like objects (or dicts with its fields), 1..255 of them;
+        layers: LayerRegion objects (or dicts with its fields), 1..255 of them;
         v_bias: voltage on the bias rows, V (within the read/DAC limit).
         """
         if not 1 <= len(layers) <= 255:

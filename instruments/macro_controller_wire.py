@@ -1,23 +1,143 @@
-"""Opcodes and payload layouts of the macro controller board protocol.
+"""The macro controller board's wire format: frames, opcodes, payloads, board constants.
 
 Shared by the driver (:mod:`instruments.macro_controller`) and the firmware emulator
-(:mod:`instruments.sim.macro_controller`) so both sides pack and unpack the same bytes. Every
-per-cell or per-sample layout is a numpy structured dtype: payloads are built with
-``ndarray.tobytes()`` and read with ``np.frombuffer``, never one cell at a time.
-All numbers little-endian. The byte-level specification is
-``docs/macro-controller-protocol.md``.
+(:mod:`instruments.sim.macro_controller`) so both sides pack and unpack the same bytes.
+The byte-level specification is ``docs/macro-controller-protocol.md``.
+
+A frame on the wire is ``COBS(header + payload + crc) + b"\\x00"``:
+
+- header ``<BBH``: ``seq`` (u8), ``op`` (u8), ``len`` (u16, payload bytes);
+- payload: ``len`` bytes, little-endian numbers;
+- crc: CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF) over header + payload, u16
+  little-endian (``binascii.crc_hqx(data, 0xFFFF)``).
+
+Replies carry the request's ``seq``, the request's ``op`` with bit 7 set
+(:data:`REPLY_FLAG`), and a payload whose first byte is a :class:`Status`.
+
+Every per-cell or per-sample payload layout is a numpy structured dtype: payloads are
+built with ``ndarray.tobytes()`` and read with ``np.frombuffer``, never one cell at a
+time. All numbers little-endian.
 """
 
 from __future__ import annotations
 
+import binascii
 import enum
+import math
 import struct
 from dataclasses import dataclass
 
 import numpy as np
+from cobs import cobs
 
-from instruments.macro_controller_framing import MAX_PAYLOAD
+# -- frames -----------------------------------------------------------------------------
+DELIMITER = b"\x00"
+HEADER = struct.Struct("<BBH")  # seq, op, len
+CRC = struct.Struct("<H")
+#: Largest payload a frame can carry (``len`` is a u16), bytes.
+MAX_PAYLOAD = 0xFFFF
+#: Smallest decoded frame: header and CRC around an empty payload, bytes.
+MIN_FRAME = HEADER.size + CRC.size
+#: Bit set in the ``op`` of every reply.
+REPLY_FLAG = 0x80
+#: ``op`` of a reply to a frame the board could not read (no trustworthy op).
+OP_UNREADABLE = 0xFF
 
+
+class Status(enum.IntEnum):
+    """First payload byte of every reply."""
+
+    OK = 0
+    BAD_CRC = 1  # frame damaged (COBS, CRC or too short): host retransmits, same seq
+    BAD_LENGTH = 2  # intact frame whose length is wrong for its op (host bug, not retried)
+    UNKNOWN_OP = 3
+    BAD_ARGUMENT = 4  # an argument is out of range; payload carries the error text
+    BUSY = 5  # board busy; nothing executed, host retries later with the same seq
+    INTERNAL = 6  # firmware fault; payload carries the error text
+
+
+class FrameError(ValueError):
+    """A received frame cannot be trusted (damaged on the wire or malformed)."""
+
+
+class FrameDamaged(FrameError):
+    """COBS decoding failed, the frame is too short or its CRC does not match."""
+
+
+class FrameLengthError(FrameError):
+    """Intact frame (CRC good) whose ``len`` field disagrees with its size."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame."""
+
+    seq: int  # 0..255
+    op: int  # 0..255, REPLY_FLAG set on replies
+    payload: bytes
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE of ``data`` (check value of b"123456789" is 0x29B1)."""
+    return binascii.crc_hqx(data, 0xFFFF)
+
+
+def pack(seq: int, op: int, payload: bytes = b"") -> bytes:
+    """Header + payload + CRC, before COBS (what the CRC protects)."""
+    if not 0 <= seq <= 0xFF:
+        raise ValueError(f"seq must be in 0..255, got {seq}")
+    if not 0 <= op <= 0xFF:
+        raise ValueError(f"op must be in 0..255, got {op}")
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"payload of {len(payload)} bytes exceeds the frame maximum {MAX_PAYLOAD}")
+    body = HEADER.pack(seq, op, len(payload)) + bytes(payload)
+    return body + CRC.pack(crc16(body))
+
+
+def encode(seq: int, op: int, payload: bytes = b"") -> bytes:
+    """Wire form of a frame: COBS-encoded and terminated by the 0x00 delimiter."""
+    return cobs.encode(pack(seq, op, payload)) + DELIMITER
+
+
+def unpack(raw: bytes) -> Frame:
+    """Check a decoded (un-COBSed) frame and split it; raises :class:`FrameError`."""
+    if len(raw) < MIN_FRAME:
+        raise FrameDamaged(f"frame of {len(raw)} bytes is shorter than the minimum {MIN_FRAME}")
+    body = raw[: -CRC.size]
+    (crc,) = CRC.unpack_from(raw, len(body))
+    if crc16(body) != crc:
+        raise FrameDamaged("CRC mismatch")
+    seq, op, length = HEADER.unpack_from(body)
+    payload = body[HEADER.size :]
+    if length != len(payload):
+        raise FrameLengthError(f"len field says {length} bytes, frame carries {len(payload)}")
+    return Frame(seq, op, bytes(payload))
+
+
+def decode(wire: bytes) -> Frame:
+    """Decode one wire message (delimiter removed); raises :class:`FrameError`."""
+    try:
+        raw = cobs.decode(wire)
+    except cobs.DecodeError as exc:
+        raise FrameDamaged(f"COBS decoding failed: {exc}") from None
+    return unpack(raw)
+
+
+def peek_seq_op(wire: bytes) -> tuple[int, int]:
+    """Best-effort ``(seq, op)`` of a damaged message, (0, OP_UNREADABLE) when unknown.
+
+    Used by the board to address its BAD_CRC reply; the host must not trust it.
+    """
+    try:
+        raw = cobs.decode(wire)
+    except cobs.DecodeError:
+        return 0, OP_UNREADABLE
+    if len(raw) < 2:
+        return 0, OP_UNREADABLE
+    return raw[0], raw[1]
+
+
+# -- opcodes and payloads ----------------------------------------------------------------
 PROTOCOL_VERSION = 1
 
 
@@ -77,6 +197,14 @@ ACTIVATIONS = ("linear", "relu")
 #: Bytes a frame payload may carry after the reply's status byte.
 REPLY_ROOM = MAX_PAYLOAD - 1
 
+# -- the board's closed loop (``RC dx/dtau = a x + b y + c xi``, docs/circuit-model.md) ------
+#: Integrator time constant RC of the board, s.
+LOOP_RC = 1e-3
+#: Fine time step of the board's loop, s: the DAC streams' update interval (the emulator's integration step).
+LOOP_DT_STEP = 1e-6
+#: Rail of the board's activation amplifiers, V: ReLU outputs lie in [0, V], linear ones in [-V, V].
+LOOP_V_RAIL = 0.5
+
 
 def max_cells(op: Op, max_payload: int = MAX_PAYLOAD) -> int:
     """Most cells one PULSE_BATCH or READ_BATCH frame carries within ``max_payload`` bytes.
@@ -89,13 +217,15 @@ def max_cells(op: Op, max_payload: int = MAX_PAYLOAD) -> int:
 
 @dataclass(frozen=True)
 class LayerRegion:
-    """Where one network layer sits on the board.
+    """Where one network layer sits on the board (the mapping's unit, LOAD_MAPPING's record).
 
-    macro: 0..n_macros-1; row0, col0: top-left cell of the region; n_in: signal
-    inputs; n_out: outputs; bias_rows: rows driven at the bias voltage;
-    activation: ``"relu"`` or ``"linear"``; r_feedback: TIA feedback resistance, ohm.
-    How the differential pairs are laid out inside the region is the board's
-    (documented in docs/macro-controller-protocol.md).
+    macro: macro index; row0, col0: top-left cell of the region; n_in: signal inputs
+    (>= 1); n_out: outputs (>= 1); bias_rows: rows driven at the bias voltage;
+    activation: ``"relu"`` or ``"linear"``; r_feedback: TIA feedback resistance (ohm, > 0).
+    Rows row0 .. row0 + n_in + bias_rows - 1 take the inputs, then the bias rows; G+ of
+    output j sits in column col0 + j, its G- in column col0 + n_out + j, on the same rows
+    (docs/macro-controller-protocol.md). The wire's own bound (every index a u8) is
+    checked when the region is encoded (:func:`encode_layers`).
     """
 
     macro: int
@@ -103,9 +233,28 @@ class LayerRegion:
     col0: int
     n_in: int
     n_out: int
-    bias_rows: int
-    activation: str
-    r_feedback: float
+    bias_rows: int = 0
+    activation: str = "relu"
+    r_feedback: float = 10e3
+
+    def __post_init__(self) -> None:
+        for name in ("macro", "row0", "col0", "n_in", "n_out", "bias_rows"):
+            value = getattr(self, name)
+            low = 1 if name in ("n_in", "n_out") else 0
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"LayerRegion.{name} must be an integer >= {low}, got {value!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"LayerRegion.activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        r_f = self.r_feedback
+        if isinstance(r_f, bool) or not isinstance(r_f, (int, float, np.floating, np.integer)) \
+                or not math.isfinite(r_f) or r_f <= 0:
+            raise ValueError(f"LayerRegion.r_feedback must be a positive finite resistance (ohm), got {r_f!r}")
+
+    def regions(self) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+        """(rows, columns) slices of the G+ block and of the G- block in the macro."""
+        rows = slice(self.row0, self.row0 + self.n_in + self.bias_rows)
+        return ((rows, slice(self.col0, self.col0 + self.n_out)),
+                (rows, slice(self.col0 + self.n_out, self.col0 + 2 * self.n_out)))
 
 
 def encode_layers(layers: list) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 ``SerialLink.open("socket://127.0.0.1:P")`` reaches the simulated board over a
 loopback socket, ``SerialLink.open("/dev/ttyUSB0")`` the real one. The link moves
-0x00-delimited messages; what they contain is :mod:`instruments.macro_controller_framing`'s business.
+0x00-delimited messages; what they contain is :mod:`instruments.macro_controller_wire`'s business.
 
 - One lock per link: the driver holds it across a request and its reply.
 - Complete messages only: bytes are buffered until a delimiter arrives, so a frame

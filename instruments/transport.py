@@ -28,10 +28,28 @@ import pyvisa
 from pyvisa import constants
 from pyvisa_py.sessions import UnknownAttribute
 
-from instruments.errors import InstrumentError, InstrumentTimeout, LinkError
+from instruments.errors import ConfigError, InstrumentError, InstrumentTimeout, LinkError
 
 MAX_QUEUED_ERRORS = 64  # :SYST:ERR? reads before the queue is declared stuck
 _TIMEOUT_CODES = {constants.StatusCode.error_timeout}
+
+
+def visa_manager(library: str = "@py") -> Any:
+    """A pyvisa ``ResourceManager`` on ``library`` ("@py": pyvisa-py; "@ivi": the installed
+    NI-VISA or Keysight IO Libraries; or the path of a VISA shared library).
+
+    A library that is not installed raises :class:`ConfigError` (one line naming it).
+    """
+    try:
+        return pyvisa.ResourceManager(library)
+    except (OSError, ValueError, pyvisa.errors.Error) as exc:
+        hint = ("install pyvisa-py (pip install pyvisa-py)" if library.startswith("@py") else
+                "install NI-VISA or Keysight IO Libraries Suite, or set [resources].visa_library = \"@py\" "
+                "(pyvisa-py)")
+        reason = " ".join(str(exc).split()).rstrip(":") or type(exc).__name__
+        if library.startswith("@ivi") and reason.startswith("Could not open VISA library"):
+            reason = "no NI-VISA or Keysight VISA library is installed"
+        raise ConfigError(f"VISA library {library!r} cannot be loaded ({reason}); {hint}") from None
 
 
 class VisaTransport:
@@ -63,10 +81,11 @@ class VisaTransport:
         A resource that cannot be opened raises :class:`LinkError`.
         """
         _check_timeout(timeout)
+        manager = visa_manager(backend)
         try:
-            manager = pyvisa.ResourceManager(backend)
             handle = manager.open_resource(resource, open_timeout=round(timeout * 1000))
         except Exception as exc:  # pyvisa-py raises bare Exception("could not connect: ...")
+            manager.close()
             raise LinkError(f"{name}: cannot open {resource}: {exc}") from exc
         handle.timeout = timeout * 1000.0
         if resource.upper().endswith("::SOCKET"):

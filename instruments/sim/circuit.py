@@ -7,11 +7,11 @@ embedding, condition, gains a, b, c) and runs the closed loop
 (``docs/circuit-model.md``). The maths lives in :mod:`instruments.sim.analog_network`
 (the network in volts, usable without a world) and :mod:`instruments.sim.integrator`.
 
-Layout of a layer region in a macro: rows ``row0 .. row0 + n_in - 1`` take the input
-voltages, the next ``bias_rows`` rows the constant ``v_bias``; G+ of output j sits in
-column ``col0 + j`` and its G- in column ``col0 + n_out + j``, on the same rows (the
-row-shared reference: a current mirror subtracts the G- column from the G+ column
-before the TIA).
+Layout of a layer region (:class:`~instruments.macro_controller_wire.LayerRegion`) in a
+macro: rows ``row0 .. row0 + n_in - 1`` take the input voltages, the next ``bias_rows``
+rows the constant ``v_bias``; G+ of output j sits in column ``col0 + j`` and its G- in
+column ``col0 + n_out + j``, on the same rows (the row-shared reference: a current
+mirror subtracts the G- column from the G+ column before the TIA).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from instruments.macro_controller_wire import LOOP_DT_STEP, LOOP_RC, LOOP_V_RAIL, LayerRegion
 from instruments.sim.analog_network import (
     ACTIVATIONS,
     AnalogLayer,
@@ -36,7 +37,7 @@ from instruments.sim.device import read_noise_sigma
 from instruments.sim.integrator import LoopSettings, StepStreams, integrate
 
 __all__ = [
-    "AnalogLayer", "AnalogLoop", "CircuitParams", "LayerMap", "LoopResult", "network_forward",
+    "AnalogLayer", "AnalogLoop", "CircuitParams", "LoopResult", "network_forward",
 ]
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,9 @@ class CircuitParams:
     only through the order of random draws).
     """
 
-    rc: float = 1e-3
-    dt_step: float = 1e-6
-    v_rail: float = 0.5
+    rc: float = LOOP_RC
+    dt_step: float = LOOP_DT_STEP
+    v_rail: float = LOOP_V_RAIL
     x_rail: float = 2.5
     v_dac: float = 2.5
     noise_window: float = 1e-6
@@ -94,41 +95,6 @@ class CircuitParams:
                     or value < (1 if name == "chunk" else 0):
                 raise ValueError(f"CircuitParams.{name} must be an integer "
                                  f">= {1 if name == 'chunk' else 0}, got {value!r}")
-
-
-@dataclass(frozen=True)
-class LayerMap:
-    """Where one layer sits: macro index, first row and column, sizes, feedback resistor.
-
-    Rows row0 .. row0 + n_in + bias_rows - 1 (inputs, then bias rows); G+ in columns
-    col0 .. col0 + n_out - 1, G- in the next n_out columns. activation: "relu" or
-    "linear". r_feedback: TIA feedback resistance (ohm, > 0).
-    """
-
-    macro: int
-    row0: int
-    col0: int
-    n_in: int
-    n_out: int
-    bias_rows: int = 0
-    activation: str = "relu"
-    r_feedback: float = 10e3
-
-    def __post_init__(self) -> None:
-        for name in ("macro", "row0", "col0", "n_in", "n_out", "bias_rows"):
-            value = getattr(self, name)
-            low = 1 if name in ("n_in", "n_out") else 0
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"LayerMap.{name} must be an integer >= {low}, got {value!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"LayerMap.activation must be one of {ACTIVATIONS}, got {self.activation!r}")
-        _positive("LayerMap.r_feedback", self.r_feedback)
-
-    def regions(self) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
-        """(rows, columns) slices of the G+ block and of the G- block in the macro."""
-        rows = slice(self.row0, self.row0 + self.n_in + self.bias_rows)
-        return ((rows, slice(self.col0, self.col0 + self.n_out)),
-                (rows, slice(self.col0 + self.n_out, self.col0 + 2 * self.n_out)))
 
 
 @dataclass(frozen=True)
@@ -176,20 +142,20 @@ class AnalogLoop:
     def __init__(self, world: Any, params: CircuitParams | None = None) -> None:
         self._world = world
         self.params = params if params is not None else CircuitParams()
-        self.layers: list[LayerMap] = []
+        self.layers: list[LayerRegion] = []
         self.v_bias: float | None = None
         self._streams: dict[str, Any] = dict.fromkeys(_STREAM_KEYS)
 
     # -- configuration ----------------------------------------------------------------
-    def load_mapping(self, layers: Sequence[LayerMap], v_bias: float) -> None:
+    def load_mapping(self, layers: Sequence[LayerRegion], v_bias: float) -> None:
         """Wire macro regions into a network; ``v_bias`` (V) drives every bias row.
 
         Consecutive layers must chain (n_in of one = n_out of the previous) and every
         region must fit its macro. Nothing changes if anything is refused.
         """
         layers = list(layers)
-        if not layers or not all(isinstance(layer, LayerMap) for layer in layers):
-            raise ValueError("layers must be a non-empty sequence of LayerMap")
+        if not layers or not all(isinstance(layer, LayerRegion) for layer in layers):
+            raise ValueError("layers must be a non-empty sequence of LayerRegion")
         if not (math.isfinite(v_bias) and abs(v_bias) <= self.params.v_dac):
             raise ValueError(f"v_bias must be finite with |v_bias| <= {self.params.v_dac} V, got {v_bias!r}")
         n_macros, rows, cols = self._world.shape
@@ -361,7 +327,7 @@ class AnalogLoop:
             self.layers = []
         else:
             self.layers = [
-                LayerMap(**{n: int(v) for n, v in zip(_LAYER_FIELDS, row, strict=True)},
+                LayerRegion(**{n: int(v) for n, v in zip(_LAYER_FIELDS, row, strict=True)},
                          activation=ACTIVATIONS[int(act)], r_feedback=float(rf))
                 for row, act, rf in zip(np.asarray(ints), np.asarray(d["layer_activation"]),
                                         np.asarray(d["layer_r_feedback"]), strict=True)

@@ -12,8 +12,13 @@ in ``docs/macro-controller-protocol.md``:
 - a refused request gets its status and an error text, kept for STATUS;
 - nothing a host sends can raise out of ``handle``.
 
-Every per-cell payload is decoded with ``np.frombuffer`` into a structured array and
-handed to the world's vectorised methods in one call.
+Each opcode is one method of :class:`MacroControllerOps`: check the payload's size and
+ranges, decode it with ``np.frombuffer`` into the structured dtypes of
+:mod:`instruments.macro_controller_wire`, hand it to the world's vectorised methods in
+one call, and return the reply body (status byte excluded). Problems are raised as :class:`Refusal` with the status
+and error text the host receives. Absolute ratings of the board's hardware (the host's
+``[limits]`` envelope sits inside them) are checked there too, as firmware would: see
+``RATINGS``.
 """
 
 from __future__ import annotations
@@ -24,25 +29,36 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 
+import numpy as np
+
 from instruments import macro_controller_wire as ops
-from instruments.macro_controller_framing import (
+from instruments.macro_controller_wire import (
     OP_UNREADABLE,
     REPLY_FLAG,
     FrameDamaged,
     FrameLengthError,
+    Op,
     Status,
     decode,
     encode,
     peek_seq_op,
 )
-from instruments.macro_controller_wire import Op
-from instruments.sim.macro_controller_ops import MacroControllerOps, Refusal
 
 log = logging.getLogger("rrambench.sim.macro_controller")
 
 IDENTITY = "RRAMBENCH,MACRO-CONTROLLER-SIM,SIM0001,{protocol}.0"
 #: Bytes the staging buffer holds (large host-to-board payloads).
 MAX_STAGED = 16 * 1024 * 1024
+#: Absolute ratings of the board: pulse amplitude V, gate V, pulse width s, read bias and DAC V.
+RATINGS = {"amplitude": 5.0, "gate": 5.0, "width_min": 1e-9, "width_max": 1.0, "bias": 1.0, "dac": 2.5}
+
+
+class Refusal(Exception):
+    """A request the board refuses: status code and error text for the reply."""
+
+    def __init__(self, status: Status, text: str) -> None:
+        super().__init__(text)
+        self.status, self.text = status, text
 
 
 class MacroControllerEmulator:
@@ -187,9 +203,195 @@ class MacroControllerEmulator:
         return body
 
 
+class MacroControllerOps:
+    """The operations of the board on ``world`` (and the board's own buffers)."""
+
+    def __init__(self, world) -> None:
+        self.world = world
+        self.mapping_loaded = False
+        self.streams_loaded = False
+        self._x0: np.ndarray | None = None
+        self._end: np.ndarray | None = None
+        self._dac = {"initial": 0.0, "streams": 0.0}  # V, largest |output| of each DAC group
+
+    # -- state ---------------------------------------------------------------------
+    def safe_state(self, payload: bytes) -> bytes:
+        _expect(payload, 0)
+        self.world.safe_state()
+        return b""
+
+    def route(self, payload: bytes) -> bytes:
+        _expect(payload, ops.CELL.size)
+        m, r, c = ops.CELL.unpack(payload)
+        self._check_cells(np.array([m]), np.array([r]), np.array([c]))
+        self.world.route(m, r, c)
+        return b""
+
+    def unroute(self, payload: bytes) -> bytes:
+        _expect(payload, 0)
+        self.world.unroute()
+        return b""
+
+    # -- array ---------------------------------------------------------------------
+    def pulse_batch(self, payload: bytes) -> bytes:
+        bias, window, cells = self._batch(payload, ops.PULSE_CELL)
+        pol, amp, width, gate = (cells[k] for k in ("polarity", "amplitude", "width", "gate"))
+        if not np.all((pol == 1) | (pol == -1)):
+            raise Refusal(Status.BAD_ARGUMENT, "polarity must be +1 or -1")
+        _rating("amplitude", amp, 0.0, RATINGS["amplitude"], "V")
+        _rating("gate", gate, 0.0, RATINGS["gate"], "V")
+        _rating("width", width, RATINGS["width_min"], RATINGS["width_max"], "s")
+        m, r, c = cells["macro"], cells["row"], cells["col"]
+        with self.world.lock:
+            self.world.pulse(m, r, c, pol.astype(int), amp.astype(float), width.astype(float),
+                             gate.astype(float))
+            g = self.world.read(m, r, c, bias=bias, window=window)
+        return np.asarray(g, dtype=ops.VALUE).tobytes()
+
+    def read_batch(self, payload: bytes) -> bytes:
+        bias, window, cells = self._batch(payload, ops.READ_CELL)
+        g = self.world.read(cells["macro"], cells["row"], cells["col"], bias=bias, window=window)
+        return np.asarray(g, dtype=ops.VALUE).tobytes()
+
+    def read_macro(self, payload: bytes) -> bytes:
+        _expect(payload, ops.READ_MACRO_REQ.size)
+        macro, bias, window = ops.READ_MACRO_REQ.unpack(payload)
+        self._check_read(bias, window)
+        if macro >= self.world.n_macros:
+            raise Refusal(Status.BAD_ARGUMENT, f"macro {macro} out of range 0..{self.world.n_macros - 1}")
+        g = np.asarray(self.world.read_macro(macro, bias=bias, window=window), dtype=ops.VALUE)
+        return ops.MACRO_SHAPE.pack(*g.shape) + g.tobytes()
+
+    # -- closed loop ---------------------------------------------------------------
+    def load_mapping(self, payload: bytes) -> bytes:
+        if len(payload) < ops.MAPPING_HEAD.size:
+            raise Refusal(Status.BAD_LENGTH, "LOAD_MAPPING needs v_bias and a layer count")
+        v_bias, n = ops.MAPPING_HEAD.unpack_from(payload)
+        _expect(payload, ops.MAPPING_HEAD.size + n * ops.LAYER.itemsize)
+        records = np.frombuffer(payload, ops.LAYER, n, ops.MAPPING_HEAD.size)
+        if n == 0 or np.any(records["activation"] >= len(ops.ACTIVATIONS)):
+            raise Refusal(Status.BAD_ARGUMENT, "mapping needs >= 1 layer with activation codes 0..1")
+        _rating("v_bias", np.array([abs(v_bias)]), 0.0, RATINGS["dac"], "V")
+        _rating("r_feedback", records["r_feedback"], 1.0, 1e9, "ohm")
+        if np.any(records["macro"] >= self.world.n_macros):
+            raise Refusal(Status.BAD_ARGUMENT, f"layer macro outside 0..{self.world.n_macros - 1}")
+        self.world.loop.load_mapping(ops.decode_layers(records), float(v_bias))
+        self.mapping_loaded = True
+        return b""
+
+    def set_streams(self, payload: bytes) -> bytes:
+        if len(payload) < ops.STREAMS_HEAD.size:
+            raise Refusal(Status.BAD_LENGTH, "SET_STREAMS needs dt, T and H")
+        dt, t_steps, hidden = ops.STREAMS_HEAD.unpack_from(payload)
+        n_values = t_steps * hidden + hidden + 3 * t_steps
+        _expect(payload, ops.STREAMS_HEAD.size + n_values * ops.VALUE.itemsize)
+        if not (np.isfinite(dt) and dt > 0) or t_steps == 0 or hidden == 0:
+            raise Refusal(Status.BAD_ARGUMENT, f"dt {dt} s, T {t_steps}, H {hidden} must all be positive")
+        values = np.frombuffer(payload, ops.VALUE, n_values, ops.STREAMS_HEAD.size).astype(float)
+        emb = values[: t_steps * hidden].reshape(t_steps, hidden)
+        cond = values[t_steps * hidden : t_steps * hidden + hidden]
+        a, b, c = values[t_steps * hidden + hidden :].reshape(3, t_steps)
+        _rating("DAC voltage", np.abs(np.concatenate([emb.ravel(), cond, c])), 0.0, RATINGS["dac"], "V")
+        if not np.all(np.isfinite(a) & np.isfinite(b)):
+            raise Refusal(Status.BAD_ARGUMENT, "gain streams a, b must be finite")
+        self.world.loop.set_streams(float(dt), emb, cond, a, b, c)
+        self.streams_loaded = True
+        self._drive_dacs("streams", max(np.abs(emb[0]).max(), np.abs(cond).max(), abs(c[0])))
+        return b""
+
+    def set_initial(self, payload: bytes) -> bytes:
+        if len(payload) < ops.INITIAL_HEAD.size:
+            raise Refusal(Status.BAD_LENGTH, "SET_INITIAL needs N and D")
+        n, d = ops.INITIAL_HEAD.unpack_from(payload)
+        _expect(payload, ops.INITIAL_HEAD.size + n * d * ops.VALUE.itemsize)
+        if n == 0 or d == 0:
+            raise Refusal(Status.BAD_ARGUMENT, f"initial conditions need N >= 1 and D >= 1, got {n} x {d}")
+        x0 = np.frombuffer(payload, ops.VALUE, n * d, ops.INITIAL_HEAD.size).astype(float).reshape(n, d)
+        _rating("initial condition", np.abs(x0), 0.0, RATINGS["dac"], "V")
+        self._x0 = x0
+        self._drive_dacs("initial", np.abs(x0).max())
+        return b""
+
+    def run_samples(self, payload: bytes) -> bytes:
+        _expect(payload, ops.RUN_REQ.size)
+        count, duration, sde, seed = ops.RUN_REQ.unpack(payload)
+        if self._x0 is None or not (self.mapping_loaded and self.streams_loaded):
+            raise Refusal(Status.BAD_ARGUMENT, "load a mapping, the DAC streams and initial conditions first")
+        if not 1 <= count <= self._x0.shape[0]:
+            raise Refusal(Status.BAD_ARGUMENT, f"count {count} outside 1..{self._x0.shape[0]} loaded samples")
+        if not (np.isfinite(duration) and duration > 0):
+            raise Refusal(Status.BAD_ARGUMENT, f"duration must be > 0 s, got {duration}")
+        w = self.world
+        with w.lock:
+            t0 = w.clock.now()
+            result = w.loop.run(self._x0[:count], float(duration), bool(sde), np.random.default_rng(seed))
+            self._end = np.asarray(result.end, dtype=float)
+            w.fire_trigger(result.traces, result.trace_dt, t0)
+        return b""
+
+    def fetch_end(self, payload: bytes) -> bytes:
+        _expect(payload, ops.FETCH_REQ.size)
+        first, max_values = ops.FETCH_REQ.unpack(payload)
+        if self._end is None:
+            raise Refusal(Status.BAD_ARGUMENT, "no run has finished yet")
+        total, dims = self._end.shape
+        if first > total:
+            raise Refusal(Status.BAD_ARGUMENT, f"first sample {first} beyond {total}")
+        room = (ops.REPLY_ROOM - ops.FETCH_REPLY.size) // (ops.VALUE.itemsize * dims)
+        count = min(total - first, max_values // dims, room)
+        if count == 0 and first < total:
+            raise Refusal(Status.BAD_ARGUMENT, f"max_values {max_values} holds no sample of {dims} values")
+        block = self._end[first : first + count].astype(ops.VALUE)
+        return ops.FETCH_REPLY.pack(first, count, total, dims) + block.tobytes()
+
+    def _drive_dacs(self, group: str, volts: float) -> None:
+        """Loaded DACs output their (first) value at once: the world sees the largest |V|."""
+        self._dac[group] = float(volts)
+        with self.world.lock:
+            if self.world.outputs.dac_max == 0.0:  # zeroed by a safe state since
+                self._dac = {k: (v if k == group else 0.0) for k, v in self._dac.items()}
+            self.world.outputs.dac_max = max(self._dac.values())
+
+    # -- checks --------------------------------------------------------------------
+    def _batch(self, payload: bytes, record: np.dtype) -> tuple[float, float, np.ndarray]:
+        head = ops.READ_SETTINGS.size
+        if len(payload) < head or (len(payload) - head) % record.itemsize:
+            raise Refusal(Status.BAD_LENGTH, f"payload must be {head} + {record.itemsize} n bytes, got {len(payload)}")
+        bias, window = ops.READ_SETTINGS.unpack_from(payload)
+        self._check_read(bias, window)
+        cells = np.frombuffer(payload, record, offset=head)
+        if cells.size * ops.VALUE.itemsize > ops.REPLY_ROOM:
+            raise Refusal(Status.BAD_LENGTH, f"{cells.size} cells: the reply would exceed one frame "
+                          f"(at most {ops.REPLY_ROOM // ops.VALUE.itemsize} cells)")
+        self._check_cells(cells["macro"], cells["row"], cells["col"])
+        return float(bias), float(window), cells
+
+    def _check_cells(self, m: np.ndarray, r: np.ndarray, c: np.ndarray) -> None:
+        w = self.world
+        bad = (m >= w.n_macros) | (r >= w.rows) | (c >= w.cols)
+        if np.any(bad):
+            k = int(np.argmax(bad))
+            raise Refusal(Status.BAD_ARGUMENT, f"cell {k} ({m[k]}, {r[k]}, {c[k]}) outside "
+                          f"{w.n_macros} macros of {w.rows}x{w.cols}")
+
+    @staticmethod
+    def _check_read(bias: float, window: float) -> None:
+        if not (np.isfinite(bias) and abs(bias) <= RATINGS["bias"]):
+            raise Refusal(Status.BAD_ARGUMENT, f"read bias {bias} V outside +-{RATINGS['bias']} V")
+        if not (np.isfinite(window) and 0 < window <= 1.0):
+            raise Refusal(Status.BAD_ARGUMENT, f"read window {window} s outside (0, 1] s")
+
+
 def _expect(payload: bytes, size: int) -> None:
     if len(payload) != size:
         raise Refusal(Status.BAD_LENGTH, f"payload must be {size} bytes, got {len(payload)}")
 
 
-__all__ = ["IDENTITY", "MAX_STAGED", "MacroControllerEmulator", "Refusal"]
+def _rating(name: str, values: np.ndarray, lo: float, hi: float, unit: str) -> None:
+    """Refuse values outside [lo, hi] (or non-finite): the board's absolute ratings."""
+    values = np.asarray(values, dtype=float)
+    if values.size and not (np.all(np.isfinite(values)) and values.min() >= lo and values.max() <= hi):
+        raise Refusal(Status.BAD_ARGUMENT, f"{name} outside the board's rating [{lo:g}, {hi:g}] {unit}")
+
+
+__all__ = ["IDENTITY", "MAX_STAGED", "RATINGS", "MacroControllerEmulator", "MacroControllerOps", "Refusal"]

@@ -1,7 +1,7 @@
 """What the emulated scope does to a trace: find the trigger, resample onto its grid.
 
-Pure, vectorised functions over all segments at once (no per-segment loop), used
-by :mod:`instruments.sim.infiniivision`.
+Pure, vectorised functions over all segments at once (no per-segment loop), and the
+1-2-5 step that autoscale picks; used by :mod:`instruments.sim.infiniivision`.
 """
 
 from __future__ import annotations
@@ -49,3 +49,14 @@ def resample(traces: np.ndarray, dt: float, t_trig: np.ndarray, tau: np.ndarray,
     volts = np.zeros((n_seg, channels, tau.size))
     volts[:, :used] = left + (right - left) * frac[:, None, :]
     return volts
+
+
+def nice_scale(value: float, lo: float, hi: float) -> float:
+    """The smallest 1-2-5 step (1, 2, 5 x 10^k) at least ``value``, within [lo, hi]."""
+    value = min(max(float(value), lo), hi)
+    decade = 10.0 ** np.floor(np.log10(value))
+    for mantissa in (1.0, 2.0, 5.0, 10.0):
+        step = mantissa * decade
+        if step >= value * (1 - 1e-9):
+            return float(min(max(step, lo), hi))
+    return float(hi)

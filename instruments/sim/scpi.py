@@ -6,14 +6,23 @@ to a handler. Patterns are written the way programming manuals print them::
     ":SOURce:VOLTage[:LEVel][:IMMediate][:AMPLitude]"    set form
     ":SOURce:VOLTage[:LEVel][:IMMediate][:AMPLitude]?"   query form
     ":CHANnel<n>:SCALe"                                  numeric suffix, default 1
+    ":OUTPut[1][:STATe]"                                 suffix 1 allowed, not passed on
 
 The parser follows the rules a real instrument follows (IEEE 488.2 / SCPI-99):
 headers are case-insensitive, each node accepts its long form or its short form
 (the upper-case part of the long name), the leading colon is optional, ``;``
 separates commands in one line and a command without a leading colon continues
 from the previous command's path, a trailing ``;`` is allowed, strings take single
-or double quotes, numbers any decimal or exponent form, booleans ``ON|OFF|1|0``.
-Errors go to a bounded queue read with ``:SYSTem:ERRor?``.
+or double quotes, numbers any decimal or exponent form, booleans ``ON|OFF|1|0``,
+arbitrary blocks ``#<d><length><bytes>``. Errors go to a bounded queue read with
+``:SYSTem:ERRor?``. A query whose header is unknown or whose parameters are wrong
+answers nothing (IEEE 488.2: the error is queued, the controller times out).
+
+The IEEE 488.2 status reporting of the base (``*ESR?``, ``*ESE``, ``*SRE``,
+``*STB?``): the standard event status register collects OPC and the error classes,
+the status byte carries ESB when an *enabled* ESR bit is set, MAV while replies of
+the message are pending, MSS when an enabled status-byte bit is set, plus the bits
+an emulator adds through :meth:`ScpiInstrument.status_bits`.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from instruments.sim.scpi_params import (  # noqa: F401 - re-exported for the em
     ERROR_TEXT,
     Arg,
     ScpiError,
+    block,
     expect,
     fmt,
     no_args,
@@ -42,8 +52,8 @@ log = logging.getLogger("rrambench.sim.scpi")
 ERROR_QUEUE_LENGTH = 32  # entries; the last slot turns into -350 when it overflows
 _HEADER_CACHE_SIZE = 4096  # resolved headers kept; bounded against random input
 
-_TOKEN = re.compile(r"^(\*?[A-Za-z][A-Za-z_]*?)(\d*)$")
-_PATTERN_NODE = re.compile(r"(\[)?:?(\*?[A-Za-z]+)(<n>)?\]?")
+_TOKEN = re.compile(r"^(\*?[A-Za-z](?:[A-Za-z0-9_]*[A-Za-z_])?)(\d*)$")  # digits inside a name: PK2Pk
+_PATTERN_NODE = re.compile(r"(\[)?:?(\*?[A-Za-z](?:[A-Za-z0-9]*[A-Za-z])?)(<n>|\[1\])?\]?")
 
 
 # -- headers -----------------------------------------------------------------------------
@@ -53,6 +63,7 @@ class _Node:
     short: str  # upper case
     optional: bool
     numeric: bool
+    one: bool = False  # takes the suffix 1 (``NODE[1]``) without passing it on
 
 
 Handler = Callable[[list[Arg], tuple[int, ...]], "str | bytes | None"]
@@ -70,7 +81,7 @@ def _compile(pattern: str, handler: Handler) -> _Command:
     query = pattern.endswith("?")
     body = pattern[:-1] if query else pattern
     nodes = tuple(
-        _Node(name.upper(), short_form(name), bool(opt), bool(num))
+        _Node(name.upper(), short_form(name), bool(opt), num == "<n>", num == "[1]")
         for opt, name, num in _PATTERN_NODE.findall(body)
     )
     if not nodes:
@@ -87,7 +98,7 @@ def _match(nodes: tuple[_Node, ...], tokens: tuple[tuple[str, int | None], ...])
         node = nodes[i]
         if j < len(tokens):
             name, suffix = tokens[j]
-            if name in (node.long, node.short) and (suffix is None or node.numeric):
+            if name in (node.long, node.short) and (suffix is None or node.numeric or (node.one and suffix == 1)):
                 rest = walk(i + 1, j + 1)
                 if rest is not None:
                     return ((suffix or 1,) if node.numeric else ()) + rest
@@ -121,6 +132,15 @@ class ScpiInstrument:
 
     idn = "RRAMBENCH,SCPI EMULATOR,0,0"
 
+    @staticmethod
+    def _accept(name: str, options: list[str]) -> Handler:
+        """Handler for a setting the emulation accepts in the listed values only, without effect."""
+
+        def setter(args: list[Arg], suffixes: tuple[int, ...]) -> None:
+            expect(args, 1)[0].choice(name, options)
+
+        return setter
+
     def __init__(self) -> None:
         self.lock = threading.RLock()  # one message at a time, also against world callbacks
         self.received: deque[bytes] = deque(maxlen=10000)
@@ -128,6 +148,9 @@ class ScpiInstrument:
         self.internal_errors = 0  # handler bugs turned into -300 (tests keep this at 0)
         self._errors: deque[str] = deque()
         self._esr = 0  # standard event status register
+        self._ese = 0  # its enable register (*ESE); 0 at power-on, *RST keeps it
+        self._sre = 0  # service request enable register (*SRE)
+        self._output_pending = False  # replies of the current message not sent yet (MAV)
         self._table = [
             _compile(p, h) for p, h in {**self._common_commands(), **self.commands()}.items()
         ]
@@ -145,6 +168,16 @@ class ScpiInstrument:
     def reset(self) -> None:
         """``*RST``: instrument settings to their defaults."""
 
+    def status_bits(self) -> int:
+        """Instrument-specific status-byte bits (the base adds MAV, ESB and MSS).
+
+        Default: bit 2 (4), error/event available, while the error queue holds entries.
+        """
+        return 4 if self._errors else 0
+
+    def clear_status(self) -> None:
+        """``*CLS`` beyond the error queue and the ESR: instrument event registers."""
+
     # -- entry point ------------------------------------------------------------------
     def handle(self, request: bytes) -> bytes | None:
         """Execute one program message; the joined query replies or None."""
@@ -157,9 +190,7 @@ class ScpiInstrument:
         replies = []
         try:
             text = request.decode("latin-1").rstrip("\r")
-            if any((ord(ch) < 32 and ch != "\t") or ord(ch) > 126 for ch in text):
-                raise ScpiError(-102, "invalid character")
-            commands = split_outside_quotes(text, ";")
+            commands = split_outside_quotes(text, ";")  # -102 on invalid characters
         except ScpiError as err:
             self.push_error(err)
             return None
@@ -170,6 +201,7 @@ class ScpiInstrument:
                 if 0 < index < len(commands) - 1 or (index == 0 and len(commands) > 1):
                     self.push_error(ScpiError(-102, "empty command between ';'"))
                 continue  # an empty line or a trailing ';' is legal
+            self._output_pending = bool(replies)
             try:
                 reply, path = self._execute(unit, path, first=index == 0)
             except ScpiError as err:
@@ -195,8 +227,17 @@ class ScpiInstrument:
         self._errors.append(err.entry())
 
     def clear_errors(self) -> None:
+        """``*CLS``: error queue, standard event status register and event registers."""
         self._errors.clear()
         self._esr = 0
+        self.clear_status()
+
+    def status_byte(self) -> int:
+        """``*STB?``: the status byte with MSS (bit 6) computed from ``*SRE``."""
+        stb = self.status_bits() & ~(16 | 32 | 64)
+        stb |= 16 if self._output_pending else 0
+        stb |= 32 if self._esr & self._ese else 0
+        return stb | (64 if stb & self._sre & ~64 else 0)
 
     @property
     def errors(self) -> list[str]:
@@ -264,7 +305,11 @@ class ScpiInstrument:
             "*OPC": lambda a, s: no_args(a, self._set_opc()),
             "*WAI": lambda a, s: no_args(a, None),  # every operation completes before the reply
             "*ESR?": lambda a, s: no_args(a, self._read_esr()),
-            "*STB?": lambda a, s: no_args(a, str((4 if self._errors else 0) | (32 if self._esr else 0))),
+            "*STB?": lambda a, s: no_args(a, str(self.status_byte())),
+            "*ESE": lambda a, s: setattr(self, "_ese", expect(a, 1)[0].integer("ESE", 0, 255)),
+            "*ESE?": lambda a, s: no_args(a, str(self._ese)),
+            "*SRE": lambda a, s: setattr(self, "_sre", expect(a, 1)[0].integer("SRE", 0, 255) & ~64),
+            "*SRE?": lambda a, s: no_args(a, str(self._sre)),
             "*TST?": lambda a, s: no_args(a, "0"),
             ":SYSTem:ERRor[:NEXT]?": lambda a, s: no_args(a, self._next_error()),
             ":SYSTem:ERRor:COUNt?": lambda a, s: no_args(a, str(len(self._errors))),

@@ -4,6 +4,11 @@ Used by :mod:`instruments.sim.scpi` and the emulators' handlers: a handler recei
 ``list[Arg]`` and converts each with :meth:`Arg.number`, :meth:`Arg.boolean`,
 :meth:`Arg.choice` or :meth:`Arg.string`; a bad value raises :class:`ScpiError`
 with the code a real instrument would queue (-104, -222, -224, -102, -108, -109).
+
+IEEE 488.2 arbitrary block parameters are recognised where a parameter starts:
+definite length ``#<d><length><bytes>`` and indefinite ``#0<bytes>`` (to the end of
+the message); their bytes are opaque to the ``;`` and ``,`` separators and to quoting,
+and reach the handler as an :class:`Arg` with ``block=True``.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ class Arg:
 
     text: str
     quoted: bool = False
+    block: bool = False  # an IEEE 488.2 arbitrary block (``text`` holds its bytes, latin-1)
 
     def number(self, name: str, lo: float = -math.inf, hi: float = math.inf) -> float:
         """Decimal value in [lo, hi]; ``MIN``/``MAX`` give the bounds; else -104/-222."""
@@ -67,7 +73,7 @@ class Arg:
             return lo
         if not self.quoted and word in ("MAX", "MAXIMUM") and math.isfinite(hi):
             return hi
-        if self.quoted or not _NUMBER.match(self.text):
+        if self.quoted or self.block or not _NUMBER.match(self.text):
             raise ScpiError(-104, f"{name} expects a number, got {self.text[:30]}")
         value = float(self.text)
         if not (math.isfinite(value) and lo <= value <= hi):
@@ -81,6 +87,8 @@ class Arg:
     def boolean(self, name: str) -> bool:
         """``ON``/``OFF`` or a number (non-zero is true); else -224."""
         word = self.text.upper()
+        if self.block:
+            raise ScpiError(-104, f"{name} expects ON|OFF|1|0, got a block")
         if not self.quoted and word == "ON":
             return True
         if not self.quoted and word == "OFF":
@@ -91,7 +99,7 @@ class Arg:
 
     def choice(self, name: str, options: Sequence[str]) -> str:
         """Match a mnemonic against long-form ``options`` (``POSitive``); returns the option."""
-        word = self.text.upper()
+        word = "" if self.block else self.text.upper()
         for option in options:
             if word in (option.upper(), short_form(option)):
                 return option
@@ -108,14 +116,46 @@ def short_form(long_name: str) -> str:
     return short or long_name.upper()
 
 
+def _valid_char(ch: str) -> bool:
+    return ch == "\t" or 32 <= ord(ch) <= 126
+
+
+def _block_end(text: str, i: int) -> int:
+    """Index after the arbitrary block starting at ``text[i] == '#'`` (``#0``: the end)."""
+    digits = text[i + 1] if i + 1 < len(text) else ""
+    if digits == "0":
+        return len(text)
+    n = int(digits)
+    count = text[i + 2:i + 2 + n]
+    if len(count) != n or not count.isdigit():
+        raise ScpiError(-102, "bad block header")
+    end = i + 2 + n + int(count)
+    if end > len(text):
+        raise ScpiError(-102, "block shorter than its header says")
+    return end
+
+
 def split_outside_quotes(text: str, sep: str) -> list[str]:
-    """Split ``text`` on ``sep`` except inside '...' or "..." (doubled quotes escape)."""
+    """Split ``text`` on ``sep`` except inside '...' or "..." (doubled quotes escape) and
+    inside arbitrary blocks (``#<d><n><bytes>``, ``#0<bytes>``) that start a parameter.
+
+    Characters outside blocks must be printable ASCII or tab (else -102).
+    """
     parts, current, quote = [], [], ""
-    for ch in text:
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if not _valid_char(ch):
+            raise ScpiError(-102, "invalid character")
         if quote:
             current.append(ch)
             if ch == quote:
                 quote = ""  # a doubled quote re-opens on the next character
+        elif ch == "#" and text[i + 1:i + 2].isdigit() and (not current or current[-1] in " \t,"):
+            end = _block_end(text, i)
+            current.append(text[i:end])
+            i = end
+            continue
         elif ch in "'\"":
             quote = ch
             current.append(ch)
@@ -124,6 +164,7 @@ def split_outside_quotes(text: str, sep: str) -> list[str]:
             current = []
         else:
             current.append(ch)
+        i += 1
     if quote:
         raise ScpiError(-102, "unterminated string")
     parts.append("".join(current))
@@ -136,7 +177,11 @@ def parse_args(text: str) -> list[Arg]:
         return []
     args = []
     for raw in split_outside_quotes(text, ","):
-        item = raw.strip()
+        item = raw.lstrip(" \t")
+        if item[:1] == "#" and item[1:2].isdigit():
+            args.append(_block_arg(item))
+            continue
+        item = item.rstrip(" \t")
         if not item:
             raise ScpiError(-102, "empty parameter")
         if item[0] in "'\"":
@@ -153,6 +198,21 @@ def parse_args(text: str) -> list[Arg]:
             args.append(Arg(item))
     return args
 
+
+def _block_arg(item: str) -> Arg:
+    """The bytes of an arbitrary-block parameter; nothing but blanks may follow it."""
+    end = _block_end(item, 0)
+    if item[end:].strip(" \t\r\n"):
+        raise ScpiError(-102, "text after a block")
+    head = 2 + (0 if item[1] == "0" else int(item[1]))
+    return Arg(item[head:end], block=True)
+
+
+def block(payload: bytes) -> bytes:
+    """``payload`` as an IEEE 488.2 definite-length block: ``#8<length><bytes>``."""
+    if len(payload) > 99_999_999:
+        raise ValueError("block longer than 99999999 bytes")
+    return b"#8%08d" % len(payload) + payload
 
 
 def no_args(args: list[Arg], result):

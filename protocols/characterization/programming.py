@@ -1,15 +1,15 @@
 """What every programming protocol shares: write-verify parameters and one helper.
 
 ``write-verify``, ``multilevel``, ``pattern``, ``retention`` and ``write-noise``
-declare their ``Params`` as subclasses of :class:`WriteVerifyParams`, so the
-algorithm's settings carry the same names, units and limits everywhere, and call
+declare their ``Params`` as subclasses of :data:`WriteVerifyParams` (made from the
+exposed fields of :class:`~protocols.characterization.write_verify_algorithm.WriteVerifyConfig`),
+so the algorithm's settings carry the same names, units and limits everywhere, and call
 :func:`program` from a step: it runs :func:`~protocols.characterization.write_verify_algorithm.write_verify`
 on the board, records every pulse in the run file's pulse table and returns the result.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,7 +20,8 @@ from protocols.characterization.write_verify_algorithm import (
     averaged_read as averaged_read,  # re-exported for the protocols
 )
 from protocols.engine.datasets import Constant, Spec, Stream
-from protocols.engine.protocol import Protocol, param
+from protocols.engine.params import params_of, specs
+from protocols.engine.protocol import Protocol
 
 if TYPE_CHECKING:
     from instruments.limits import Limits
@@ -29,43 +30,26 @@ PULSE_TIME = 1e-3  # s, bench-time estimate of one pulse batch round trip (dry-r
 G_WINDOW = (0.5e-6, 150e-6)  # S, targets the device window allows
 
 
-@dataclass
-class WriteVerifyParams:
-    """Write-verify settings shared by the programming protocols (see docs/write-verify.md)."""
-
-    tolerance: float = param(0.4e-6, unit="S", limits=(0.05e-6, 10e-6), help="accepted |G - target|")
-    max_pulses: int = param(60, limits=(1, 1000), help="pulse budget per cell")
-    reads: int = param(4, limits=(1, 64), help="reads averaged per confirmation and read-back")
-    settle: float = param(0.0, unit="s", limits=(0.0, 10.0), help="verify-wait-verify delay (0: off)")
-    final_reset: bool = param(False, help="one weak RESET after convergence, then verify again")
-    incremental_gate: bool = param(False, help="climb the gate voltage instead of the SET amplitude")
-    adaptive: bool = param(True, help="scale the amplitude step with the remaining error")
-    step: float = param(0.05, unit="V", limits=(0.005, 0.5), help="ISPP amplitude increment")
-    set_stop: float = param(1.6, unit="V", limits=(0.5, 3.0), envelope="set_pulse", help="largest SET amplitude")
-    reset_stop: float = param(2.0, unit="V", limits=(0.5, 3.0), envelope="reset_pulse",
-                              help="largest RESET amplitude (magnitude)")
-    width: float = param(100e-9, unit="s", limits=(10e-9, 10e-3), envelope="pulse_width", help="pulse width")
-    gate: float = param(1.8, unit="V", limits=(0.0, 3.3), envelope="gate", help="word-line voltage of SET pulses")
-    read_window: float = param(1e-6, unit="s", limits=(1e-8, 1e-2), help="integration window of each read")
+#: Write-verify settings shared by the programming protocols (see docs/write-verify.md):
+#: the exposed fields of :class:`WriteVerifyConfig`, declared there once.
+WriteVerifyParams = params_of(WriteVerifyConfig, "WriteVerifyParams", module=__name__)
 
 
 def wv_config(p: WriteVerifyParams) -> WriteVerifyConfig:
-    """The algorithm's configuration from a protocol's parameters."""
-    return WriteVerifyConfig(
-        tolerance=p.tolerance, max_pulses=p.max_pulses, reads=p.reads, settle=p.settle,
-        final_reset=p.final_reset, incremental_gate=p.incremental_gate, adaptive=p.adaptive, step=p.step,
-        set_stop=p.set_stop, reset_stop=p.reset_stop, width=p.width, gate=p.gate, read_window=p.read_window,
-    )
+    """The algorithm's configuration from a protocol's parameters (other settings: defaults)."""
+    return WriteVerifyConfig(**{s.name: getattr(p, s.name) for s in specs(WriteVerifyParams)})
 
 
 def check_wv_limits(p: WriteVerifyParams, limits: Limits) -> None:
-    """Refuse settings that would drive the array beyond the envelope (before any I/O)."""
+    """Refuse settings that would drive the array beyond the envelope (before any I/O).
+
+    Every setting of the configuration declared with an envelope check is checked,
+    ``gate_stop`` only when the gate climbs (``incremental_gate``).
+    """
     cfg = wv_config(p)
-    limits.set_pulse(cfg.set_stop)
-    limits.reset_pulse(cfg.reset_stop)
-    limits.gate([cfg.gate, cfg.reset_gate] + ([cfg.gate_stop] if cfg.incremental_gate else []))
-    limits.pulse_width(cfg.width)
-    limits.read_bias(cfg.read_bias)
+    for spec in specs(WriteVerifyConfig):
+        if spec.envelope is not None and (cfg.incremental_gate or spec.name != "gate_stop"):
+            getattr(limits, spec.envelope)(getattr(cfg, spec.name))
 
 
 def check_targets(name: str, g: np.ndarray) -> None:
@@ -139,7 +123,7 @@ def estimate(p: WriteVerifyParams) -> float:
 
 class ProgrammingProtocol(Protocol):
     """A protocol that places conductances with write-verify (``Params`` extend
-    :class:`WriteVerifyParams`): dry-run checks the algorithm's pulses against the envelope."""
+    :data:`WriteVerifyParams`): dry-run checks the algorithm's pulses against the envelope."""
 
     def check_limits(self, limits: Limits) -> None:
         super().check_limits(limits)

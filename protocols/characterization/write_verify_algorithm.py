@@ -33,6 +33,8 @@ from typing import Protocol
 
 import numpy as np
 
+from protocols.engine.params import param
+
 log = logging.getLogger("rrambench.write_verify")
 
 SET, RESET = 1, -1
@@ -50,31 +52,50 @@ class ArrayAccess(Protocol):
 
 @dataclass
 class WriteVerifyConfig:
-    """Write-verify settings; voltages in V, widths in s, conductances in S."""
+    """Write-verify settings; voltages in V, widths in s, conductances in S.
 
-    tolerance: float = 0.4e-6  # S, accepted |G - target|
-    max_pulses: int = 60  # per cell; a cell still off target then is reported as failed
-    set_start: float = 0.9  # V, first SET amplitude
-    set_stop: float = 1.6  # V, largest SET amplitude
-    reset_start: float = 0.9  # V, first RESET amplitude (magnitude)
-    reset_stop: float = 2.0  # V, largest RESET amplitude (magnitude)
-    step: float = 0.05  # V, ISPP amplitude increment
-    width: float = 100e-9  # s, pulse width
-    gate: float = 1.8  # V, word-line voltage for SET (fixed unless incremental_gate)
-    reset_gate: float = 3.0  # V, word-line voltage for RESET (transistor fully on)
-    incremental_gate: bool = False  # climb the gate instead of the SET amplitude
-    gate_start: float = 0.9  # V, first gate voltage with incremental_gate
-    gate_step: float = 0.05  # V, gate increment with incremental_gate
-    gate_stop: float = 2.5  # V, highest gate voltage with incremental_gate
-    adaptive: bool = True  # scale amplitude steps with the remaining error
-    final_reset: bool = False  # one weak RESET after convergence, then verify again
-    final_reset_amplitude: float = 0.7  # V
-    settle: float = 0.0  # s, verify-wait-verify delay (0: off)
-    reads: int = 4  # reads averaged per confirmation (one batch lists each cell this often)
-    read_bias: float = 0.1  # V
-    read_window: float = 1e-6  # s, integration window of each read
-    stuck_after: int = 6  # pulses at the top amplitude without movement
-    stuck_motion: float = 0.2e-6  # S, movement below this counts as "did not move"
+    The one declaration of every setting: unit, limits, help and safety-envelope check
+    ride in each field (:func:`~protocols.engine.params.param`). The exposed fields,
+    first and in this order, are the programming protocols' parameters
+    (:data:`protocols.characterization.programming.WriteVerifyParams`); the others keep
+    their defaults there. The limits bound what a protocol accepts; the algorithm
+    itself checks only the consistency below (``__post_init__``).
+    """
+
+    # -- exposed as protocol parameters (``rrambench list`` shows them in this order)
+    tolerance: float = param(0.4e-6, unit="S", limits=(0.05e-6, 10e-6), help="accepted |G - target|")
+    # a cell still off target after max_pulses is reported as failed
+    max_pulses: int = param(60, limits=(1, 1000), help="pulse budget per cell")
+    # one confirmation batch lists each cell ``reads`` times
+    reads: int = param(4, limits=(1, 64), help="reads averaged per confirmation and read-back")
+    settle: float = param(0.0, unit="s", limits=(0.0, 10.0), help="verify-wait-verify delay (0: off)")
+    final_reset: bool = param(False, help="one weak RESET after convergence, then verify again")
+    incremental_gate: bool = param(False, help="climb the gate voltage instead of the SET amplitude")
+    adaptive: bool = param(True, help="scale the amplitude step with the remaining error")
+    step: float = param(0.05, unit="V", limits=(0.005, 0.5), help="ISPP amplitude increment")
+    set_stop: float = param(1.6, unit="V", limits=(0.5, 3.0), envelope="set_pulse", help="largest SET amplitude")
+    reset_stop: float = param(2.0, unit="V", limits=(0.5, 3.0), envelope="reset_pulse",
+                              help="largest RESET amplitude (magnitude)")
+    width: float = param(100e-9, unit="s", limits=(10e-9, 10e-3), envelope="pulse_width", help="pulse width")
+    # fixed unless incremental_gate
+    gate: float = param(1.8, unit="V", limits=(0.0, 3.3), envelope="gate", help="word-line voltage of SET pulses")
+    read_window: float = param(1e-6, unit="s", limits=(1e-8, 1e-2), help="integration window of each read")
+    # -- algorithm settings the protocols keep at their defaults
+    set_start: float = param(0.9, unit="V", help="first SET amplitude", expose=False)
+    reset_start: float = param(0.9, unit="V", help="first RESET amplitude (magnitude)", expose=False)
+    reset_gate: float = param(3.0, unit="V", envelope="gate", expose=False,
+                              help="word-line voltage of RESET pulses (transistor fully on)")
+    gate_start: float = param(0.9, unit="V", help="first gate voltage with incremental_gate", expose=False)
+    gate_step: float = param(0.05, unit="V", help="gate increment with incremental_gate", expose=False)
+    gate_stop: float = param(2.5, unit="V", envelope="gate", expose=False,
+                             help="highest gate voltage with incremental_gate")
+    final_reset_amplitude: float = param(0.7, unit="V", help="amplitude of the weak RESET of final_reset",
+                                         expose=False)
+    read_bias: float = param(0.1, unit="V", envelope="read_bias", help="voltage of every read", expose=False)
+    stuck_after: int = param(6, help="pulses at the top amplitude without movement that make a cell stuck",
+                             expose=False)
+    stuck_motion: float = param(0.2e-6, unit="S", help="movement below this counts as 'did not move'",
+                                expose=False)
 
     def __post_init__(self) -> None:
         for name in ("tolerance", "width", "step", "read_window", "stuck_motion"):

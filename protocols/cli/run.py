@@ -157,10 +157,12 @@ def _execute(protocol, bench, path: Path, *, seed: int, resume: bool, header: di
 
 
 def _open_bench(bench_cls, config, **kwargs):
-    from instruments.errors import BenchError
+    from instruments.errors import BenchError, ConfigError
 
     try:
         return bench_cls.from_config(config, **kwargs)
+    except ConfigError:
+        raise  # bad input (e.g. a VISA library that is not installed): exit 2
     except BenchError as exc:
         raise BenchUnavailable(str(exc)) from None
 

@@ -29,8 +29,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from protocols.cli.main import UsageError
 
-    if importlib.util.find_spec("torch") is None:
-        raise UsageError("training needs PyTorch: pip install 'rrambench[train]'")
     epochs = DEFAULT_EPOCHS[args.task] if args.epochs is None else args.epochs
     if epochs < 1:
         raise UsageError(f"--epochs must be >= 1, got {epochs}")
@@ -41,8 +39,11 @@ def run_train(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {out}: the model file must end in .npz")
     if not out.resolve().parent.is_dir():
         raise UsageError(f"--out {out}: folder {out.resolve().parent} does not exist")
+    # Arguments first, so a mistyped command says what is wrong whether or not torch is installed.
+    if importlib.util.find_spec("torch") is None:
+        raise UsageError("training needs PyTorch: pip install 'rrambench[train]'")
 
-    from protocols.diffusion import pipelines
+    from protocols.diffusion.training import pipelines
 
     def progress(epoch: int, total: int, loss: float) -> None:
         if sys.stderr.isatty() and (epoch == total or epoch % max(1, total // 100) == 0):

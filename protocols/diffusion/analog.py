@@ -6,8 +6,8 @@ Two paths reach the same circuit:
   write-verifies the conductances over anything with ``pulse_batch``/``read_batch``
   (one board round trip per iteration) and :func:`board_sample` loads mapping,
   streams and initial conditions and runs the closed loop;
-* in process, on a :class:`~instruments.sim.world.SimWorld` (fast tests, noise
-  studies): :func:`world_sample` drives ``world.loop`` directly.
+* in process, on a simulated world (fast tests, noise studies; the caller builds it):
+  :func:`world_sample` drives ``world.loop`` directly.
 
 States are in data units at this interface; volts are the mapping's business.
 """
@@ -33,11 +33,7 @@ from protocols.diffusion.weights import TrainedModel
 
 log = logging.getLogger(__name__)
 
-#: Board fine step (s) the default simulated board integrates with (CircuitParams.dt_step).
-DT_STEP = 1e-6
-#: Integrator time constant RC (s) of the default board (CircuitParams.rc).
-RC = 1e-3
-#: Fine steps per sample: 1,500 x 1 us = 1.5 ms of physical time per sample.
+#: Fine steps per sample: 1,500 x 1 us (the board's LOOP_DT_STEP) = 1.5 ms of physical time per sample.
 N_STEPS = 1500
 #: Largest |initial state| (data units) the default DAC range holds at x_scale 0.1 V.
 X0_LIMIT = 5.0

@@ -23,6 +23,7 @@ def draw_figures(program_path: Path, sample_path: Path, out: Path) -> list[Path]
     from analysis.figures.style import context, save
     from analysis.figures.waveforms import waveforms
     from analysis.figures.weights import target_vs_programmed
+    from analysis.schema import data_path
     from analysis.traces import load_traces, trace_envelope
     from protocols.diffusion.scoring import ring_reference
 
@@ -37,7 +38,7 @@ def draw_figures(program_path: Path, sample_path: Path, out: Path) -> list[Path]
         written.append(save(fig, out / "samples.png"))
         streams = {s.name: s for s in load_traces(run)}
         if "integrator_0" in streams:
-            x_scale = float(run.read("voltage_scales")[0]) if "/entry/data/voltage_scales" in run.datasets \
+            x_scale = float(run.read("voltage_scales")[0]) if data_path("voltage_scales") in run.datasets \
                 else float(prog.read("voltage_scales")[0])
             traj = np.stack([run.trace_volts("integrator_0"), run.trace_volts("integrator_1")], axis=-1) / x_scale
             fig = sf.time_slices(streams["integrator_0"].time(), np.swapaxes(traj, 0, 1), unit="s",

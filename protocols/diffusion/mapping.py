@@ -32,15 +32,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from instruments.sim.analog_network import AnalogLayer
-from instruments.sim.circuit import LayerMap
+from instruments.macro_controller_wire import LOOP_V_RAIL, LayerRegion
 from protocols.diffusion.model import ScoreNet
 from protocols.diffusion.weights import TrainedModel
 
 G_MIN = 2e-6          # S, bottom of the programmable window (64 levels, 2..65 uS)
 G_MAX = 65e-6         # S, top of the programmable window
 V_DAC = 0.5           # V, DAC/read-voltage envelope of the default bench ([limits] read_voltage)
-V_RAIL = 0.5          # V, rail of the activation amplifiers (CircuitParams.v_rail)
 RAIL_MARGIN = 0.95    # fraction of a rail or range a designed signal may use
 
 
@@ -70,7 +68,7 @@ class MappingConfig:
     x_scale: float = 0.1
     h_scale: float | None = None
     v_dac: float = V_DAC
-    v_rail: float = V_RAIL
+    v_rail: float = LOOP_V_RAIL
     first_macro: int = 0
 
     def __post_init__(self) -> None:
@@ -119,7 +117,7 @@ class PairLayer:
         return w, b
 
 
-def _region_cells(layer: LayerMap) -> set[tuple[int, int, int]]:
+def _region_cells(layer: LayerRegion) -> set[tuple[int, int, int]]:
     """Every (macro, row, col) a layer's G+ and G- blocks occupy."""
     height, width = layer.n_in + layer.bias_rows, 2 * layer.n_out
     return {(layer.macro, layer.row0 + r, layer.col0 + c) for r in range(height) for c in range(width)}
@@ -160,7 +158,7 @@ class MappedNetwork:
     unit; v_bias: bias-row voltage (V); v_rail: activation rail (V).
     """
 
-    layers: tuple[LayerMap, ...]
+    layers: tuple[LayerRegion, ...]
     pairs: tuple[PairLayer, ...]
     net: ScoreNet | None
     x_scale: float
@@ -220,12 +218,6 @@ class MappedNetwork:
         return out
 
     # -- networks ----------------------------------------------------------------------
-    def analog_layers(self, conductances: np.ndarray | None = None) -> list[AnalogLayer]:
-        """Noise-free :class:`AnalogLayer` objects of the targets, or of ``conductances`` (flat, S)."""
-        blocks = [(p.g_pos, p.g_neg) for p in self.pairs] if conductances is None else self.split(conductances)
-        return [AnalogLayer(gp, gn, n_bias=p.n_bias, r_feedback=p.r_feedback, activation=lay.activation)
-                for (gp, gn), p, lay in zip(blocks, self.pairs, self.layers, strict=True)]
-
     def pair_weights(self, conductances: np.ndarray | None = None) -> np.ndarray:
         """Data-unit weight of every pair (layer by layer, rows then outputs; a bias row
         carries its share b / n_bias) for ``conductances`` (flat, S) or the targets."""
@@ -350,7 +342,8 @@ def map_score_net(model: TrainedModel, cfg: MappingConfig | None = None,
     pairs = (map_dense(net.w1, net.b1, s_x, s_h, cfg), map_dense(net.w2, net.b2, s_h, s_h, cfg),
              map_dense(net.w3, net.b3, s_h, s_y, cfg))
     layers = tuple(
-        LayerMap(cfg.first_macro + k, 0, 0, p.n_in, p.n_out, p.n_bias, "linear" if k == 2 else "relu", p.r_feedback)
+        LayerRegion(cfg.first_macro + k, 0, 0, p.n_in, p.n_out, p.n_bias, "linear" if k == 2 else "relu",
+                    p.r_feedback)
         for k, p in enumerate(pairs)
     )
     return MappedNetwork(layers, pairs, net, s_x, s_h, s_y, cfg.v_bias, cfg.v_rail, cfg)

@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from protocols.characterization.write_verify_algorithm import WriteVerifyConfig
 from protocols.diffusion.analog import resolve_model
 from protocols.diffusion.mapping import MappedNetwork, MappingConfig, map_score_net
 from protocols.diffusion.network_programming import program_and_record, programming_specs
 from protocols.engine.datasets import Spec
-from protocols.engine.protocol import Protocol, Step, param
+from protocols.engine.protocol import ParameterError, Protocol, Step, param
+
+if TYPE_CHECKING:
+    from instruments.bench import Bench
 
 PROGRAM_TIME = 5.0  # s, typical bench time of programming the ~600 cells of the score network
 
@@ -37,27 +41,15 @@ class ProgramModel(Protocol):
 
     def __init__(self, params: object = None) -> None:
         super().__init__(params)
-        if self.p.g_min >= self.p.g_max:
-            from protocols.engine.protocol import ParameterError
-
-            raise ParameterError(f"g_min ({self.p.g_min} S) must be below g_max ({self.p.g_max} S)")
+        check_window(self.p)
 
     @cached_property
     def mapped(self) -> MappedNetwork:
         """The mapping (deterministic: seeded activation survey), computed once."""
-        cfg = MappingConfig(g_min=self.p.g_min, g_max=self.p.g_max, fill=self.p.fill, v_bias=self.p.v_bias,
-                            x_scale=self.p.x_scale, first_macro=self.p.first_macro)
-        return map_score_net(resolve_model(self.p.model), cfg)
-
-    def write_verify_config(self) -> WriteVerifyConfig:
-        return WriteVerifyConfig(tolerance=self.p.tolerance, max_pulses=self.p.max_pulses)
+        return map_score_net(resolve_model(self.p.model), mapping_config(self.p))
 
     def datasets(self) -> Sequence[Spec]:
-        info = self.bench.macro_controller.info()
-        last = self.p.first_macro + len(self.mapped.layers) - 1
-        if last >= info.n_macros:
-            raise ValueError(f"first_macro={self.p.first_macro}: the network needs macros up to {last}, "
-                             f"the board has {info.n_macros}")
+        check_fits_board(self.bench, self.mapped, self.p.first_macro)
         return programming_specs(self.mapped)
 
     def plan(self) -> Iterator[Step]:
@@ -65,4 +57,32 @@ class ProgramModel(Protocol):
 
     def program(self) -> None:
         """Write-verify every pair (reference cells first), then read every cell back."""
-        program_and_record(self, self.mapped, self.write_verify_config(), self.p.reads)
+        program_and_record(self, self.mapped, write_verify_config(self.p), self.p.reads)
+
+
+# -- shared with ``sample``, which programs the network the same way -----------------------
+
+def check_window(p: ProgramModel.Params) -> None:
+    """Refuse a programmable window whose bottom is not below its top (ParameterError)."""
+    if p.g_min >= p.g_max:
+        raise ParameterError(f"g_min ({p.g_min} S) must be below g_max ({p.g_max} S)")
+
+
+def mapping_config(p: ProgramModel.Params, h_scale: float | None = None) -> MappingConfig:
+    """The mapping settings of the parameters; h_scale: the hidden scale (V per unit) a
+    board imposes, None to take the activation survey's."""
+    return MappingConfig(g_min=p.g_min, g_max=p.g_max, fill=p.fill, v_bias=p.v_bias, x_scale=p.x_scale,
+                         first_macro=p.first_macro, h_scale=h_scale)
+
+
+def write_verify_config(p: ProgramModel.Params) -> WriteVerifyConfig:
+    return WriteVerifyConfig(tolerance=p.tolerance, max_pulses=p.max_pulses)
+
+
+def check_fits_board(bench: Bench, mapped: MappedNetwork, first_macro: int) -> None:
+    """Refuse a network that runs past the controller's last macro (one macro per layer)."""
+    info = bench.macro_controller.info()
+    last = first_macro + len(mapped.layers) - 1
+    if last >= info.n_macros:
+        raise ValueError(f"first_macro={first_macro}: the network needs macros up to {last}, "
+                         f"the board has {info.n_macros}")

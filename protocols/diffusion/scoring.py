@@ -1,10 +1,11 @@
-"""Scoring of a sampling run: the steps that follow the closed-loop batches.
+"""Scoring of a sampling run: the step that follows the closed-loop batches.
 
-A mixin of the ``sample`` protocol. Ring: the seed's histogram KL per coordinate,
-radial statistics, angular uniformity, 2-D histogram distance and MMD of the analog
-samples and of the software baseline, against fresh ring points. Digits: the latents
-are decoded in software and through the decoder on simulated RRAM, and a classifier
-trained on the real digits scores each condition.
+``sample`` holds one scorer, chosen by its model. Ring (:class:`RingScorer`): the
+seed's histogram KL per coordinate, radial statistics, angular uniformity, 2-D
+histogram distance and MMD of the analog samples and of the software baseline,
+against fresh ring points. Digits, any conditional model (:class:`DigitsScorer`): the
+latents are decoded in software and through the decoder on simulated RRAM, and a
+classifier trained on the real digits scores each condition.
 
 Metrics cover every sample of the run: they are read back from the recorded
 ``final``, ``software`` (and ``condition``) streams, so a resumed run scores the
@@ -14,16 +15,18 @@ batches of the earlier session too.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from analysis.metrics import coordinate_kl, histogram2d_distance, mmd_rbf, ring_statistics
 from protocols.engine.datasets import Spec, Stream
-from protocols.engine.protocol import Step
+
+if TYPE_CHECKING:
+    from protocols.diffusion.weights import TrainedModel
+    from protocols.engine.protocol import Protocol as Run
 
 log = logging.getLogger(__name__)
 
@@ -60,74 +63,86 @@ def ring_scores(samples: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
 RING_SCALARS = ("mean_radius", "radial_std", "max_sector_ratio", "hist2d_distance", "mmd")
 
 
-class SampleScoring:
-    """Reads back the samples of every batch, then decodes (digits) and scores them."""
+def collected(run: Run) -> tuple[np.ndarray, np.ndarray]:
+    """Analog and software samples (N, 2) of every batch recorded in the run."""
+    final, software = run.recorded("final"), run.recorded("software")
+    if len(final) == 0:
+        raise RuntimeError("no batch recorded in this run: nothing to score")
+    return final, software
 
-    def collected(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Analog and software samples (N, 2) of every batch recorded in the run, and each
-        one's class (-1 for an unconditional model)."""
-        final, software = self.recorded("final"), self.recorded("software")
-        if len(final) == 0:
-            raise RuntimeError("no batch recorded in this run: nothing to score")
-        cond = self.recorded("condition").astype(int) if self.conditional else np.full(len(final), -1)
-        return final, software, cond
 
-    # -- declared data ----------------------------------------------------------------
-    def metric_specs(self) -> list[Spec]:
-        if self.conditional:
-            k = self.model.net.n_classes
-            return [
-                Stream("images_rram", units="", shape=(PIXELS,), dtype="f4",
-                       long_name="analog latents decoded by the RRAM decoder, pixels in [0, 1]"),
-                Stream("images_software", units="", shape=(PIXELS,), dtype="f4",
-                       long_name="analog latents decoded in software"),
-                Stream("images_baseline", units="", shape=(PIXELS,), dtype="f4",
-                       long_name="software-baseline latents decoded in software"),
-                Stream("accuracy", units="", shape=(3, k), long_name="fraction classified as its condition; rows: "
-                       "analog + RRAM decoder, analog + software decoder, software baseline"),
-            ]
+class RingScorer:
+    """The ring's metrics of the analog samples and of the software baseline, side by side."""
+
+    name = "ring metrics"   # the step
+    estimate = 1.0          # s
+
+    def specs(self) -> list[Spec]:
         return [Stream("kl", units="", shape=(2, 2),
                        long_name="histogram KL per coordinate (x, y); rows: analog, software")] + [
             Stream(name, units="", shape=(2,), long_name=f"{name.replace('_', ' ')}; analog, software")
             for name in RING_SCALARS]
 
-    def scoring_steps(self) -> Iterator[Step]:
-        if self.conditional:
-            yield Step("decode and classify", self.decode_and_classify, estimate=10.0)
-        else:
-            yield Step("ring metrics", self.score_ring, estimate=1.0)
-
-    # -- steps --------------------------------------------------------------------------
-    def score_ring(self) -> None:
-        final, software, _ = self.collected()
+    def score(self, run: Run) -> None:
+        final, software = collected(run)
         reference = ring_reference()
         a, s = ring_scores(final, reference), ring_scores(software, reference)
-        self.record("kl", np.vstack([a["kl"], s["kl"]]))
+        run.record("kl", np.vstack([a["kl"], s["kl"]]))
         for name in RING_SCALARS:
-            self.record(name, np.array([a[name], s[name]]))
+            run.record(name, np.array([a[name], s[name]]))
         log.info("ring: KL analog %s software %s, radius %.3f / %.3f", np.round(a["kl"], 4),
                  np.round(s["kl"], 4), a["mean_radius"], s["mean_radius"])
 
-    def decode_and_classify(self) -> None:
+
+class DigitsScorer:
+    """Latents of a conditional model decoded to images and classified per condition.
+
+    model: the sampled model; model_name: the ``model`` parameter (its VAE is the shipped
+    one for ``digits``, else ``<model>-vae.npz`` beside it); x_scale: integrator volts
+    per data unit (the simulated RRAM decoder takes the latents at that scale);
+    decoder_seed: seed of that decoder.
+    """
+
+    name = "decode and classify"   # the step
+    estimate = 10.0                # s
+
+    def __init__(self, model: TrainedModel, model_name: str, x_scale: float, decoder_seed: int) -> None:
+        self.model, self.model_name, self.x_scale, self.decoder_seed = model, model_name, x_scale, decoder_seed
+
+    def specs(self) -> list[Spec]:
+        k = self.model.net.n_classes
+        return [
+            Stream("images_rram", units="", shape=(PIXELS,), dtype="f4",
+                   long_name="analog latents decoded by the RRAM decoder, pixels in [0, 1]"),
+            Stream("images_software", units="", shape=(PIXELS,), dtype="f4",
+                   long_name="analog latents decoded in software"),
+            Stream("images_baseline", units="", shape=(PIXELS,), dtype="f4",
+                   long_name="software-baseline latents decoded in software"),
+            Stream("accuracy", units="", shape=(3, k), long_name="fraction classified as its condition; rows: "
+                   "analog + RRAM decoder, analog + software decoder, software baseline"),
+        ]
+
+    def score(self, run: Run) -> None:
         from protocols.diffusion.simulated_decoder import AnalogDecoder
 
-        final, software, cond = self.collected()
+        final, software = collected(run)
+        cond = run.recorded("condition").astype(int)
         vae = self.vae()
-        decoder = AnalogDecoder.program(vae, self.placed.x_scale, seed=self.p.decoder_seed)
-        images = {"images_rram": decoder.decode(final, self.rng), "images_software": vae.decode_diffusion(final),
+        decoder = AnalogDecoder.program(vae, self.x_scale, seed=self.decoder_seed)
+        images = {"images_rram": decoder.decode(final, run.rng), "images_software": vae.decode_diffusion(final),
                   "images_baseline": vae.decode_diffusion(software)}
         for name, values in images.items():
-            self.record_rows(name, values)
+            run.record_rows(name, values)
         clf = digit_classifier()
         classes = vae.meta.get("classes") or self.model.meta.get("config", {}).get("classes")
         rows = [list(clf.accuracy_per_class(images[n], cond, classes).values()) for n in images]
-        self.record("accuracy", np.array(rows))
+        run.record("accuracy", np.array(rows))
         log.info("digits accuracy per class (rram, software decoder, baseline): %s", np.round(rows, 3).tolist())
 
     def vae(self) -> Any:
         from protocols.diffusion.vae import VAE, load_vae
 
-        if self.p.model == "digits":
+        if self.model_name == "digits":
             return load_vae()
-        base = Path(self.p.model)
+        base = Path(self.model_name)
         return VAE.load(base.with_name(base.stem + "-vae.npz"))

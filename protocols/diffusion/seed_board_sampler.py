@@ -18,13 +18,20 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from instruments.errors import InstrumentError
 from instruments.seed_board import RUN_DURATION, SAMPLE_TIME
+from protocols.diffusion.board_sampler import CHANNELS, WAVE_POINTS, Batch, LoopSettings, board_specs, record_waveform
 from protocols.diffusion.mapping import MappedNetwork
+from protocols.engine.datasets import Constant, Spec
+
+if TYPE_CHECKING:
+    from instruments.bench import Bench
+    from protocols.diffusion.weights import TrainedModel
+    from protocols.engine.protocol import Protocol as Run
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +41,6 @@ H_SCALE = 0.05      # V per embedding unit of type 4: the mapping's h_scale must
 GRID = 0.01         # the firmware's step of the coefficient and the noise scale
 SCOPE_SPAN = 1.25   # s after the trigger shown on screen (the run lasts RUN_DURATION)
 INTEGRATORS = (1, 2)  # scope channels of the two integrators
-BOARDS = ("macro_controller", "seed_board")
 WORD_TOP = 65535    # WORD code of a point clipped at the top of the screen (1: bottom, 0: hole)
 REFRESH_EVERY = 25  # samples between touch-up refreshes of the network on this board (~125 s of bench time)
 
@@ -121,64 +127,52 @@ def read_run(waves: dict[int, Any]) -> tuple[np.ndarray, np.ndarray]:
     return np.array(values[0]), np.array(values[1])
 
 
-class SeedBoardSampling:
-    """Mixin of ``sample``: which board runs the loop, and the batches of the seed's board.
+class SeedBoardSampler:
+    """The seed's board: one sample per ``Go`` from a start value it draws itself; both
+    ends of every run read on the scope."""
 
-    Expects the host protocol to provide ``p.board``, ``p.sde``, ``p.waveforms``,
-    ``bench``, ``model``, ``mapped``, ``placed`` and the record helpers.
-    """
+    board = "seed_board"
+    h_scale = H_SCALE              # the firmware's type 4 embeds at this scale: the mapping must too
+    refresh_every = REFRESH_EVERY  # 5 s per sample: the network relaxes during a batch
 
-    @property
-    def sampler_board(self) -> str:
-        """"macro_controller" or "seed_board": the ``board`` parameter, else the bench config's choice."""
-        if self.p.board:
-            return self.p.board
-        bench = getattr(self, "bench", None)
-        return bench.config.sampler_board if bench is not None else "macro_controller"
-
-    def seed_board_specs(self) -> list[Any]:
-        """Checks the seed-board path can run here, and declares what it records."""
-        from protocols.engine.datasets import Constant
-
-        board = self.sampler_board
-        specs = [Constant("sampler_board", units="", data=np.array(BOARDS.index(board), dtype="i1"),
-                          long_name="board that ran the closed loop: 0 macro_controller (ours), "
-                                    "1 seed_board (the seed's)")]
-        if board != "seed_board":
-            return specs
-        if self.bench.seed_board is None:
+    def __init__(self, bench: Bench, mapped: MappedNetwork, model: TrainedModel, loop: LoopSettings) -> None:
+        if bench.seed_board is None:
             raise ValueError("board=seed_board: this bench has no seed board (set [resources].seed_board)")
-        if self.p.sde:
+        if loop.sde:
             raise ValueError("board=seed_board: the seed board integrates the probability-flow ODE only (sde=false)")
-        self._seed_board = seed_board_settings(self.mapped, self.model)
-        return specs + [Constant("seed_board_settings", units="", data=self._seed_board.as_array(),
-                                 long_name="seed board: task type, bias (V), coefficient, noise scale")]
+        self.settings = seed_board_settings(mapped, model)
 
-    def run_seed_board_batch(self, index: int, n: int, waves: int) -> tuple[np.ndarray, np.ndarray]:
-        """n samples on the seed's board, one Go each; returns (initial, final) (n, 2) data units
-        read on the scope, and records the traces of the first ``waves`` samples."""
-        board, scope, placed = self.bench.seed_board, self.bench.scope, self.placed
-        self.bench.macro_controller.load_mapping(list(placed.layers), placed.v_bias)
-        configure_board(board, self._seed_board)
-        v_x = placed.to_volts(np.array([5.0]))[0]
-        configure_scope(scope, v_x, 1.1 * placed.h_scale)
+    def specs(self) -> list[Spec]:
+        return board_specs(self.board, SAMPLE_TIME) + [
+            Constant("seed_board_settings", units="", data=self.settings.as_array(),
+                     long_name="seed board: task type, bias (V), coefficient, noise scale")]
+
+    def load(self, run: Run, placed: MappedNetwork) -> None:
+        """The layer regions on our controller (it wires the macros the seed board drives),
+        the board's settings, the scope on one run."""
+        bench = run.bench
+        bench.macro_controller.load_mapping(list(placed.layers), placed.v_bias)
+        configure_board(bench.seed_board, self.settings)
+        configure_scope(bench.scope, placed.to_volts(np.array([5.0]))[0], 1.1 * placed.h_scale)
+
+    def run_batch(self, run: Run, placed: MappedNetwork, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        """One ``Go`` per sample (the board keeps its lock-out); start and end read on the scope."""
+        board, scope, n = run.bench.seed_board, run.bench.scope, batch.size
         start, end = np.empty((n, 2)), np.empty((n, 2))
         for k in range(n):
-            self.check()
+            run.check()
             board.go()
-            channels = [*INTEGRATORS, 3] if k < waves else list(INTEGRATORS)
-            fetched = scope.fetch_channels(channels, fmt="WORD", points=self.wave_points)
+            stored = k < batch.waveforms
+            fetched = scope.fetch_channels([*INTEGRATORS, 3] if stored else list(INTEGRATORS), fmt="WORD",
+                                           points=WAVE_POINTS)
             start[k], end[k] = read_run(fetched)
-            if k < waves:
-                for name, ch in self.scope_channels.items():
-                    p = fetched[ch].preamble
-                    self.record_trace(name, fetched[ch].codes, {
-                        "x_increment": p.xincrement, "x_origin": p.xorigin, "x_reference": p.xreference,
-                        "y_increment": p.yincrement, "y_origin": p.yorigin, "y_reference": p.yreference})
-            self.progress((k + 1) / n)
-        log.info("batch %d: %d samples on the seed board (%d runs so far)", index, n, board.runs)
+            if stored:
+                for name, ch in CHANNELS.items():
+                    record_waveform(run, name, fetched[ch])
+            run.progress((k + 1) / n)
+        log.info("batch %d: %d samples on the seed board (%d runs so far)", batch.index, n, board.runs)
         return placed.from_volts(start), placed.from_volts(end)
 
 
-__all__ = ["SeedBoardSampling", "BOARDS", "H_SCALE", "REFRESH_EVERY", "RUN_DURATION", "SAMPLE_TIME",
-           "SeedBoardSettings",           "configure_board", "configure_scope", "seed_board_settings", "read_run"]
+__all__ = ["H_SCALE", "REFRESH_EVERY", "RUN_DURATION", "SAMPLE_TIME", "SeedBoardSampler", "SeedBoardSettings",
+           "configure_board", "configure_scope", "read_run", "seed_board_settings"]

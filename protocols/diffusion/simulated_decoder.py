@@ -16,19 +16,20 @@ voltage itself: a latent x (diffusion units) arrives as ``x_scale x`` volts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from instruments.sim.analog_network import AnalogLayer, network_forward
-from instruments.sim.circuit import LayerMap
-from instruments.sim.device import read_noise_sigma
-from instruments.sim.device_params import DeviceParams
-from instruments.sim.direct import DirectArrayAccess
-from instruments.sim.world import SimWorld
+from instruments.macro_controller_wire import LayerRegion
 from protocols.characterization.write_verify_algorithm import WriteVerifyConfig
 from protocols.diffusion.analog import Programming, program_network
 from protocols.diffusion.mapping import RAIL_MARGIN, MappedNetwork, MappingConfig, map_dense
 from protocols.diffusion.vae import VAE
+
+if TYPE_CHECKING:
+    from instruments.sim.analog_network import AnalogLayer
+    from instruments.sim.device_params import DeviceParams
+    from instruments.sim.world import SimWorld
 
 #: Head-room over the surveyed activation ranges of the decoder.
 DECODER_MARGIN = 1.25
@@ -65,6 +66,9 @@ class AnalogDecoder:
         seed: seed of the decoder array; params: its device parameters; survey_images:
         images whose encoded means set the voltage scales (default: the digits dataset).
         """
+        from instruments.sim.direct import DirectArrayAccess
+        from instruments.sim.world import SimWorld
+
         if not read_noise_scale >= 0:
             raise ValueError(f"read_noise_scale must be >= 0, got {read_noise_scale}")
         cfg = config or MappingConfig(x_scale=x_scale)
@@ -79,7 +83,7 @@ class AnalogDecoder:
         h_scale = RAIL_MARGIN * cfg.v_rail / (DECODER_MARGIN * float(hidden.max()))
         out_scale = RAIL_MARGIN * cfg.v_rail / (DECODER_MARGIN * float(np.abs(hidden @ w2 + b2).max()))
         pairs = (map_dense(w1, b1, x_scale, h_scale, cfg), map_dense(w2, b2, h_scale, out_scale, cfg))
-        layers = tuple(LayerMap(k, 0, 0, p.n_in, p.n_out, p.n_bias, "linear" if k else "relu", p.r_feedback)
+        layers = tuple(LayerRegion(k, 0, 0, p.n_in, p.n_out, p.n_bias, "linear" if k else "relu", p.r_feedback)
                        for k, p in enumerate(pairs))
         mapped = MappedNetwork(layers, pairs, None, x_scale, h_scale, out_scale, cfg.v_bias, cfg.v_rail, cfg)
         rows = max(p.g_pos.shape[0] for p in pairs)
@@ -91,6 +95,9 @@ class AnalogDecoder:
 
     def analog_layers(self) -> list[AnalogLayer]:
         """The programmed layers with the array's true conductances now and their read-noise sigma."""
+        from instruments.sim.analog_network import AnalogLayer
+        from instruments.sim.device import read_noise_sigma
+
         mapped = self.programming.mapped
         g = mapped.gather({k: self.world.conductance(k) for k in range(len(mapped.layers))})
         layers = []
@@ -105,6 +112,8 @@ class AnalogDecoder:
 
     def decode(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Images (N, pixels) in [0, 1] from latents ``x`` (N, 2) in diffusion units; rng draws read noise."""
+        from instruments.sim.analog_network import network_forward
+
         mapped = self.programming.mapped
         volts = mapped.to_volts(x)
         y = network_forward(self.analog_layers(), volts, v_bias=mapped.v_bias, v_rail=mapped.v_rail, rng=rng)

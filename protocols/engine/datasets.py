@@ -13,6 +13,8 @@ object can be added). Steps then append rows through ``Protocol.record*``.
 * :class:`PulseHistory`: the per-pulse table of write-verify (``/entry/pulses``).
 * :class:`Link`: a second path (an HDF5 soft link, as NeXus uses them) to one of
   the objects above, e.g. ``/entry/samples/final`` -> ``/entry/data/final``.
+
+Paths, attribute names and table columns come from :mod:`analysis.schema`.
 """
 
 from __future__ import annotations
@@ -22,33 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-DATA = "/entry/data"
-SCOPE = "/entry/instrument/scope"
-PULSES = "/entry/pulses"
-
-# Scope preamble fields kept as attributes of a trace dataset, with their units.
-PREAMBLE_FIELDS = (
-    ("x_increment", "s"),
-    ("x_origin", "s"),
-    ("x_reference", ""),
-    ("y_increment", "V"),
-    ("y_origin", "V"),
-    ("y_reference", ""),
-)
-
-# The per-pulse history table: column name, dtype, unit, meaning.
-PULSE_COLUMNS = (
-    ("step", "i4", "", "index of the step that applied the pulse"),
-    ("macro", "i2", "", "macro index"),
-    ("row", "i2", "", "row (word line)"),
-    ("col", "i2", "", "column (bit line)"),
-    ("polarity", "i1", "", "+1 SET, -1 RESET"),
-    ("amplitude", "f4", "V", "pulse amplitude"),
-    ("width", "f4", "s", "pulse width"),
-    ("gate", "f4", "V", "word-line (gate) voltage"),
-    ("read", "f4", "S", "verify read after the pulse"),
-    ("time", "f8", "s", "bench clock at the pulse"),
-)
+from analysis.schema import DATA, ENTRY, PULSES, SCOPE
 
 
 @dataclass(frozen=True)
@@ -150,7 +126,7 @@ class Link:
 
     def __post_init__(self) -> None:
         for what, value in (("path", self.path), ("target", self.target)):
-            if not value.startswith("/entry/") or value.endswith("/") or "//" in value:
+            if not value.startswith(f"{ENTRY}/") or value.endswith("/") or "//" in value:
                 raise ValueError(f"Link.{what} must be an absolute path under /entry/, got {value!r}")
         if self.path == self.target:
             raise ValueError(f"Link.path and Link.target are both {self.path!r}")

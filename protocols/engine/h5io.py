@@ -7,13 +7,11 @@ from typing import Any
 
 import h5py
 
+from analysis.run_reader import RunFileError  # one error for an unreadable run file, writer and reader alike
+
 # File format of HDF5 1.10: SWMR-capable and readable by the 1.10 tools (h5dump)
 # still shipped by many distributions; "latest" would lock those out.
 LIBVER = ("v110", "v110")
-
-
-class RunFileError(ValueError):
-    """A file is not a readable rrambench run file (missing, truncated, not HDF5)."""
 
 
 def open_h5(path: Path, mode: str, **kwargs: Any) -> h5py.File:

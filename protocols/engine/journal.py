@@ -16,25 +16,20 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from analysis.schema import (
+    COMPLETED,
+    JOURNAL,
+    JOURNAL_COLUMNS,
+    LONG_NAME,
+    NAME_BYTES,
+    PULSES,
+    ROWS,
+    STREAMS,
+    UNITS,
+)
 from protocols.engine.h5io import LIBVER, open_h5
 
 log = logging.getLogger("rrambench.runfile")
-
-JOURNAL = "/entry/journal"
-NAME_BYTES = 128
-STATUS_BYTES = 16
-COMPLETED = "completed"
-
-# column, dtype, unit, meaning
-COLUMNS = (
-    ("index", "i4", "", "step index in the plan"),
-    ("name", f"S{NAME_BYTES}", "", "step name (UTF-8)"),
-    ("status", f"S{STATUS_BYTES}", "", "completed | failed | aborted | interrupted"),
-    ("start", "f8", "s", "wall-clock start, POSIX time (UTC)"),
-    ("end", "f8", "s", "wall-clock end, POSIX time (UTC)"),
-    ("clock_start", "f8", "s", "bench clock at the start"),
-    ("clock_end", "f8", "s", "bench clock at the end"),
-)
 
 
 class Journal:
@@ -42,9 +37,9 @@ class Journal:
 
     def __init__(self, group: h5py.Group) -> None:
         self._group = group
-        self._cols = {c: group[c] for c, *_ in COLUMNS}
-        self._rows_ds = group["rows"]
-        self.streams: list[str] = [str(s) for s in group.attrs["streams"]]
+        self._cols = {c: group[c] for c, *_ in JOURNAL_COLUMNS}
+        self._rows_ds = group[ROWS]
+        self.streams: list[str] = [str(s) for s in group.attrs[STREAMS]]
         self._n = min([ds.shape[0] for ds in self._cols.values()] + [self._rows_ds.shape[0]])
 
     @classmethod
@@ -52,16 +47,16 @@ class Journal:
         """Create the journal before SWMR starts; ``streams`` are the growing datasets."""
         group = h5.create_group(JOURNAL)
         group.attrs["NX_class"] = "NXcollection"
-        group.attrs["streams"] = streams
-        for column, dtype, unit, meaning in COLUMNS:
+        group.attrs[STREAMS] = streams
+        for column, dtype, unit, meaning in JOURNAL_COLUMNS:
             ds = group.create_dataset(column, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(256,))
-            ds.attrs["units"] = unit
-            ds.attrs["long_name"] = meaning
+            ds.attrs[UNITS] = unit
+            ds.attrs[LONG_NAME] = meaning
         width = max(1, len(streams))
-        rows = group.create_dataset("rows", shape=(0, width), maxshape=(None, width), dtype="i8",
+        rows = group.create_dataset(ROWS, shape=(0, width), maxshape=(None, width), dtype="i8",
                                     chunks=(256, width))
-        rows.attrs["units"] = ""
-        rows.attrs["long_name"] = "rows of each growing dataset after the step (columns: attribute streams)"
+        rows.attrs[UNITS] = ""
+        rows.attrs[LONG_NAME] = f"rows of each growing dataset after the step (columns: attribute {STREAMS})"
         return cls(group)
 
     @classmethod
@@ -124,7 +119,7 @@ class Journal:
         counts = self.rows_after(keep)
         h5 = self._group.file
         for path, n in counts.items():
-            if path == "/entry/pulses":
+            if path == PULSES:
                 for ds in h5[path].values():
                     ds.resize(n, axis=0)
             else:

@@ -67,6 +67,7 @@ def param(
     help: str = "",
     choices: Sequence[Any] | None = None,
     envelope: str | None = None,
+    expose: bool = True,
 ) -> Any:
     """Declare one protocol parameter as a dataclass field.
 
@@ -75,6 +76,8 @@ def param(
     ``limits``: inclusive (lo, hi) bounds checked for numbers and list elements.
     ``choices``: allowed values. ``envelope``: name of a :class:`~instruments.limits.Limits`
     check (e.g. ``"read_bias"``) the value must also pass in dry-run and before a run.
+    ``expose``: False for a setting of an algorithm's configuration that
+    :func:`params_of` leaves out of the protocol parameters (protocols keep its default).
     """
     if limits is not None:
         lo, hi = limits
@@ -87,6 +90,7 @@ def param(
             "choices": None if choices is None else tuple(choices),
             "help": help,
             "envelope": envelope,
+            "expose": expose,
         }
     }
     if isinstance(default, (list, tuple)):
@@ -117,6 +121,27 @@ def specs(params_cls: type) -> list[ParamSpec]:
             )
         )
     return out
+
+
+def params_of(config_cls: type, name: str, *, module: str) -> type:
+    """A ``Params`` dataclass made from the exposed fields of a configuration dataclass.
+
+    ``config_cls`` declares every field with :func:`param`; the fields left with
+    ``expose=True`` become the parameters, in declaration order, with the same types,
+    defaults, units, limits, help and envelope checks. Protocols subclass the result
+    (``class Params(WriteVerifyParams)``) to add their own parameters. ``name`` and
+    ``module``: where the class is bound (``__name__`` of the defining module).
+    """
+    hints = typing.get_type_hints(config_cls)
+    fields = [
+        (f.name, hints[f.name],
+         dataclasses.field(default=f.default, default_factory=f.default_factory, metadata=f.metadata))
+        for f in dataclasses.fields(config_cls) if f.metadata.get(_META_KEY, {}).get("expose", False)
+    ]
+    cls = dataclasses.make_dataclass(name, fields)
+    cls.__module__ = module
+    cls.__doc__ = f"The protocol parameters of :class:`{config_cls.__qualname__}` (its exposed fields)."
+    return cls
 
 
 def build(params_cls: type, values: Mapping[str, Any] | None = None) -> Any:

@@ -1,4 +1,4 @@
-"""The HDF5 run-file writer (schema: ``docs/hdf5-schema.md``).
+"""The HDF5 run-file writer (schema: ``docs/hdf5-schema.md``, names from :mod:`analysis.schema`).
 
 One file per run, NeXus-flavoured. Every object is created first, then the file
 switches to SWMR mode, after which the writer only resizes, appends and flushes:
@@ -23,14 +23,29 @@ from typing import Any
 import h5py
 import numpy as np
 
+from analysis.schema import (
+    AXES,
+    CHANNEL,
+    COLUMNS,
+    DATA,
+    ENTRY,
+    LONG_NAME,
+    PREAMBLE_FIELDS,
+    PREAMBLE_SET,
+    PULSE_COLUMNS,
+    PULSES,
+    RUN_ATTRIBUTES,
+    RUNNING,
+    SCHEMA_VERSION,
+    SCOPE,
+    SIGNAL,
+    UNITS,
+    VOLTS,
+    RunAttr,
+)
 from instruments import __version__
 from protocols.engine.appender import Appender
 from protocols.engine.datasets import (
-    DATA,
-    PREAMBLE_FIELDS,
-    PULSE_COLUMNS,
-    PULSES,
-    SCOPE,
     Constant,
     Link,
     PulseHistory,
@@ -44,13 +59,9 @@ from protocols.engine.journal import Journal
 
 LIVE_INTERVAL = 1.0  # s, longest time appended rows stay invisible to SWMR readers
 
-__all__ = ["SCHEMA_VERSION", "RunFileError", "RunHeader", "RunWriter", "open_h5", "LIBVER"]
+__all__ = ["RunFileError", "RunHeader", "RunWriter", "open_h5", "LIBVER"]
 
 log = logging.getLogger("rrambench.runfile")
-
-SCHEMA_VERSION = "1.0"
-ENTRY = "/entry"
-RUNNING = "running"
 
 
 @dataclass
@@ -136,15 +147,15 @@ class RunWriter:
             journal = Journal.attach(h5)
             journal.truncate_to_completed()
             entry = h5[ENTRY]
-            history = json.loads(entry.attrs.get("resumes", "[]"))
-            history.append({"previous_status": str(entry.attrs["status"]),
+            history = json.loads(entry.attrs.get(RunAttr.RESUMES, "[]"))
+            history.append({"previous_status": str(entry.attrs[RunAttr.STATUS]),
                             "steps_completed": journal.completed})
-            entry.attrs["resumes"] = json.dumps(history)
-            entry.attrs["status"] = RUNNING
-            entry.attrs["error"] = ""
-            entry.attrs["end_time"] = ""
-            entry.attrs["writer_pid"] = os.getpid()
-            entry.attrs["writer_host"] = socket.gethostname()
+            entry.attrs[RunAttr.RESUMES] = json.dumps(history)
+            entry.attrs[RunAttr.STATUS] = RUNNING
+            entry.attrs[RunAttr.ERROR] = ""
+            entry.attrs[RunAttr.END_TIME] = ""
+            entry.attrs[RunAttr.WRITER_PID] = os.getpid()
+            entry.attrs[RunAttr.WRITER_HOST] = socket.gethostname()
             h5.swmr_mode = True
         except BaseException:
             h5.close()
@@ -174,7 +185,7 @@ class RunWriter:
         if known is None:
             for (key, _), value in zip(PREAMBLE_FIELDS, values, strict=True):
                 stream.dataset.attrs[key] = value
-            stream.dataset.attrs["preamble_set"] = np.int8(1)
+            stream.dataset.attrs[PREAMBLE_SET] = np.int8(1)
             self._preambles[path] = values
         elif known != values:
             raise ValueError(f"trace {name}: preamble changed within the stream; declare a new Traces stream")
@@ -240,9 +251,9 @@ class RunWriter:
         self.close()
         with open_h5(self.path, "r+") as h5:
             entry = h5[ENTRY]
-            entry.attrs["status"] = status
-            entry.attrs["error"] = error
-            entry.attrs["end_time"] = ended
+            entry.attrs[RunAttr.STATUS] = status
+            entry.attrs[RunAttr.ERROR] = error
+            entry.attrs[RunAttr.END_TIME] = ended
 
     def close(self) -> None:
         if self._h5.id.valid:
@@ -265,7 +276,7 @@ class RunWriter:
                 continue
             ds = self._h5[path]
             self._streams[path] = Appender(ds, counts.get(path, ds.shape[0]))
-            if path.startswith(SCOPE) and int(ds.attrs.get("preamble_set", 0)):
+            if path.startswith(SCOPE) and int(ds.attrs.get(PREAMBLE_SET, 0)):
                 self._preambles[path] = tuple(float(ds.attrs[k]) for k, _ in PREAMBLE_FIELDS)
 
 
@@ -286,42 +297,42 @@ def _write_header(h5: h5py.File, path: Path, header: RunHeader) -> None:
     h5.attrs["HDF5_Version"] = h5py.version.hdf5_version
     h5.attrs["h5py_version"] = h5py.version.version
     entry = h5.create_group(ENTRY)
-    attrs = {
-        "NX_class": "NXentry",
-        "default": "data",
-        "schema_version": SCHEMA_VERSION,
-        "software_version": __version__,
-        "protocol": header.protocol,
-        "title": header.title or header.protocol,
-        "parameters": json.dumps(header.parameters, sort_keys=True),
-        "bench_config": json.dumps(header.bench_config, sort_keys=True, default=str),
-        "instruments": json.dumps(header.identities, sort_keys=True),
-        "instrument_settings": json.dumps(header.settings, sort_keys=True, default=str),
-        "config_path": header.config_path,
-        "start_time": header.started,
-        "end_time": "",
-        "status": RUNNING,
-        "error": "",
-        "seed": json.dumps(header.seed),
-        "world_seed": json.dumps(header.world_seed),
-        "simulated": bool(header.simulated),
-        "steps_total": int(header.steps_total),
-        "writer_pid": os.getpid(),
-        "writer_host": socket.gethostname(),
-        "resumes": "[]",
+    entry.attrs["NX_class"] = "NXentry"
+    entry.attrs["default"] = "data"
+    values = {
+        RunAttr.SCHEMA_VERSION: SCHEMA_VERSION,
+        RunAttr.SOFTWARE_VERSION: __version__,
+        RunAttr.PROTOCOL: header.protocol,
+        RunAttr.TITLE: header.title or header.protocol,
+        RunAttr.PARAMETERS: json.dumps(header.parameters, sort_keys=True),
+        RunAttr.BENCH_CONFIG: json.dumps(header.bench_config, sort_keys=True, default=str),
+        RunAttr.INSTRUMENTS: json.dumps(header.identities, sort_keys=True),
+        RunAttr.INSTRUMENT_SETTINGS: json.dumps(header.settings, sort_keys=True, default=str),
+        RunAttr.CONFIG_PATH: header.config_path,
+        RunAttr.START_TIME: header.started,
+        RunAttr.END_TIME: "",
+        RunAttr.STATUS: RUNNING,
+        RunAttr.ERROR: "",
+        RunAttr.SEED: json.dumps(header.seed),
+        RunAttr.WORLD_SEED: json.dumps(header.world_seed),
+        RunAttr.SIMULATED: bool(header.simulated),
+        RunAttr.STEPS_TOTAL: int(header.steps_total),
+        RunAttr.WRITER_PID: os.getpid(),
+        RunAttr.WRITER_HOST: socket.gethostname(),
+        RunAttr.RESUMES: "[]",
     }
-    for key, value in attrs.items():
-        entry.attrs[key] = value
+    for key in RUN_ATTRIBUTES:  # every run attribute of the schema, none else
+        entry.attrs[key] = values[key]
 
 
 def _create_data(h5: h5py.File, specs: Sequence[Spec], signal: str | None) -> None:
     data = h5.create_group(DATA)
     data.attrs["NX_class"] = "NXdata"
     if signal is not None:
-        data.attrs["signal"] = signal
+        data.attrs[SIGNAL] = signal
         spec = next(s for s in specs if getattr(s, "name", None) == signal)
         if isinstance(spec, Stream) and spec.axes is not None:
-            data.attrs["axes"] = list(spec.axes)
+            data.attrs[AXES] = list(spec.axes)
             for i, axis in enumerate(spec.axes):
                 if axis != ".":
                     data.attrs[f"{axis}_indices"] = i
@@ -329,12 +340,12 @@ def _create_data(h5: h5py.File, specs: Sequence[Spec], signal: str | None) -> No
         if isinstance(spec, Stream):
             ds = data.create_dataset(spec.name, shape=(0, *spec.shape), maxshape=(None, *spec.shape),
                                      dtype=spec.dtype, chunks=spec.chunks())
-            ds.attrs["units"] = spec.units
-            ds.attrs["long_name"] = spec.long_name or spec.name
+            ds.attrs[UNITS] = spec.units
+            ds.attrs[LONG_NAME] = spec.long_name or spec.name
         elif isinstance(spec, Constant):
             ds = data.create_dataset(spec.name, data=np.asarray(spec.data))
-            ds.attrs["units"] = spec.units
-            ds.attrs["long_name"] = spec.long_name or spec.name
+            ds.attrs[UNITS] = spec.units
+            ds.attrs[LONG_NAME] = spec.long_name or spec.name
         elif isinstance(spec, Traces):
             _create_traces(h5, spec)
         elif isinstance(spec, PulseHistory):
@@ -359,10 +370,10 @@ def _create_traces(h5: h5py.File, spec: Traces) -> None:
     scope.attrs["NX_class"] = "NXcollection"
     ds = scope.create_dataset(spec.name, shape=(0, spec.points), maxshape=(None, spec.points),
                               dtype=spec.dtype, chunks=spec.chunks())
-    ds.attrs["units"] = "counts"
-    ds.attrs["channel"] = spec.channel
-    ds.attrs["preamble_set"] = np.int8(0)
-    ds.attrs["volts"] = "(code - y_reference) * y_increment + y_origin"
+    ds.attrs[UNITS] = "counts"
+    ds.attrs[CHANNEL] = spec.channel
+    ds.attrs[PREAMBLE_SET] = np.int8(0)
+    ds.attrs[VOLTS] = "(code - y_reference) * y_increment + y_origin"
     for key, unit in PREAMBLE_FIELDS:
         ds.attrs[key] = np.nan
         ds.attrs[f"{key}_units"] = unit
@@ -371,9 +382,9 @@ def _create_traces(h5: h5py.File, spec: Traces) -> None:
 def _create_pulses(h5: h5py.File, spec: PulseHistory) -> None:
     group = h5.create_group(PULSES)
     group.attrs["NX_class"] = "NXcollection"
-    group.attrs["columns"] = [c for c, *_ in PULSE_COLUMNS]
+    group.attrs[COLUMNS] = [c for c, *_ in PULSE_COLUMNS]
     for column, dtype, unit, meaning in PULSE_COLUMNS:
         ds = group.create_dataset(column, shape=(0,), maxshape=(None,), dtype=dtype,
                                   chunks=(spec.chunk_rows,))
-        ds.attrs["units"] = unit
-        ds.attrs["long_name"] = meaning
+        ds.attrs[UNITS] = unit
+        ds.attrs[LONG_NAME] = meaning

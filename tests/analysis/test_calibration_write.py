@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from analysis.calibration import Calibration, device_toml
-from analysis.calibration_write_simulated import Pulses, fit_pulse_noise, spread, step_differences
+from analysis.calibration_write_simulated import fit_pulse_noise, spread, step_differences
+from analysis.characterization_data import PulseTable
 from instruments.bench import Bench
 from instruments.config import load_device_file
 from instruments.sim.device_params import DeviceParams
@@ -23,7 +24,7 @@ from protocols.engine.runner import RunEngine, RunState
 PRIOR = DeviceParams()
 
 
-def program_in_process(params: DeviceParams, seed: int, side: int = 16) -> Pulses:
+def program_in_process(params: DeviceParams, seed: int, side: int = 16) -> PulseTable:
     """Write-verify random 2..65 uS targets into a side x side macro of a world; its pulse history."""
     world = SimWorld(params=params, seed=seed, n_macros=1, rows=side, cols=side)
     row, col = np.divmod(np.arange(side * side), side)
@@ -32,8 +33,8 @@ def program_in_process(params: DeviceParams, seed: int, side: int = 16) -> Pulse
     log = write_verify(DirectArrayAccess(world), macro, row, col, target, now=world.clock.now,
                        sleep=world.clock.sleep).pulse_log.arrays()
     cell = log["cell"]
-    return Pulses(macro[cell], row[cell], col[cell], log["polarity"], log["amplitude"], log["width"],
-                  log["gate"], log["read"].astype(np.float32), log["time"])
+    return PulseTable(macro[cell], row[cell], col[cell], log["polarity"], log["amplitude"], log["width"],
+                      log["gate"], log["read"].astype(np.float32), log["time"])
 
 
 @pytest.mark.parametrize("c2c", [0.45, 0.7])

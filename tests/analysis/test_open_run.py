@@ -97,6 +97,16 @@ def test_the_reader_needs_neither_the_instrument_stack_nor_the_engine(tmp_path):
     assert proc.returncode == 0, proc.stderr
 
 
+def test_the_schema_module_imports_nothing_beyond_the_standard_library():
+    """The writer and any viewer may import analysis.schema without h5py, numpy or the reader."""
+    code = ("import sys; import analysis.schema; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('h5py', 'numpy', 'matplotlib', 'scipy', "
+            "'instruments', 'protocols') or m == 'analysis.run_reader']; assert not bad, bad; "
+            "from analysis import open_run; assert 'analysis.run_reader' in sys.modules")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_files_that_are_not_runs_raise_run_file_error(tmp_path):
     import h5py
 

@@ -120,3 +120,21 @@ def test_invalid_arguments_are_refused_by_name_before_sending(rig, call, word):
     with pytest.raises(ValueError, match=word):
         call(scope)
     assert resource.sent == []
+
+
+def test_fetch_segments_checks_the_acquired_count_first(rig):
+    scope, _, emulator = rig
+    scope.set_edge_trigger("EXT", 0.5)
+    scope.set_segmented(4)
+    scope.single()
+    traces = np.zeros((2, 4, 200))  # two samples of a run: two of the four segments
+    emulator.world.fire_trigger(traces, 1e-6, 0.0)
+    assert scope.triggered() and scope.segments_acquired() == 2  # :TER? latched at the first trigger
+    with pytest.raises(InstrumentTimeout, match="2 of 4 segments"):
+        scope.wait_segments(4, timeout=0.05, poll=0.01)
+    with pytest.raises(InstrumentError, match="2 segments acquired, 4 requested"):
+        scope.fetch_segments(1, 4)
+    emulator.world.fire_trigger(traces, 1e-6, 1.0)
+    scope.wait_segments(4, timeout=1.0)
+    sent, waves = sent_by(rig, lambda s: s.fetch_segments(1, 4, fmt="BYTE", points=100))
+    assert sent[0] == ":WAV:SEGM:COUN?" and [w.segment for w in waves] == [1, 2, 3, 4]

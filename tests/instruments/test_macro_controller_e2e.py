@@ -15,8 +15,7 @@ import pytest
 from instruments.errors import InstrumentError, InstrumentTimeout, LimitError, LinkError
 from instruments.limits import Limits
 from instruments.macro_controller import MacroController
-from instruments.macro_controller_framing import decode, encode
-from instruments.macro_controller_wire import Op, max_cells
+from instruments.macro_controller_wire import Op, decode, encode, max_cells
 from instruments.serial_link import SerialLink
 from instruments.sim.macro_controller import MacroControllerEmulator
 from instruments.sim.servers import LoopbackServer

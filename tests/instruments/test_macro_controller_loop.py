@@ -13,7 +13,6 @@ from instruments.errors import InstrumentError
 from instruments.limits import Limits
 from instruments.macro_controller import LayerRegion, MacroController
 from instruments.serial_link import SerialLink
-from instruments.sim.circuit import LayerMap
 from instruments.sim.macro_controller import MacroControllerEmulator
 from instruments.sim.servers import LoopbackServer
 from instruments.sim.world import SimWorld
@@ -62,7 +61,7 @@ def rig():
 def in_process(t_steps: int, x0: np.ndarray, sde: bool, seed: int):
     """The same sequence on a twin world, with the values as float32 on the wire."""
     twin = SimWorld(seed=5)
-    twin.loop.load_mapping([LayerMap(**vars(lay)) for lay in LAYERS], f32(V_BIAS))
+    twin.loop.load_mapping(LAYERS, f32(V_BIAS))
     dt, *arrays = streams(t_steps)
     twin.loop.set_streams(f32(dt), *(f32(a) for a in arrays))
     return twin.loop.run(f32(x0), f32(DURATION), sde, np.random.default_rng(seed))

@@ -15,7 +15,7 @@ import pytest
 
 from instruments.limits import Limits
 from instruments.macro_controller import LayerRegion, MacroController
-from instruments.macro_controller_framing import decode, encode
+from instruments.macro_controller_wire import decode, encode
 from instruments.serial_link import SerialLink
 from instruments.sim.macro_controller import MacroControllerEmulator
 from instruments.sim.servers import LoopbackServer

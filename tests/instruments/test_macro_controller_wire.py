@@ -10,7 +10,7 @@ from cobs import cobs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from instruments.macro_controller_framing import (
+from instruments.macro_controller_wire import (
     MAX_PAYLOAD,
     FrameDamaged,
     FrameLengthError,

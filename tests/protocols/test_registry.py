@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from protocols.engine.protocol import Protocol
 from protocols.engine.registry import PROTOCOL_PACKAGES, registry
 
@@ -23,3 +26,22 @@ def test_characterization_and_diffusion_protocols_live_apart():
     found = registry()
     diffusion = {n for n, c in found.items() if c.__module__.startswith("protocols.diffusion.")}
     assert diffusion == {"program-model", "sample", "noise-sweep"}
+
+
+def test_listing_protocols_needs_neither_torch_nor_the_simulator():
+    """The registry imports every module of the protocol packages, not their subpackages:
+    training (torch) lives in protocols.diffusion.training, so a bench without the
+    train extra lists and runs protocols."""
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'torch': raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from protocols.engine.registry import registry\n"
+        "assert len(registry()) == 12\n"
+        "sim = [m for m in sys.modules if m.startswith('instruments.sim.') and m != 'instruments.sim.device_params']\n"
+        "assert not sim, sim\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

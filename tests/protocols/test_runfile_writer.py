@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 from engine_helpers import PREAMBLE, Everything, Gated
 
-from analysis import open_run
+from analysis import open_run, schema
+from analysis.characterization_data import load_pulses, load_traces
 from protocols.engine.datasets import Link, Stream, Traces
 from protocols.engine.run_writer import RunHeader, RunWriter
 from protocols.engine.runner import RunEngine, RunState
@@ -107,6 +109,49 @@ def test_schema_round_trip_reader_returns_what_the_writer_wrote(tmp_path):
     assert set(doc) == {"status", "protocol", "steps_completed", "steps_total", "parameters",
                         "started", "ended", "error", "datasets"}
     assert json.loads(json.dumps(doc)) == doc
+
+
+def test_writer_and_reader_share_the_schema_module(tmp_path):
+    """Every path, attribute and column of analysis.schema is in a written file, nothing else is,
+    and the reader finds them: one schema for both sides."""
+    path = _complete_run(tmp_path, steps=2)
+    with h5py.File(path, "r") as h5:
+        for group in (schema.ENTRY, schema.DATA, schema.INSTRUMENT, schema.SCOPE, schema.PULSES, schema.JOURNAL):
+            assert isinstance(h5[group], h5py.Group), group
+        entry = h5[schema.ENTRY].attrs
+        assert set(entry) - {"NX_class", "default"} == set(schema.RUN_ATTRIBUTES)
+        assert entry[schema.RunAttr.SCHEMA_VERSION] == schema.SCHEMA_VERSION
+        assert h5[schema.DATA].attrs[schema.SIGNAL] == "g" and list(h5[schema.DATA].attrs[schema.AXES])
+        pulses = h5[schema.PULSES]
+        assert list(pulses.attrs[schema.COLUMNS]) == [c for c, *_ in schema.PULSE_COLUMNS]
+        assert {(c, pulses[c].dtype.str[1:], pulses[c].attrs[schema.UNITS]) for c in pulses} == \
+            {(c, dtype, unit) for c, dtype, unit, _ in schema.PULSE_COLUMNS}
+        journal = h5[schema.JOURNAL]
+        assert set(journal) == {c for c, *_ in schema.JOURNAL_COLUMNS} | {schema.ROWS}
+        assert all(journal[c].dtype.str[1:] == dtype for c, dtype, *_ in schema.JOURNAL_COLUMNS)
+        assert len(journal.attrs[schema.STREAMS]) == journal[schema.ROWS].shape[1]
+        trace = h5[f"{schema.SCOPE}/ch1"].attrs
+        assert trace[schema.CHANNEL] == "CHAN1" and trace[schema.PREAMBLE_SET] == 1 and schema.VOLTS in trace
+        assert all(trace[f"{key}_units"] == unit for key, unit in schema.PREAMBLE_FIELDS)
+        assert all(schema.UNITS in ds.attrs and schema.LONG_NAME in ds.attrs
+                   for ds in _all_datasets(h5) if not ds.name.startswith(schema.SCOPE))
+    run = open_run(path)
+    assert (run.schema_version, run.status) == (schema.SCHEMA_VERSION, schema.COMPLETED)
+    assert [e.status for e in run.journal] == [schema.COMPLETED] * 2
+    assert len(load_pulses(run)) == 8 and load_pulses(run).step.tolist() == [0] * 4 + [1] * 4
+    assert [s.name for s in load_traces(run)] == ["ch1", "ch2"]
+
+
+def test_schema_document_names_every_attribute_and_column():
+    """docs/hdf5-schema.md stays true to analysis.schema."""
+    doc = (Path(__file__).parents[2] / "docs" / "hdf5-schema.md").read_text()
+    assert f"version {schema.SCHEMA_VERSION}" in doc and "analysis/schema.py" in doc
+    names = [*schema.RUN_ATTRIBUTES, *(c for c, *_ in schema.PULSE_COLUMNS), *(c for c, *_ in schema.JOURNAL_COLUMNS),
+             *(k for k, _ in schema.PREAMBLE_FIELDS), schema.CHANNEL, schema.PREAMBLE_SET, schema.VOLTS,
+             schema.STREAMS, schema.ROWS, schema.UNITS, schema.LONG_NAME, schema.SIGNAL, schema.AXES]
+    assert [n for n in names if n not in doc] == []
+    for path in (schema.DATA, schema.SCOPE, schema.PULSES, schema.JOURNAL):
+        assert f"`{path}" in doc, path
 
 
 def test_a_live_run_is_readable_by_an_swmr_reader_while_it_writes(tmp_path):

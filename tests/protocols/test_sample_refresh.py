@@ -13,6 +13,7 @@ import pytest
 from analysis import open_run
 from instruments.bench import Bench
 from instruments.sim.world import SimWorld
+from protocols.diffusion.board_sampler import Batch
 from protocols.diffusion.sample import Sample
 from protocols.diffusion.seed_board_sampler import REFRESH_EVERY
 from protocols.engine.runner import RunEngine, RunState
@@ -27,11 +28,12 @@ def bench():
 def test_refreshes_fall_every_refresh_every_samples_and_never_before_the_first_or_after_the_last():
     proto = Sample.from_values({"samples": 60, "batch": 40, "waveforms": 30, "board": "seed_board",
                                 "refresh_every": 25})
-    runs = proto.runs()
-    assert [n for _, _, n, _, _ in runs] == [25, 15, 10, 10]    # batch 40 split at sample 25; batch 20 at 50
-    assert [r for *_, r in runs] == [False, True, False, True]
-    assert [w for _, _, _, w, _ in runs] == [25, 5, 0, 0]       # the first 30 samples keep their traces
-    assert [k for k, *_ in runs] == [0, 0, 1, 1]
+    batches = proto.batches()
+    assert [b.size for b in batches] == [25, 15, 10, 10]        # batch 40 split at sample 25; batch 20 at 50
+    assert [b.refresh_before for b in batches] == [False, True, False, True]
+    assert [b.samples_before for b in batches] == [0, 25, 40, 50]
+    assert [b.waveforms for b in batches] == [25, 5, 0, 0]      # the first 30 samples keep their traces
+    assert [b.index for b in batches] == [0, 0, 1, 1]
 
 
 def test_the_default_refreshes_the_seed_board_only_and_leaves_our_board_s_batches_alone():
@@ -39,9 +41,10 @@ def test_the_default_refreshes_the_seed_board_only_and_leaves_our_board_s_batche
     assert seed.refresh_interval == REFRESH_EVERY and 20 <= REFRESH_EVERY <= 50
     ours = Sample.from_values({"samples": 2500, "batch": 1000, "waveforms": 20, "board": "macro_controller"})
     assert ours.refresh_interval == 0
-    assert ours.runs() == [(0, None, 1000, 20, False), (1, None, 1000, 0, False), (2, None, 500, 0, False)]
+    assert ours.batches() == [Batch(0, None, 1000, 20, False, 0), Batch(1, None, 1000, 0, False, 1000),
+                              Batch(2, None, 500, 0, False, 2000)]
     off = Sample.from_values({"samples": 100, "batch": 100, "board": "seed_board", "refresh_every": 0})
-    assert not any(r for *_, r in off.runs())
+    assert not any(b.refresh_before for b in off.batches())
 
 
 def test_a_refresh_pulses_only_the_cells_that_relaxed_out_of_tolerance_and_records_it(bench, tmp_path):

@@ -10,9 +10,10 @@ from instruments.errors import LimitError
 from instruments.limits import Limits
 from instruments.sim.direct import DirectArrayAccess
 from instruments.sim.world import SimWorld
+from protocols.characterization.programming import WriteVerifyParams, wv_config
 from protocols.characterization.write_verify import WriteVerify
 from protocols.characterization.write_verify_algorithm import WriteVerifyConfig, write_verify
-from protocols.engine.params import ParameterError
+from protocols.engine.params import ParameterError, specs
 from tests.protocols.characterization_helpers import assert_consistent_abort, run, run_and_abort
 
 
@@ -101,6 +102,29 @@ def test_parameters_are_validated():
     with pytest.raises(LimitError):
         proto.check_limits(Limits(set_voltage=1.5))
     assert proto.estimate_duration() > 0
+
+
+def test_protocol_parameters_are_the_exposed_settings_of_the_algorithm_configuration():
+    """WriteVerifyParams is made from WriteVerifyConfig: same names, order, defaults and declarations;
+    the settings left unexposed keep the algorithm's defaults in a protocol's configuration."""
+    exposed = [s for s in specs(WriteVerifyConfig) if s.name in WriteVerifyParams.__dataclass_fields__]
+    assert specs(WriteVerifyParams) == exposed
+    assert [s.name for s in exposed] == ["tolerance", "max_pulses", "reads", "settle", "final_reset",
+                                         "incremental_gate", "adaptive", "step", "set_stop", "reset_stop",
+                                         "width", "gate", "read_window"]
+    assert [s.name for s in specs(WriteVerify.Params)][:len(exposed)] == [s.name for s in exposed]
+    p = WriteVerify.from_values({"tolerance": 0.3e-6, "gate": 2.0, "reads": 2}).p
+    assert wv_config(p) == WriteVerifyConfig(tolerance=0.3e-6, gate=2.0, reads=2)
+
+
+def test_dry_run_checks_the_fixed_settings_against_the_envelope():
+    """Settings a protocol cannot change (RESET gate, verify-read bias) are checked too."""
+    proto = WriteVerify.from_values({})
+    proto.check_limits(Limits())
+    with pytest.raises(LimitError, match="gate voltage"):
+        proto.check_limits(Limits(gate_voltage=2.9))  # the 3.0 V RESET gate
+    with pytest.raises(LimitError, match="read/DAC voltage"):
+        proto.check_limits(Limits(read_voltage=0.05))  # the 0.1 V verify read
 
 
 def test_bad_regions_and_targets_are_refused_before_the_file_exists(bench, tmp_path):

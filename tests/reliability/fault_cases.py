@@ -23,8 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from instruments.macro_controller_framing import REPLY_FLAG, Status, decode
-from instruments.macro_controller_wire import Op
+from instruments.macro_controller_wire import REPLY_FLAG, Op, Status, decode
 from instruments.sim.scpi import ScpiError
 
 LINKS = ("smu", "scope", "macro_controller")
@@ -101,7 +100,7 @@ class Injector:
     def __init__(self, bench, link: str, fault: str) -> None:
         self.world, self.link, self.fault = bench.world, link, fault
         self.server = bench._sim.servers[link]
-        self.emulator = getattr(bench._sim, "board" if link == "macro_controller" else link)
+        self.emulator = getattr(bench._sim, link)
         self.active = False
         self._countdown: int | None = None
         inner = self.server.handler

@@ -7,8 +7,9 @@ import threading
 import numpy as np
 import pytest
 
+from instruments.macro_controller_wire import LayerRegion
 from instruments.sim.analog_network import AnalogLayer, network_forward
-from instruments.sim.circuit import AnalogLoop, CircuitParams, LayerMap
+from instruments.sim.circuit import AnalogLoop, CircuitParams
 from instruments.sim.integrator import NormalSource
 from instruments.sim.world import SimWorld
 
@@ -60,11 +61,11 @@ def program_ideal(world: SimWorld, macro: int, rows: slice, cols: slice, g: np.n
     cells.stuck[index] = False
 
 
-def map_network(world: SimWorld, layers: list[AnalogLayer]) -> list[LayerMap]:
+def map_network(world: SimWorld, layers: list[AnalogLayer]) -> list[LayerRegion]:
     """Place each layer in its own macro at the origin and program it ideally."""
     maps = []
     for k, layer in enumerate(layers):
-        lm = LayerMap(macro=k, row0=0, col0=0, n_in=layer.n_in, n_out=layer.n_out, bias_rows=layer.n_bias,
+        lm = LayerRegion(macro=k, row0=0, col0=0, n_in=layer.n_in, n_out=layer.n_out, bias_rows=layer.n_bias,
                       activation=layer.activation, r_feedback=layer.r_feedback)
         (rp, cp), (rn, cn) = lm.regions()
         program_ideal(world, k, rp, cp, layer.g_pos)
@@ -317,10 +318,11 @@ def test_bad_run_arguments_are_refused_naming_the_argument(world, name, call):
 
 
 @pytest.mark.parametrize("name, layers", [
-    ("macro", [LayerMap(macro=7, row0=0, col0=0, n_in=2, n_out=2)]),
-    ("rows", [LayerMap(macro=0, row0=31, col0=0, n_in=2, n_out=2)]),
-    ("columns", [LayerMap(macro=0, row0=0, col0=29, n_in=2, n_out=2)]),
-    ("n_in", [LayerMap(macro=0, row0=0, col0=0, n_in=2, n_out=3), LayerMap(macro=1, row0=0, col0=0, n_in=2, n_out=2)]),
+    ("macro", [LayerRegion(macro=7, row0=0, col0=0, n_in=2, n_out=2)]),
+    ("rows", [LayerRegion(macro=0, row0=31, col0=0, n_in=2, n_out=2)]),
+    ("columns", [LayerRegion(macro=0, row0=0, col0=29, n_in=2, n_out=2)]),
+    ("n_in", [LayerRegion(macro=0, row0=0, col0=0, n_in=2, n_out=3),
+              LayerRegion(macro=1, row0=0, col0=0, n_in=2, n_out=2)]),
 ])
 def test_bad_mappings_are_refused_and_leave_the_old_mapping(world, name, layers):
     loop = decay_loop(world)
@@ -332,9 +334,9 @@ def test_bad_mappings_are_refused_and_leave_the_old_mapping(world, name, layers)
 
 def test_bad_layer_fields_are_refused_naming_the_field():
     with pytest.raises(ValueError, match="activation"):
-        LayerMap(macro=0, row0=0, col0=0, n_in=2, n_out=2, activation="tanh")
+        LayerRegion(macro=0, row0=0, col0=0, n_in=2, n_out=2, activation="tanh")
     with pytest.raises(ValueError, match="r_feedback"):
-        LayerMap(macro=0, row0=0, col0=0, n_in=2, n_out=2, r_feedback=float("nan"))
+        LayerRegion(macro=0, row0=0, col0=0, n_in=2, n_out=2, r_feedback=float("nan"))
     with pytest.raises(ValueError, match="g_neg"):
         AnalogLayer(np.ones((2, 2)) * 1e-5, -np.ones((2, 2)) * 1e-5)
     with pytest.raises(ValueError, match="x"):

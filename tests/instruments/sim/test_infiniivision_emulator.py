@@ -1,9 +1,13 @@
 """InfiniiVision 3000X emulation: trigger from the world, resampling, quantization, segments."""
 
+import io
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from PIL import Image
 from pyvisa import util
 
 from instruments.sim.infiniivision import RECORD, InfiniiVisionEmulator
@@ -117,9 +121,12 @@ def test_offset_and_negative_slope(scope):
 def test_segmented_memory_keeps_one_segment_per_sample(scope):
     ask(scope, ":ACQ:MODE SEGM;:ACQ:SEGM:COUN 3;:SING")
     scope.world.fire_trigger(traces(samples=2), DT, 0.0)
-    assert ask(scope, ":TER?") == "+0"  # 2 of 3 segments
+    # :TER latches at the first trigger; the segment count says how many are in
+    assert ask(scope, ":TER?") == "+1" and ask(scope, ":WAV:SEGM:COUN?") == "2"
+    assert ask(scope, ":OPER:COND?") == "+8"  # still acquiring
     scope.world.fire_trigger(traces(samples=2), DT, 1.0)
     assert ask(scope, ":TER?") == "+1" and ask(scope, ":WAV:SEGM:COUN?") == "3"
+    assert ask(scope, ":OPER:COND?") == "+0"
     levels = [np.median(fetch(scope, 2, segment=i)[2]) for i in (1, 2, 3)]
     np.testing.assert_allclose(levels, [0.0, 0.1, 0.0], atol=0.005)
 
@@ -195,3 +202,99 @@ def test_300_points_are_sent_as_announced(scope):
     pre = [float(x) for x in ask(scope, ":WAV:PRE?").split(",")]
     codes = util.from_ieee_block(scope.handle(b":WAV:DATA?"), "B", True, np.array)
     assert codes.size == pre[2] <= 300
+
+
+def test_stop_ends_a_segmented_acquisition_with_the_segments_it_holds(scope):
+    ask(scope, ":ACQ:MODE SEGM;:ACQ:SEGM:COUN 5;:SING")
+    scope.world.fire_trigger(traces(samples=2), DT, 0.0)
+    ask(scope, ":STOP")
+    assert ask(scope, ":WAV:SEGM:COUN?") == "2" and ask(scope, ":OPER:COND?") == "+0"
+    assert np.median(fetch(scope, 2, segment=2)[2]) == pytest.approx(0.1, abs=0.005)
+
+
+def test_status_byte_trg_bit_follows_ter(scope):
+    ask(scope, ":SING")
+    assert int(ask(scope, "*STB?")) & 1 == 0
+    scope.world.fire_trigger(traces(), DT, 0.0)
+    assert int(ask(scope, "*STB?")) & 1 == 1
+    ask(scope, ":TER?")
+    assert int(ask(scope, "*STB?")) & 1 == 0
+
+
+def test_autoscale_fits_the_signals_present_and_turns_the_rest_off():
+    world = SimWorld(seed=0)
+    scope = InfiniiVisionEmulator(world, seed=3)
+    tr = traces()
+    tr[:, 2] = 0.0  # no signal on channel 3
+    world.fire_trigger(tr, DT, 0.0)  # not armed: nothing captured, but the signals are present
+    assert scope.capture is None
+    ask(scope, ":AUToscale")
+    assert [ask(scope, f":CHAN{c}:DISP?") for c in (1, 2, 3, 4)] == ["1", "0", "0", "1"]
+    assert float(ask(scope, ":CHAN1:SCAL?")) == 0.5  # 2 V peak to peak over at most 6 divisions
+    assert float(ask(scope, ":CHAN4:SCAL?")) == 1.0 and float(ask(scope, ":CHAN4:OFFS?")) == pytest.approx(1.65)
+    assert ask(scope, ":TRIG:SOUR?") == "CHAN4" and float(ask(scope, ":TRIG:LEV?")) == pytest.approx(1.65)
+    assert float(ask(scope, ":TIM:SCAL?")) == pytest.approx(100e-6)  # the 1 ms run on screen
+    assert float(ask(scope, ":TIM:POS?")) == pytest.approx(500e-6 - 200e-6, abs=2e-6)
+    assert ask(scope, ":ACQ:MODE?") == "RTIM" and ask(scope, ":OPER:COND?") == "+8"  # running
+    world.fire_trigger(tr, DT, 1.0)
+    _, t, v, _ = fetch(scope, 4)
+    assert t[0] == pytest.approx(-200e-6, abs=2e-6) and v[0] < 0.5 and v[-1] > 3.0
+    ask(scope, ":CHAN1:SCAL 0.01")
+    ask(scope, ":AUT CHAN1")  # only the listed channels are looked at
+    assert float(ask(scope, ":CHAN1:SCAL?")) == 0.5 and ask(scope, ":CHAN4:DISP?") == "0"
+    assert errors(scope) == []
+
+
+def test_preset_restores_defaults_and_channel_settings_answer(scope):
+    ask(scope, ":CHAN2:BWL 1;:CHAN2:INV ON;:CHAN2:LAB 'vx out';:CHAN2:IMP FIFT;:TIM:MODE ROLL")
+    assert ask(scope, ":CHAN2:BWL?") == "1" and ask(scope, ":CHAN2:LAB?") == '"VX OUT"'
+    assert ask(scope, ":TIM:MODE?") == "ROLL"
+    summary = ask(scope, ":CHAN2?")
+    assert summary.startswith(":CHAN2:RANG +8.00E-01;OFFS +0.00000E+00;COUP DC;IMP FIFT;DISP 1;BWL 1;INV 1;")
+    fields = dict(part.split(" ", 1) for part in summary[7:].split(";"))
+    assert fields["PROB"] == "+1.00000E+00" and fields["LAB"] == '"VX OUT"'
+    ask(scope, ":SYSTem:PRESet")
+    assert ask(scope, ":CHAN2:BWL?") == "0" and ask(scope, ":CHAN2:DISP?") == "0" and ask(scope, ":TIM:MODE?") == "MAIN"
+    assert float(ask(scope, ":TIM:SCAL?")) == 100e-6 and errors(scope) == []
+
+
+def test_inverted_channel_and_left_reference(scope):
+    ask(scope, ":CHAN3:INV 1;:TIM:REF LEFT;:SING")
+    scope.world.fire_trigger(traces(), DT, 0.0)
+    _, t, v, pre = fetch(scope, 3)
+    assert np.median(v) == pytest.approx(-0.3, abs=0.01)
+    assert t[0] == pytest.approx(200e-6 - 50e-6)  # one division left of the trigger + position
+    assert ask(scope, ":TIM?").startswith(":TIM:MODE MAIN;REF LEFT;")
+
+
+def test_system_setup_round_trip_and_a_foreign_block_is_refused(scope):
+    setup = scope.handle(b":SYST:SET?")
+    assert setup.startswith(b"#8") and int(setup[2:10]) == len(setup) - 10
+    ask(scope, ":CHAN1:SCAL 2;:TIM:SCAL 1e-3")
+    assert scope.handle(b":SYST:SET " + setup) is None
+    assert float(ask(scope, ":CHAN1:SCAL?")) == 0.5 and float(ask(scope, ":TIM:SCAL?")) == 50e-6
+    assert errors(scope) == []
+    data = json.loads(setup[10:])
+    data["scale"] = "big"
+    payload = json.dumps(data).encode()
+    scope.handle(b":SYST:SET #8%08d" % len(payload) + payload)
+    scope.handle(b":SYST:SET #15hello")
+    scope.handle(b":SYST:SET 1")
+    assert [e[:4] for e in errors(scope)] == ["-224", "-224", "-224"]
+
+
+@pytest.mark.parametrize("args, kind, mode, size", [
+    ("PNG, COLor", "PNG", "RGB", (800, 480)), ("PNG,GRAY", "PNG", "L", (800, 480)),
+    ("", "BMP", "RGB", (800, 480)), ("BMP8bit, COL", "BMP", "P", (800, 480)),
+])
+def test_display_data_is_an_image_of_the_screen(scope, args, kind, mode, size):
+    ask(scope, ":SING")
+    scope.world.fire_trigger(traces(), DT, 0.0)
+    reply = scope.handle(f":DISPlay:DATA? {args}".encode())
+    assert reply.startswith(b"#8") and int(reply[2:10]) == len(reply) - 10
+    image = Image.open(io.BytesIO(reply[10:]))
+    assert image.format == kind and image.mode == mode and image.size == size
+    if mode == "RGB":  # the yellow channel 1 trace is drawn
+        pixels = np.asarray(image.convert("RGB")).reshape(-1, 3).astype(int)
+        assert np.sum((pixels[:, 0] > 200) & (pixels[:, 1] > 180) & (pixels[:, 2] < 80)) > 500
+    assert errors(scope) == []

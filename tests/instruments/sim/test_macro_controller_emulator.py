@@ -12,8 +12,7 @@ from cobs import cobs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from instruments.macro_controller_framing import REPLY_FLAG, Frame, Status, crc16, decode, encode
-from instruments.macro_controller_wire import Op
+from instruments.macro_controller_wire import REPLY_FLAG, Frame, Op, Status, crc16, decode, encode
 from instruments.sim.macro_controller import MacroControllerEmulator
 from instruments.sim.servers import LoopbackServer
 from instruments.sim.world import SimWorld

@@ -208,3 +208,51 @@ def test_received_keeps_every_message_and_count_counts_them():
 def test_a_crlf_terminated_line_is_accepted():
     box = Box()
     assert ask(box, "*IDN?\r") == "ACME,BOX,1,0.1"
+
+
+@pytest.mark.parametrize("line, expected", [
+    (":DISP:TEXT #15hello", "hello"), (":DISP:TEXT #210a;b,'c\"d;e", "a;b,'c\"d;e"), (":DISP:TEXT #0x;y,z", "x;y,z"),
+    (":DISP:TEXT #10", ""),
+])
+def test_arbitrary_blocks_are_opaque_to_separators_and_quotes(line, expected):
+    box = Box()
+    assert ask(box, line + ";:OUTP ON" if not line.startswith(":DISP:TEXT #0") else line) is None
+    assert box.name == expected and errors(box) == []
+
+
+def test_a_block_may_carry_bytes_a_text_message_could_not():
+    box = Box()
+    payload = bytes([0, 10, 200, 59])
+    assert box.handle(b":DISP:TEXT #14" + payload + b";:OUTP ON") is None
+    assert box.name.encode("latin-1") == payload and box.on and errors(box) == []
+
+
+@pytest.mark.parametrize("line", [":DISP:TEXT #19abc", ":DISP:TEXT #1", ":DISP:TEXT #2x1ab", ":DISP:TEXT #13abcd",
+                                  ":SOUR:VOLT #11a"])
+def test_a_malformed_or_misused_block_is_an_error(line):
+    box = Box()
+    ask(box, line)
+    assert errors(box) in ([-102], [-104])
+
+
+def test_status_byte_esb_only_for_enabled_events_and_mss_from_sre():
+    box = Box()
+    ask(box, "FOO")
+    assert ask(box, "*STB?") == "4"  # error available; ESR bit 5 set but not enabled
+    ask(box, "*ESE 32")
+    assert ask(box, "*STB?") == str(4 | 32)
+    ask(box, "*SRE 32")
+    assert ask(box, "*STB?") == str(4 | 32 | 64) and ask(box, "*SRE?;*ESE?") == "32;32"
+    assert ask(box, "*IDN?;*STB?") == "ACME,BOX,1,0.1;" + str(4 | 16 | 32 | 64)  # MAV: a reply is pending
+    ask(box, "*CLS")
+    assert ask(box, "*STB?") == "0" and ask(box, "*ESE?") == "32"
+
+
+def test_suffix_one_nodes_accept_1_only():
+    class Numbered(Box):
+        def commands(self):
+            return {":OUTPut[1]:VOLTage[:STATe]": lambda a, s: setattr(self, "on", expect(a, 1)[0].boolean("on"))}
+
+    box = Numbered()
+    ask(box, ":OUTP1:VOLT ON;:OUTP:VOLT:STAT OFF;:OUTP2:VOLT ON")
+    assert box.on is False and errors(box) == [-113]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from instruments.macro_controller_wire import LayerRegion
 from instruments.sim.seed_board import BAUD, SeedBoardEmulator, dac, irwin_hall
 from instruments.sim.world import SimWorld
 
@@ -73,10 +74,8 @@ def test_a_go_within_5_s_of_the_last_run_is_dropped_silently(board):
     world = board.world
     fired = []
     world.add_trigger_listener(lambda traces, dt, t0: fired.append(t0))
-    from instruments.sim.circuit import LayerMap
-
-    world.loop.load_mapping([LayerMap(0, 0, 0, 2, 14, 1), LayerMap(1, 0, 0, 14, 14, 1),
-                             LayerMap(2, 0, 0, 14, 2, 1, "linear")], 0.1)
+    world.loop.load_mapping([LayerRegion(0, 0, 0, 2, 14, 1), LayerRegion(1, 0, 0, 14, 14, 1),
+                             LayerRegion(2, 0, 0, 14, 2, 1, "linear")], 0.1)
     board.handle(b"In41\r")
     board.handle(b"N020\r")
     board.handle(b"Go\r")

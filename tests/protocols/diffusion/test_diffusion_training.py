@@ -12,13 +12,13 @@ torch = pytest.importorskip("torch")
 from protocols.cli.main import main  # noqa: E402
 from protocols.diffusion.model import ScoreNet  # noqa: E402
 from protocols.diffusion.tasks import load_digit_images, ring_samples  # noqa: E402
-from protocols.diffusion.train import (  # noqa: E402
+from protocols.diffusion.training.score_net import (  # noqa: E402
     TorchScoreNet,
     TrainConfig,
     multiplicative_noise,
     train_score_net,
 )
-from protocols.diffusion.train_vae import VAEConfig, train_vae  # noqa: E402
+from protocols.diffusion.training.vae import VAEConfig, train_vae  # noqa: E402
 from protocols.diffusion.weights import TrainedModel  # noqa: E402
 
 

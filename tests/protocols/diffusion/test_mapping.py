@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from instruments.sim.analog_network import network_forward
+from instruments.sim.analog_network import AnalogLayer, network_forward
 from protocols.diffusion.loop_streams import loop_streams
 from protocols.diffusion.mapping import G_MAX, G_MIN, MappingConfig, map_dense, map_score_net
 from protocols.diffusion.samplers import sample_probability_flow
@@ -25,9 +25,11 @@ def digits():
 
 
 def _analog_score(mapped, x, t, cond=None):
+    layers = [AnalogLayer(p.g_pos, p.g_neg, n_bias=p.n_bias, r_feedback=p.r_feedback, activation=lay.activation)
+              for p, lay in zip(mapped.pairs, mapped.layers, strict=True)]     # the target conductances
     emb, c = mapped.hidden_volts(t, cond)
-    y = network_forward(mapped.analog_layers(), mapped.to_volts(x), v_bias=mapped.v_bias,
-                        extra=[emb + c, emb + c, None], v_rail=mapped.v_rail)
+    y = network_forward(layers, mapped.to_volts(x), v_bias=mapped.v_bias, extra=[emb + c, emb + c, None],
+                        v_rail=mapped.v_rail)
     return mapped.score_from_output(y)
 
 

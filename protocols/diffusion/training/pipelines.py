@@ -26,8 +26,8 @@ from protocols.diffusion.evaluate import digits_metrics, ring_metrics
 from protocols.diffusion.samplers import STEPS_DIGITS, STEPS_RING, T_END
 from protocols.diffusion.sde import BETA_SCALE_CONDITIONAL, BETA_SCALE_DIGITS, BETA_SCALE_RING, VPSDE
 from protocols.diffusion.tasks import DIGIT_CLASSES, load_digit_images, ring_samples
-from protocols.diffusion.train import TrainConfig, train_score_net
-from protocols.diffusion.train_vae import VAEConfig, train_vae
+from protocols.diffusion.training.score_net import TrainConfig, train_score_net
+from protocols.diffusion.training.vae import VAEConfig, train_vae
 from protocols.diffusion.weights import SamplingConfig, TrainedModel
 
 log = logging.getLogger(__name__)

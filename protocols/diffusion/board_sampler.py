@@ -1,0 +1,94 @@
+"""What ``sample`` asks of the board that runs its closed loop, whichever board it is.
+
+A sampler loads the programmed network onto its board and runs one batch: it returns
+the batch's initial states and final samples (data units) and records the scope
+traces of its first samples. ``sample`` does the rest (software baseline, records,
+refreshes, scoring). The two boards, our macro controller
+(:mod:`~protocols.diffusion.macro_controller_sampler`) and the seed's board
+(:mod:`~protocols.diffusion.seed_board_sampler`), differ in who draws the initial
+noise, how many samples one run takes and how the scope sees them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import numpy as np
+
+from instruments.config import SAMPLER_BOARDS
+from protocols.engine.datasets import Constant, Spec
+
+if TYPE_CHECKING:
+    from instruments.bench import Bench
+    from protocols.diffusion.mapping import MappedNetwork
+    from protocols.diffusion.weights import TrainedModel
+    from protocols.engine.protocol import Protocol as Run
+
+#: Scope channels: integrators x0, x1 on 1 and 2, the time-embedding probe on 3.
+CHANNELS = {"integrator_0": 1, "integrator_1": 2, "embedding": 3}
+WAVE_POINTS = 250          # points per stored trace (a divisor of the scope record, 2000)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One closed-loop run of ``sample``: a batch, or its part before or after a refresh."""
+
+    index: int              # the batch's number (the parts of a split batch share it)
+    condition: int | None   # class of every sample (None: unconditional model)
+    size: int               # samples
+    waveforms: int          # samples, the first ones, whose scope traces are stored
+    refresh_before: bool    # a touch-up write-verify of the network comes first
+    samples_before: int     # samples the run has taken before this one
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """How the loop integrates on our board: solver steps per sample, time per step (s),
+    integrator time constant RC (s), reverse SDE (True) or probability-flow ODE."""
+
+    steps: int
+    dt_step: float
+    rc: float
+    sde: bool
+
+
+class BoardSampler(Protocol):
+    """A board running ``sample``'s loop; built once the bench is open, refusing there
+    (ValueError) what the board cannot run."""
+
+    board: ClassVar[str]                # its name in SAMPLER_BOARDS (the ``board`` parameter)
+    h_scale: ClassVar[float | None]     # hidden scale (V per unit) it imposes on the mapping, None: free
+    refresh_every: ClassVar[int]        # default samples between refreshes of the network (0: never)
+
+    def __init__(self, bench: Bench, mapped: MappedNetwork, model: TrainedModel, loop: LoopSettings) -> None: ...
+
+    def specs(self) -> list[Spec]:
+        """What it records besides the samples: ``duration``, ``sampler_board``, its settings."""
+        ...
+
+    def load(self, run: Run, placed: MappedNetwork) -> None:
+        """Load the network as programmed (``placed``) and set the board up for a batch."""
+        ...
+
+    def run_batch(self, run: Run, placed: MappedNetwork, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        """Run ``batch``; returns its initial states and final samples, (n, 2) data units each."""
+        ...
+
+
+def board_specs(board: str, duration: float) -> list[Spec]:
+    """The constants every sampler records: one sample's duration (s) and the board."""
+    return [
+        Constant("duration", units="s", data=np.array(duration),
+                 long_name="physical duration of one closed-loop sample"),
+        Constant("sampler_board", units="", data=np.array(SAMPLER_BOARDS.index(board), dtype="i1"),
+                 long_name="board that ran the closed loop: 0 macro_controller (ours), 1 seed_board (the seed's)"),
+    ]
+
+
+def record_waveform(run: Run, name: str, wave: Any) -> None:
+    """Record one scope trace (an ``infiniivision.Waveform``) of ``CHANNELS`` name ``name``."""
+    p = wave.preamble
+    run.record_trace(name, wave.codes, {
+        "x_increment": p.xincrement, "x_origin": p.xorigin, "x_reference": p.xreference,
+        "y_increment": p.yincrement, "y_origin": p.yorigin, "y_reference": p.yreference})
