@@ -53,10 +53,11 @@ class Fit:
 
 @dataclass
 class Calibration:
-    """A prior with fitted fields applied, and the fits that produced them."""
+    """A prior with fitted fields applied, the fits that produced them, and the runs left out."""
 
     prior: DeviceParams
     fits: list[Fit] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (run file, why it feeds no fit)
 
     @property
     def fitted(self) -> dict[str, float]:
@@ -299,6 +300,7 @@ def device_toml(cal: Calibration, sources: list[str] | None = None) -> str:
     for fit in cal.fits:
         lines.append(f"# {fit.source}: {fit.points} points -> " +
                      ", ".join(f"{k} = {v:.6g}" for k, v in fit.values.items()))
+    lines += [f"# skipped {path}: {why}" for path, why in cal.skipped]
     return "\n".join(lines) + "\n"
 
 

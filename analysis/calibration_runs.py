@@ -29,7 +29,7 @@ import numpy as np
 from analysis.calibration import Calibration, fit_iv, fit_read_noise, fit_relaxation
 from analysis.calibration_write_simulated import fit_pulse_noise
 from analysis.characterization_data import PulseTable, load_pulses
-from analysis.run_reader import Run, open_run
+from analysis.run_reader import Run, RunFileError, open_run
 from analysis.schema import data_path
 from instruments.sim.device_params import DeviceParams
 
@@ -46,43 +46,81 @@ class CalibrationDataError(ValueError):
 
 
 def calibrate(paths: Sequence[str | Path], prior: DeviceParams | None = None) -> Calibration:
-    """Fit the device model to the runs in ``paths``; the prior supplies unfitted fields.
+    """Fit the device model to the runs in ``paths`` that feed a fit; the prior supplies unfitted fields.
 
-    Raises :class:`CalibrationDataError` naming the file when a run cannot be used.
+    A run that feeds no fit (a protocol no fit uses, too few points, a missing dataset,
+    an unreadable file) is left out and listed with the reason in ``Calibration.skipped``.
+    Raises :class:`CalibrationDataError` (naming every file and why) only when no run
+    feeds any fit.
     """
-    runs = [open_run(p) for p in paths]
-    for run in runs:
-        if run.protocol not in ORDER:
-            raise CalibrationDataError(f"{run.path}: a {run.protocol!r} run feeds no fit; "
-                                       f"use {', '.join(ORDER)} runs")
     cal = Calibration(prior or DeviceParams())
-    read_series: list[tuple[np.ndarray, float]] = []
-    bias = None
-    for run in runs:
-        if run.protocol in ("read-noise", "read-array"):
-            series, bias = _read_series(run)
-            read_series += series
-    if read_series:
-        cal.fits.append(_named(fit_read_noise(read_series, cal.params, bias=bias), "read-noise/read-array"))
-    for run in runs:
-        if run.protocol == "iv-sweep":
-            v, i = _need(run, "voltage"), _need(run, "current")
-            compliance = float(run.parameters.get("compliance", math.nan))
-            cal.fits.append(_named(fit_iv(v, i, compliance, cal.params), str(run.path)))
-    retention = [run for run in runs if run.protocol == "retention"]
-    if retention:
-        cal.fits.append(_named(_relaxation(retention, cal.params), ", ".join(str(r.path) for r in retention)))
-    programming = [run for run in runs if run.protocol in PULSE_PROTOCOLS]
-    if programming:
-        histories = [_pulses(run) for run in programming]
+    runs: list[Run] = []
+    for path in paths:
         try:
-            fit = fit_pulse_noise(histories, cal.params)
-        except ValueError as exc:
-            raise CalibrationDataError(f"{', '.join(str(r.path) for r in programming)}: {exc}") from None
-        cal.fits.append(_named(fit, ", ".join(str(r.path) for r in programming)))
+            run = open_run(path)
+        except RunFileError as exc:
+            _skip(cal, [path], exc)
+            continue
+        if run.protocol in ORDER:
+            runs.append(run)
+        else:
+            cal.skipped.append((str(run.path), f"a {run.protocol!r} run feeds no fit (fits use "
+                                               f"{', '.join(ORDER)} runs)"))
+    read_series: list[tuple[np.ndarray, float]] = []
+    bias, reads = None, []
+    for run in _of(runs, "read-noise", "read-array"):
+        found = _usable(cal, run, lambda run=run: _read_series(run))
+        if found is not None:
+            series, bias = found
+            read_series += series
+            reads.append(run)
+    if read_series:
+        _fit(cal, reads, lambda: fit_read_noise(read_series, cal.params, bias=bias), "read-noise/read-array")
+    for run in _of(runs, "iv-sweep"):
+        _fit(cal, [run], lambda run=run: fit_iv(_need(run, "voltage"), _need(run, "current"),
+                                                float(run.parameters.get("compliance", math.nan)), cal.params))
+    retention = [(run, n) for run in _of(runs, "retention")
+                 if (n := _usable(cal, run, lambda run=run: _retention_times(run))) is not None]
+    if retention:
+        fitted = _same_read_times(cal, retention)
+        _fit(cal, fitted, lambda: _relaxation(fitted, cal.params))
+    programming = [(run, table) for run in _of(runs, *PULSE_PROTOCOLS)
+                   if (table := _usable(cal, run, lambda run=run: _pulses(run))) is not None]
+    if programming:
+        _fit(cal, [run for run, _ in programming],
+             lambda: fit_pulse_noise([table for _, table in programming], cal.params))
+    if not cal.fits:
+        raise CalibrationDataError("no run feeds a fit: " + ("; ".join(f"{p}: {why}" for p, why in cal.skipped)
+                                                              or "no run files"))
     for fit in cal.fits:
         log.info("%s: %s", fit.source, ", ".join(f"{k}={v:.4g}" for k, v in fit.values.items()))
     return cal
+
+
+def _of(runs: list[Run], *protocols: str) -> list[Run]:
+    return [run for run in runs if run.protocol in protocols]
+
+
+def _usable(cal: Calibration, run: Run, extract) -> object | None:
+    """``extract()``, or None with the run listed as skipped when its data cannot feed the fit."""
+    try:
+        return extract()
+    except (RunFileError, ValueError) as exc:  # CalibrationDataError is a ValueError
+        _skip(cal, [run.path], exc)
+        return None
+
+
+def _fit(cal: Calibration, runs: list[Run], fit, source: str | None = None) -> None:
+    """Add ``fit()`` to the calibration, or list every run it would have used as skipped, with why."""
+    try:
+        cal.fits.append(_named(fit(), source or ", ".join(str(run.path) for run in runs)))
+    except (RunFileError, ValueError) as exc:
+        _skip(cal, [run.path for run in runs], exc)
+
+
+def _skip(cal: Calibration, paths: Sequence[str | Path], exc: Exception) -> None:
+    for path in paths:
+        cal.skipped.append((str(path), " ".join(str(exc).split()).removeprefix(f"{path}: ")))
 
 
 def _named(fit, source: str):
@@ -119,6 +157,25 @@ def _read_series(run: Run) -> tuple[list[tuple[np.ndarray, float]], float]:
     return series, bias
 
 
+def _retention_times(run: Run) -> int:
+    """Read times of a retention run that the relaxation fit can use (2 or more, else it raises)."""
+    n = min(len(_need(run, "conductance")), len(_need(run, "time_after")))
+    if n < 2:
+        raise CalibrationDataError(f"{run.path}: retention needs reads at 2 or more times, found {n}")
+    return n
+
+
+def _same_read_times(cal: Calibration, runs: list[tuple[Run, int]]) -> list[Run]:
+    """Of ``(run, read times)``, the runs of the most common number of read times (the most, on
+    a tie); the others are listed as skipped: runs fitted together share their read times."""
+    counts = [n for _, n in runs]
+    keep = max(set(counts), key=lambda n: (counts.count(n), n))
+    for run, n in runs:
+        if n != keep:
+            cal.skipped.append((str(run.path), f"{n} read times; the retention fit uses the runs with {keep}"))
+    return [run for run, n in runs if n == keep]
+
+
 def _relaxation(runs: list[Run], params: DeviceParams):
     """One relaxation fit over the cells of every retention run (same number of read times)."""
     from instruments.sim.device_physics import read_noise_sigma
@@ -126,9 +183,7 @@ def _relaxation(runs: list[Run], params: DeviceParams):
     times, reads, g_progs, sigmas = [], [], [], []
     for run in runs:
         g, t = _need(run, "conductance"), _need(run, "time_after")
-        n = min(len(g), len(t))
-        if n < 2:
-            raise CalibrationDataError(f"{run.path}: retention needs reads at 2 or more times, found {n}")
+        n = _retention_times(run)
         name = "programmed" if data_path("programmed") in run.datasets else "target"
         g_prog = _need(run, name)
         g_prog = g_prog[0] if g_prog.ndim == 2 else g_prog

@@ -14,7 +14,9 @@ from analysis.characterization_data import common_length, has, optional, units
 from analysis.run_reader import Run
 from analysis.schema import DATA
 
-IMAGE_STREAMS = ("images_rram", "images_software", "images_baseline")
+IMAGE_STREAMS = ("images_simulated_rram", "images_software", "images_baseline")
+#: Earlier names of image streams, read under today's name (files written before the rename).
+FORMER_NAMES = {"images_simulated_rram": ("images_rram",)}
 RING_SCALARS = ("mean_radius", "radial_std", "max_sector_ratio", "hist2d_distance", "mmd")
 
 
@@ -23,7 +25,7 @@ class SampleData:
     """Closed-loop samples: ``final`` (N, 2) analog, ``software`` (N, 2) baseline from the same
     ``initial`` noise (N, 2), data units; ``condition`` (N,) class index (conditional models);
     ``images`` name -> (N, h, w) decoded images in [0, 1]; ``accuracy`` (3, K) fraction per
-    class (rows: analog + RRAM decoder, analog + software decoder, software baseline);
+    class (rows: analog + simulated RRAM decoder, analog + software decoder, software baseline);
     ``scores`` name -> (analog, software) ring metrics."""
 
     final: np.ndarray
@@ -44,7 +46,7 @@ def load_samples(run: Run) -> SampleData | None:
                                                         optional(run, "condition"))
     images = {}
     for name in IMAGE_STREAMS:
-        img = optional(run, name)
+        img = optional(run, name, *FORMER_NAMES.get(name, ()))
         if img is not None and len(img):
             side = int(round(np.sqrt(img.shape[1])))
             images[name] = img.reshape(len(img), side, side) if side * side == img.shape[1] else img

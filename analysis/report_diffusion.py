@@ -16,8 +16,8 @@ from analysis.report_sections import Section, _label
 from analysis.run_reader import Run
 
 INTEGRATORS = ("integrator_0", "integrator_1")  # scope streams of the two integrator outputs
-ACCURACY_ROWS = ("analog + RRAM decoder", "analog + software decoder", "software baseline")
-DECODERS = {"images_rram": "RRAM decoder", "images_software": "software decoder",
+ACCURACY_ROWS = ("analog + simulated RRAM decoder", "analog + software decoder", "software baseline")
+DECODERS = {"images_simulated_rram": "simulated RRAM decoder", "images_software": "software decoder",
             "images_baseline": "software baseline"}
 
 
@@ -50,7 +50,7 @@ def sample_section(run: Run) -> Section | None:
     for name, images in data.images.items():
         cond = data.condition[: len(images)] if data.condition is not None else None
         sec.figures.append((f"decoded_{name.removeprefix('images_')}", samples.decoded_images(
-            images, cond, run_label=f"{DECODERS.get(name, name)} {_label(run)}")))
+            images, cond, run_label=_label(run), decoder=DECODERS.get(name, name))))
     if data.accuracy is not None:
         sec.figures.append(("class_accuracy", samples.class_accuracy(data.accuracy, ACCURACY_ROWS,
                                                                      run_label=_label(run))))

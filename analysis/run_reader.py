@@ -23,18 +23,30 @@ import numpy as np
 from analysis.schema import (
     COMPLETED,
     ENTRY,
+    INSTRUMENT,
+    INSTRUMENT_NAMES,
     INTERRUPTED,
     JOURNAL,
     JOURNAL_COLUMNS,
+    OUTCOME,
+    RUN_FIELDS,
     RUNNING,
-    SCHEMA_VERSION,
+    SCHEMA_VERSIONS,
     SCOPE,
+    SETTINGS,
+    SNAPSHOT_TIME,
     UNITS,
     RunAttr,
+    RunField,
     data_path,
 )
 
-SCHEMA_VERSIONS = (SCHEMA_VERSION,)  # versions this reader opens
+#: Paths of the run-state datasets (schema 1.1): read as the run's status, not listed as data.
+RUN_FIELD_PATHS = frozenset(f"{ENTRY}/{name}" for name, *_ in RUN_FIELDS)
+#: Datasets about the run rather than its data (not listed in ``Run.datasets``).
+_NOT_DATA = RUN_FIELD_PATHS | {OUTCOME}
+#: HDF5 open errors no SWMR retry can cure: the reader reports them at once.
+_FATAL_OPEN_ERRORS = ("truncated file", "file signature not found", "Is a directory")
 
 
 class RunFileError(ValueError):
@@ -88,6 +100,12 @@ class Run:
     journal: list[JournalEntry] = field(default_factory=list)
     datasets: dict[str, DatasetInfo] = field(default_factory=dict)
     resumes: list[dict[str, Any]] = field(default_factory=list)
+    simulated_parts: list[str] = field(default_factory=list)
+    #: Key metrics of a completed run (``/entry/outcome``): name -> {"value", "units"}; {} otherwise.
+    outcome: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The instruments' settings (``/entry/instrument/<name>``): instrument -> snapshot ("start",
+    #: then "resume_<n>") -> {"time": ISO UTC, "settings": {name: {"value", "units"}}}.
+    snapshot: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def read(self, path: str) -> np.ndarray:
         """The array at ``path`` (absolute, or relative to ``/entry/data``)."""
@@ -130,10 +148,12 @@ class Run:
                 p: {"shape": list(d.shape), "dtype": d.dtype, "units": d.units}
                 for p, d in self.datasets.items()
             },
+            "outcome": self.outcome,
+            "snapshot": self.snapshot,
         }
 
 
-def open_run(path: str | Path, *, isolate: bool = False, timeout: float = 30.0) -> Run:
+def open_run(path: str | Path, *, isolate: bool = False, timeout: float | None = None) -> Run:
     """Read a run file's metadata, journal and dataset index.
 
     Raises :class:`RunFileError` for a missing, truncated or non-HDF5 file, or an
@@ -141,14 +161,15 @@ def open_run(path: str | Path, *, isolate: bool = False, timeout: float = 30.0) 
 
     ``isolate``: first read the whole file in a separate process (see
     :mod:`analysis.isolation`), so a damaged file that would make the HDF5 library
-    loop or crash becomes a RunFileError after at most ``timeout`` s. The CLI uses
-    it for every file a user hands in.
+    loop or crash becomes a RunFileError once the read makes no progress for
+    ``timeout`` s (default ``isolation.CHECK_TIMEOUT``). The CLI and the GUI's run
+    browser use it for every file a user hands in.
     """
     path = Path(path)
     if isolate:
-        from analysis.isolation import check_readable
+        from analysis.isolation import CHECK_TIMEOUT, check_readable
 
-        check_readable(path, timeout=timeout)
+        check_readable(path, timeout=CHECK_TIMEOUT if timeout is None else timeout)
     try:
         with _open(path) as h5:
             if ENTRY not in h5 or RunAttr.PROTOCOL not in h5[ENTRY].attrs:
@@ -160,7 +181,9 @@ def open_run(path: str | Path, *, isolate: bool = False, timeout: float = 30.0) 
             journal = _journal(h5)
             datasets: dict[str, DatasetInfo] = {}
             h5.visititems(lambda name, obj: _index(datasets, name, obj))
-            return _run(path, a, schema, journal, datasets)
+            run = _run(path, a, schema, journal, datasets, run_state(h5))
+            run.outcome, run.snapshot = _outcome(h5), _snapshots(h5)
+            return run
     except RunFileError:
         raise
     except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError,
@@ -168,15 +191,26 @@ def open_run(path: str | Path, *, isolate: bool = False, timeout: float = 30.0) 
         raise RunFileError(f"{path}: damaged or truncated run file ({type(exc).__name__}: {exc})") from None
 
 
+def run_state(h5: h5py.File) -> tuple[str, str, str]:
+    """(status, end_time, error) as the file stores them: the run-state datasets of
+    ``/entry`` (schema 1.1), or the run attributes of the same names (schema 1.0)."""
+    entry = h5[ENTRY]
+    if RunField.STATUS in entry:
+        return tuple(_plain(entry[name][()]) for name, *_ in RUN_FIELDS)
+    return tuple(str(_plain(entry.attrs.get(name, ""))) for name, *_ in RUN_FIELDS)
+
+
 def _run(path: Path, a: dict[str, Any], schema: str, journal: list[JournalEntry],
-         datasets: dict[str, DatasetInfo]) -> Run:
+         datasets: dict[str, DatasetInfo], state: tuple[str, str, str]) -> Run:
     """Build the Run from the root attributes (any malformed value raises, and is reported)."""
     completed = 0
     for entry in journal:
         if entry.status != COMPLETED:
             break
         completed += 1
-    status = str(a[RunAttr.STATUS])
+    status, ended, error = state
+    if not status:
+        raise ValueError("the run file records no status")
     if status == RUNNING and not _writer_alive(a):
         status = INTERRUPTED
     return Run(
@@ -187,8 +221,8 @@ def _run(path: Path, a: dict[str, Any], schema: str, journal: list[JournalEntry]
         steps_completed=completed,
         steps_total=int(a.get(RunAttr.STEPS_TOTAL, 0)),
         started=str(a.get(RunAttr.START_TIME, "")),
-        ended=str(a.get(RunAttr.END_TIME, "")) or None,
-        error=str(a.get(RunAttr.ERROR, "")),
+        ended=ended or None,
+        error=error,
         seed=_json(a, RunAttr.SEED, (int, type(None)), "null"),
         world_seed=_json(a, RunAttr.WORLD_SEED, (int, type(None)), "null"),
         simulated=bool(a.get(RunAttr.SIMULATED, False)),
@@ -200,7 +234,45 @@ def _run(path: Path, a: dict[str, Any], schema: str, journal: list[JournalEntry]
         journal=journal,
         datasets=datasets,
         resumes=_json(a, RunAttr.RESUMES, list, "[]"),
+        simulated_parts=[str(p) for p in _json(a, RunAttr.SIMULATED_PARTS, list, "[]")],
     )
+
+
+def _outcome(h5: h5py.File) -> dict[str, dict[str, Any]]:
+    """``/entry/outcome`` (schema 1.1; absent in 1.0 files): {} until a run completed."""
+    if OUTCOME not in h5:
+        return {}
+    value = json.loads(_plain(h5[OUTCOME][()]) or "{}")
+    if not isinstance(value, dict):
+        raise ValueError("/entry/outcome is not a JSON object")
+    return value
+
+
+def _snapshots(h5: h5py.File) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every instrument group holding settings (attribute ``settings``), and its resume subgroups."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    if INSTRUMENT not in h5:
+        return out
+    order = {name: k for k, name in enumerate(INSTRUMENT_NAMES)}
+    for name in sorted(h5[INSTRUMENT], key=lambda n: (order.get(n, len(order)), n)):
+        group = h5[INSTRUMENT][name]
+        if not isinstance(group, h5py.Group):
+            continue
+        snapshots = {"start": _settings(group)} if SETTINGS in group.attrs else {}  # none: a resumed 1.0 file
+        resumes = [k for k, g in group.items() if isinstance(g, h5py.Group) and SETTINGS in g.attrs]
+        for key in sorted(resumes, key=lambda k: int(k.rsplit("_", 1)[-1])):
+            snapshots[key] = _settings(group[key])
+        if snapshots:
+            out[name] = snapshots
+    return out
+
+
+def _settings(group: h5py.Group) -> dict[str, Any]:
+    """One snapshot: when it was taken and each setting's value and unit."""
+    a = group.attrs
+    names = [str(_plain(n)) for n in np.atleast_1d(a[SETTINGS])]
+    return {"time": str(_plain(a.get(SNAPSHOT_TIME, ""))),
+            "settings": {n: {"value": _plain(a[n]), "units": str(_plain(a.get(f"{n}_units", "")))} for n in names}}
 
 
 def _json(attrs: dict[str, Any], key: str, kind: type | tuple[type, ...], default: str = "{}") -> Any:
@@ -212,16 +284,35 @@ def _json(attrs: dict[str, Any], key: str, kind: type | tuple[type, ...], defaul
 
 
 def _open(path: Path) -> h5py.File:
-    """Open as an SWMR reader (live and killed files), falling back to a plain read."""
+    """Open for reading: plainly first, as an SWMR reader if a writer holds the file.
+
+    The plain open checks the file's end against the size its superblock records, so a
+    truncated file fails at once; an SWMR reader skips that check (a live file grows)
+    and would retry every metadata read of a truncated file for minutes. A file marked
+    open for writing (a live run, or one left by a killed writer) refuses the plain
+    open and is opened as an SWMR reader.
+    """
     if not path.exists():
         raise RunFileError(f"{path}: no such file")
-    error: OSError | None = None
-    for swmr in (True, False):  # a pre-1.10-format file cannot be opened SWMR: plain read
-        try:
-            return h5py.File(path, "r", swmr=swmr)
-        except OSError as exc:
-            error = error or exc
-    raise RunFileError(f"{path}: not a readable HDF5 run file ({error})")
+    if path.is_dir():
+        raise RunFileError(f"{path}: a folder, not a run file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        if any(text in str(exc) for text in _FATAL_OPEN_ERRORS):
+            raise RunFileError(f"{path}: not a readable HDF5 run file ({_reason(exc)})") from None
+        error = exc
+    try:
+        return h5py.File(path, "r", swmr=True)
+    except OSError:
+        raise RunFileError(f"{path}: not a readable HDF5 run file ({_reason(error)})") from None
+
+
+def _reason(exc: OSError) -> str:
+    """The HDF5 library's reason, without h5py's "Unable to synchronously open file" wrapping."""
+    text = " ".join(str(exc).split())  # one line
+    inner = text.find("(")
+    return text[inner + 1:-1] if inner >= 0 and text.endswith(")") else text
 
 
 @contextmanager
@@ -251,8 +342,14 @@ def _journal(h5: h5py.File) -> list[JournalEntry]:
     if JOURNAL not in h5:
         return []
     g = h5[JOURNAL]
-    cols = {c: g[c][()] for c, *_ in JOURNAL_COLUMNS}
-    n = min(len(v) for v in cols.values())
+    return journal_entries({c: g[c] for c, *_ in JOURNAL_COLUMNS})
+
+
+def journal_entries(columns: dict[str, h5py.Dataset], start: int = 0) -> list[JournalEntry]:
+    """Journal rows from ``start`` on, as far as every column holds them (a live writer
+    grows the columns one after the other); ``columns``: the journal datasets by name."""
+    n = min(ds.shape[0] for ds in columns.values())
+    cols = {c: ds[start:n] for c, ds in columns.items()}
     return [
         JournalEntry(
             index=int(cols["index"][i]),
@@ -263,12 +360,12 @@ def _journal(h5: h5py.File) -> list[JournalEntry]:
             clock_start=float(cols["clock_start"][i]),
             clock_end=float(cols["clock_end"][i]),
         )
-        for i in range(n)
+        for i in range(max(0, n - start))
     ]
 
 
 def _index(out: dict[str, DatasetInfo], name: str, obj: Any) -> None:
-    if isinstance(obj, h5py.Dataset):
+    if isinstance(obj, h5py.Dataset) and "/" + name not in _NOT_DATA:
         units = obj.attrs.get(UNITS)
         out["/" + name] = DatasetInfo(
             path="/" + name,

@@ -15,8 +15,13 @@ is NeXus's, not ours, and stays with the writer.
 from __future__ import annotations
 
 #: Version written into ``/entry`` (attribute ``schema_version``); new information goes
-#: into a new version, never by renaming.
-SCHEMA_VERSION = "1.0"
+#: into a new version, never by renaming. 1.1: the run state (``status``, ``end_time``,
+#: ``error``) moved from run attributes to datasets of ``/entry`` (``RUN_FIELDS``); the
+#: instruments' settings (``/entry/instrument/<name>``), the run's ``outcome`` and the
+#: default plot (``/entry/plot``) were added.
+SCHEMA_VERSION = "1.1"
+#: Every version the reader opens.
+SCHEMA_VERSIONS = ("1.0", "1.1")
 
 # -- object paths -------------------------------------------------------------------------
 ENTRY = "/entry"
@@ -25,6 +30,10 @@ INSTRUMENT = f"{ENTRY}/instrument"
 SCOPE = f"{INSTRUMENT}/scope"  # raw scope traces, /entry/instrument/scope/<name>
 PULSES = f"{ENTRY}/pulses"  # the per-pulse table, one dataset per column
 JOURNAL = f"{ENTRY}/journal"  # the step journal, one dataset per column plus ROWS
+PLOT = f"{ENTRY}/plot"  # the protocol's default plot (NXdata of links), /entry's default when declared
+OUTCOME = f"{ENTRY}/outcome"  # the run's key metrics: JSON object text, fixed-size string dataset
+#: Subgroup of ``/entry/instrument/<name>`` holding the settings read when the n-th ``--resume`` started.
+RESUME_SNAPSHOT = "resume_{}"
 
 
 class RunAttr:
@@ -40,12 +49,10 @@ class RunAttr:
     INSTRUMENT_SETTINGS = "instrument_settings"  # JSON object
     CONFIG_PATH = "config_path"
     START_TIME = "start_time"  # ISO 8601 UTC
-    END_TIME = "end_time"  # ISO 8601 UTC; "" while running or after a kill
-    STATUS = "status"
-    ERROR = "error"
     SEED = "seed"  # JSON int
     WORLD_SEED = "world_seed"  # JSON int or null
     SIMULATED = "simulated"
+    SIMULATED_PARTS = "simulated_parts"  # JSON list of str
     STEPS_TOTAL = "steps_total"
     WRITER_PID = "writer_pid"
     WRITER_HOST = "writer_host"
@@ -55,7 +62,22 @@ class RunAttr:
 #: Every run attribute, in the order the writer creates them.
 RUN_ATTRIBUTES = tuple(v for k, v in vars(RunAttr).items() if k.isupper())
 
-# -- run status (attribute ``status``; journal column ``status``) ---------------------------
+
+class RunField:
+    """Datasets of ``/entry`` holding the run state (docs/hdf5-schema.md, "Run state").
+
+    Fixed-size, created with the file and overwritten in place when the run ends: an
+    SWMR writer may write datasets but not attributes, so the end of a run is written
+    while viewers hold the file open. Schema 1.0 kept them as run attributes of the same
+    names (``status``, ``end_time``, ``error``), written after reopening the file.
+    """
+
+    STATUS = "status"
+    END_TIME = "end_time"  # ISO 8601 UTC; "" while running or after a kill
+    ERROR = "error"  # UTF-8, cut to ERROR_BYTES
+
+
+# -- run status (dataset ``/entry/status``; journal column ``status``) ---------------------------
 RUNNING = "running"  # at creation; a file still saying so after its writer died reads "interrupted"
 COMPLETED = "completed"
 INTERRUPTED = "interrupted"
@@ -71,6 +93,10 @@ VOLTS = "volts"  # of a trace stream: the conversion formula, as text
 COLUMNS = "columns"  # of /entry/pulses: the column names
 STREAMS = "streams"  # of /entry/journal: paths of the growing datasets, the columns of ROWS
 ROWS = "rows"  # dataset of /entry/journal: (steps, len(streams)) row counts after each step
+INTERPRETATION = "interpretation"  # of /entry/plot: "spectrum" (rows are curves) or "image"
+COORDINATES = "coordinates"  # of /entry/plot (a scatter): (y, x) names, for nexusformat
+SETTINGS = "settings"  # of /entry/instrument/<name>: names of the settings, each an attribute with <name>_units
+SNAPSHOT_TIME = "snapshot_time"  # of /entry/instrument/<name>: ISO 8601 UTC when the settings were read
 
 #: Scope preamble fields kept as attributes of a trace stream, with their units (each also
 #: as a ``<field>_units`` attribute). volts = (code - y_reference) * y_increment + y_origin.
@@ -97,9 +123,21 @@ PULSE_COLUMNS = (
     ("time", "f8", "s", "bench clock at the pulse"),
 )
 
-#: Bytes of the fixed-length journal strings (step names are UTF-8).
+#: Bytes of the fixed-length journal and run-state strings (step names and errors are UTF-8).
 NAME_BYTES = 128
 STATUS_BYTES = 16
+TIME_BYTES = 32
+ERROR_BYTES = 4096
+
+#: The run-state datasets ``/entry/<name>`` (scalar fixed-length strings, ``units=""``).
+RUN_FIELDS = (
+    (RunField.STATUS, f"S{STATUS_BYTES}", "running | completed | aborted | failed | interrupted"),
+    (RunField.END_TIME, f"S{TIME_BYTES}", "ISO 8601 UTC end of the run; empty while running or after a kill"),
+    (RunField.ERROR, f"S{ERROR_BYTES}", "<ExceptionType>: <text> of a failed run, UTF-8; empty otherwise"),
+)
+
+#: Bytes of the ``/entry/outcome`` string (UTF-8 JSON): ``{name: {"value": v, "units": u}}``.
+OUTCOME_BYTES = 8192
 
 #: The step journal ``/entry/journal``: one row per step that ended.
 JOURNAL_COLUMNS = (
@@ -116,3 +154,12 @@ JOURNAL_COLUMNS = (
 def data_path(name: str) -> str:
     """The path of stream or constant ``name`` (absolute paths are returned as they are)."""
     return name if name.startswith("/") else f"{DATA}/{name}"
+
+
+#: The instruments a run records the settings of, in the order they are shown (the bench's names).
+INSTRUMENT_NAMES = ("smu", "scope", "macro_controller", "seed_board")
+
+
+def instrument_path(name: str) -> str:
+    """The group of instrument ``name`` (``smu``, ``scope``, ``macro_controller``, ``seed_board``)."""
+    return f"{INSTRUMENT}/{name}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from gui.run_browser import RunBrowser
 from gui.runner import QueuedRun, RunnerPanel
 from gui.scope_view import ScopeView
 from gui.worker import BenchInfo, BenchWorker, RunDone
+from protocols.engine.bench_shape import BenchShape
 from protocols.engine.runner import InvalidTransition, RunState
 
 log = logging.getLogger("rrambench.gui")
@@ -196,7 +198,11 @@ class MainWindow(QMainWindow):
             info: BenchInfo = payload
             self.bench_panel.show_connected(info)
             self.maps.set_geometry(info.n_macros, info.rows, info.cols)
-            self.runner.limits = self.worker.bench.limits if self.worker.bench is not None else None
+            bench = self.worker.bench
+            self.runner.limits = bench.limits if bench is not None else None
+            # the geometry the board reported at connect: the form refuses what the run would
+            self.runner.shape = None if bench is None else replace(
+                BenchShape.of_config(bench.config), n_macros=info.n_macros, rows=info.rows, cols=info.cols)
             self.statusBar().showMessage(f"connected: {info.backend} bench")
             self.worker.read_maps()
             if info.outputs_safe is not None:

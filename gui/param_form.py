@@ -15,6 +15,7 @@ from PyQt5.QtWidgets import QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLab
 
 from instruments.errors import LimitError
 from instruments.limits import Limits
+from protocols.engine.bench_shape import BenchShape
 from protocols.engine.params import ParameterError, ParamSpec, format_value, parse_text
 from protocols.engine.protocol import Protocol
 
@@ -89,13 +90,18 @@ class ParamForm(QWidget):
         else:
             field.setText(format_value(value))
 
-    def protocol(self, limits: Limits | None = None) -> Protocol | None:
-        """A protocol instance from the form, or None with the refusal shown under the form."""
+    def protocol(self, limits: Limits | None = None, shape: BenchShape | None = None) -> Protocol | None:
+        """A protocol instance from the form, or None with the refusal shown under the form.
+
+        ``limits``: the safety envelope; ``shape``: the bench the run's inputs are checked
+        against (``Protocol.validate``, as ``rrambench run --dry-run`` does)."""
         self.clear_message()
         try:
             proto = self.protocol_cls.from_values(self.raw_values())
             if limits is not None:
                 proto.check_limits(limits)
+            if shape is not None:
+                proto.validate(shape)
         except (ParameterError, LimitError, ValueError) as exc:
             self.show_error(str(exc))
             return None

@@ -1,18 +1,25 @@
 """Run browser: the run files of the data folder, a summary and figures of the one opened.
 
 Works on every file ``analysis.open_run`` reads: completed, aborted, failed,
-killed (reported "interrupted") and still running (SWMR reader).
+killed (reported "interrupted") and still running (SWMR reader). Every file is read
+first in the watched helper process of :mod:`analysis.isolation`, from a background
+thread: the listing marks each file with its status (damaged ones in red, with the
+reason as tooltip) as the checks come in, and a damaged file never blocks the window.
 """
 
 from __future__ import annotations
 
 import html
+import itertools
 import logging
+import queue
+import threading
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt5.QtCore import Qt
+from PyQt5.QtCore import QObject, Qt, pyqtSignal
+from PyQt5.QtGui import QColor
 from PyQt5.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -33,14 +40,64 @@ from protocols.engine.progress import format_duration
 log = logging.getLogger("rrambench.gui.browser")
 
 US = 1e6  # uS per S
-STATUS_COLOURS = {"completed": "#080", "aborted": "#b60", "failed": "#c00", "interrupted": "#c00", "running": "#06c"}
+STATUS_COLOURS = {"completed": "#080", "aborted": "#b60", "failed": "#c00", "interrupted": "#c00", "running": "#06c",
+                  "damaged": "#c00"}
+STATUS_ROLE = Qt.UserRole + 1  # list items: the status found by the check ("damaged" for an unreadable file)
+
+
+class FileChecks(QObject):
+    """Opens run files with ``open_run(path, isolate=True)`` in one background thread.
+
+    ``submit(kind, path, tag)``: "open" requests go before "list" ones. ``done(kind,
+    path, tag, result)`` arrives on the Qt thread; ``result`` is the Run or the error text.
+    """
+
+    done = pyqtSignal(str, str, object, object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._requests: queue.PriorityQueue = queue.PriorityQueue()
+        self._order = itertools.count()
+        requests = self._requests  # not self: the slot runs as the object is destroyed
+        self.destroyed.connect(lambda *_: requests.put((-1, -1, "stop", "", None)))
+        threading.Thread(target=self._work, daemon=True, name="rrambench-run-browser-checks").start()
+
+    def submit(self, kind: str, path: str, tag: object = None) -> None:
+        self._requests.put((0 if kind == "open" else 1, next(self._order), kind, path, tag))
+
+    def _work(self) -> None:
+        while True:
+            _, _, kind, path, tag = self._requests.get()
+            if kind == "stop":
+                return
+            try:
+                result: Run | str = open_run(path, isolate=True)
+            except RunFileError as exc:
+                result = " ".join(str(exc).split())
+            except Exception as exc:  # the browser shows it; the thread goes on
+                result = f"{path}: {type(exc).__name__}: {exc}"
+            try:
+                self.done.emit(kind, path, tag, result)
+            except RuntimeError:  # the browser was deleted meanwhile
+                return
 
 
 class RunBrowser(QWidget):
-    """Lists ``*.h5`` in ``folder`` (newest first); a click opens one."""
+    """Lists ``*.h5`` in ``folder`` (newest first); a click opens one.
+
+    ``opened`` is emitted with the Run (None for an unreadable file) once a file asked
+    for with :meth:`open_file` is shown.
+    """
+
+    opened = pyqtSignal(object)
 
     def __init__(self, folder: str | Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.checks = FileChecks(self)
+        self.checks.done.connect(self._checked)
+        self._listing = 0  # generation of the listing: checks of an older one are dropped
+        self._opening: str | None = None
+        self._found: dict[str, tuple[tuple[float, int], Run | str]] = {}  # path -> (mtime, size), result
         self.folder_edit = QLineEdit(str(folder))
         browse = QPushButton("...")
         browse.setMaximumWidth(30)
@@ -86,32 +143,67 @@ class RunBrowser(QWidget):
             self.set_folder(folder)
 
     def refresh(self) -> None:
-        """List the folder's run files, newest first."""
+        """List the folder's run files, newest first; each is checked in the background."""
         self.files.clear()
+        self._listing += 1
         if not self.folder.is_dir():
             return
-        for path in sorted(self.folder.glob("*.h5"), key=lambda p: p.stat().st_mtime, reverse=True):
+        for path in sorted(self.folder.glob("*.h5"), key=_mtime, reverse=True):
             item = QListWidgetItem(path.name)
             item.setData(Qt.UserRole, str(path))
+            item.setToolTip("checking ...")
             self.files.addItem(item)
+            stamp, result = self._found.get(str(path), (None, ""))
+            if stamp == _stamp(path) and getattr(result, "status", "") != "running":  # unchanged, settled
+                self._mark(str(path), result)
+            else:
+                self.checks.submit("list", str(path), self._listing)
 
-    def open_file(self, path: str | Path) -> Run | None:
-        """Show the summary and figures of one run file (an error text if it is unreadable)."""
-        try:
-            run = open_run(path)
-        except RunFileError as exc:
+    def open_file(self, path: str | Path) -> None:
+        """Show the summary and figures of one run file (an error text if it is unreadable).
+
+        The file is checked off the Qt thread; ``opened`` is emitted once it is shown.
+        """
+        self._opening = str(path)
+        self.summary.setHtml(f"<p>checking {html.escape(Path(path).name)} ...</p>")
+        self.main_plot.clear()
+        self.second_plot.clear()
+        self.checks.submit("open", str(path))
+
+    def _checked(self, kind: str, path: str, tag: object, result: Run | str) -> None:
+        if kind == "list":
+            if tag == self._listing:
+                self._mark(path, result)
+        elif path == self._opening:
+            self._opening = None
+            self._mark(path, result)
+            self.opened.emit(self._show(result))
+
+    def _mark(self, path: str, result: Run | str) -> None:
+        """Colour and tooltip of the list item of ``path``: its status, or why it is damaged."""
+        self._found[path] = (_stamp(Path(path)), result)
+        status = "damaged" if isinstance(result, str) else result.status
+        tip = result if isinstance(result, str) else \
+            f"{result.protocol}, {result.status}, {result.steps_completed}/{result.steps_total} steps"
+        for i in range(self.files.count()):
+            item = self.files.item(i)
+            if item.data(Qt.UserRole) == path:
+                item.setData(STATUS_ROLE, status)
+                item.setToolTip(tip)
+                item.setForeground(QColor(STATUS_COLOURS.get(status, "#000")))
+
+    def _show(self, result: Run | str) -> Run | None:
+        if isinstance(result, str):
             self.run = None
-            self.summary.setHtml(f"<p style='color:#c00'>{html.escape(str(exc))}</p>")
-            self.main_plot.clear()
-            self.second_plot.clear()
+            self.summary.setHtml(f"<p style='color:#c00'>{html.escape(result)}</p>")
             return None
-        self.run = run
-        self.summary.setHtml(summary_html(run))
+        self.run = result
+        self.summary.setHtml(summary_html(result))
         try:
-            self._draw(run)
+            self._draw(result)
         except (RunFileError, OSError, KeyError, ValueError) as exc:
-            log.warning("figures of %s: %s", run.path.name, exc)
-        return run
+            log.warning("figures of %s: %s", result.path.name, exc)
+        return result
 
     def _draw(self, run: Run) -> None:
         self.main_plot.clear()
@@ -161,6 +253,19 @@ class RunBrowser(QWidget):
             plot.setLabel("left", name, units=units)
 
 
+def _mtime(path: Path) -> float:
+    return _stamp(path)[0]
+
+
+def _stamp(path: Path) -> tuple[float, int]:
+    """(mtime, size) of ``path``: a file whose stamp changed is checked again."""
+    try:
+        stat = path.stat()
+    except OSError:  # removed meanwhile
+        return (0.0, -1)
+    return (stat.st_mtime, stat.st_size)
+
+
 def summary_html(run: Run) -> str:
     """Status, steps, times, error, parameters and datasets of a run, as HTML."""
     colour = STATUS_COLOURS.get(run.status, "#000")
@@ -175,6 +280,7 @@ def summary_html(run: Run) -> str:
         ("step time", format_duration(elapsed)),
         ("bench", "simulated" if run.simulated else "hardware"),
         ("seed", str(run.seed)),
+        ("world seed", "-" if run.world_seed is None else str(run.world_seed)),
     ]
     if run.error:
         rows.append(("error", f"<span style='color:#c00'>{html.escape(run.error)}</span>"))

@@ -21,6 +21,7 @@ from PyQt5.QtWidgets import (
 
 from gui.param_form import ParamForm
 from instruments.limits import Limits
+from protocols.engine.bench_shape import BenchShape
 from protocols.engine.progress import ProgressEvent, format_duration
 from protocols.engine.protocol import Protocol
 from protocols.engine.registry import registry
@@ -58,6 +59,7 @@ class RunnerPanel(QWidget):
         super().__init__(parent)
         self.protocols = registry()
         self.limits: Limits | None = None
+        self.shape: BenchShape | None = None  # the bench the inputs are checked against (Protocol.validate)
         self.queue: list[QueuedRun] = []
         self.running = False
         self.choice = QComboBox()
@@ -74,7 +76,8 @@ class RunnerPanel(QWidget):
         self.seed.setRange(-1, SEED_MAX)
         self.seed.setValue(-1)
         self.seed.setSpecialValueText("random")
-        self.seed.setToolTip("run seed (per-step random streams derive from it); 'random' draws one")
+        self.seed.setToolTip("run seed (per-step random streams derive from it); 'random' draws one. The "
+                             "world seed is the connected simulated bench's ([sim] seed); both are recorded")
         self.estimate = QLabel("")
         self.estimate.setWordWrap(True)
 
@@ -139,7 +142,7 @@ class RunnerPanel(QWidget):
 
     def dry_run(self) -> Protocol | None:
         """Validate against the limits and show steps and estimated duration; touches no instrument."""
-        proto = self.form.protocol(self.limits)
+        proto = self.form.protocol(self.limits, self.shape)
         if proto is None:
             self.estimate.setText("")
             return None
@@ -150,7 +153,7 @@ class RunnerPanel(QWidget):
 
     def submit(self) -> QueuedRun | None:
         """Validate the form and queue the run; starts it at once when the bench is idle."""
-        proto = self.form.protocol(self.limits)
+        proto = self.form.protocol(self.limits, self.shape)
         if proto is None:
             return None
         item = QueuedRun(proto, None if self.seed.value() < 0 else self.seed.value())

@@ -31,7 +31,7 @@ from instruments.bench import Bench
 from instruments.config import BenchConfig
 from instruments.errors import BenchError
 from protocols.engine.progress import ProgressEvent
-from protocols.engine.protocol import Protocol
+from protocols.engine.protocol import Protocol, simulated_work_note
 from protocols.engine.runner import TERMINAL, RunEngine, new_run_path
 
 log = logging.getLogger("rrambench.gui.worker")
@@ -186,8 +186,11 @@ class BenchWorker:
         path = new_run_path(self.data_dir, protocol.name)
         run_seed = secrets.randbits(63) if seed is None else int(seed)
         config = self.bench.config
-        header = {"config_path": config.source, "world_seed": config.seed if config.simulated else None}
-        engine = RunEngine(protocol, self.bench, path, seed=run_seed, header=header)
+        note = "" if self.bench.simulated else simulated_work_note(protocol)
+        if note:
+            log.warning("%s", note)
+        # the engine records the world's seed (the connected simulated world's, None on hardware)
+        engine = RunEngine(protocol, self.bench, path, seed=run_seed, header={"config_path": config.source})
         engine.subscribe_data(LiveTap(self.queue, protocol))
         engine.subscribe(self._progress)
         with self._engine_lock:

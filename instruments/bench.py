@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from instruments.config import SEED_BOARD_TIMEOUT, BenchConfig, load_config, load_device_file
+from instruments.config import SEED_BOARD_TIMEOUT, BenchConfig, load_config
 from instruments.errors import BenchError
 from instruments.infiniivision import InfiniiVision3000X
 from instruments.keithley2450 import Keithley2450
@@ -27,7 +27,7 @@ from instruments.limits import Limits
 from instruments.macro_controller import MacroController
 from instruments.seed_board import BAUD, SeedBoard
 from instruments.serial_link import SerialLink
-from instruments.transport import VisaTransport
+from instruments.transport import Settings, VisaTransport
 
 log = logging.getLogger("rrambench.bench")
 
@@ -109,8 +109,8 @@ class Bench:
             if state_path is not None and state_path.exists():
                 world = SimWorld.load(state_path)
             else:
-                params = load_device_file(config.device) if config.device is not None else None
-                world = SimWorld(params=params, seed=config.seed if seed is None else seed, formed=config.formed)
+                world = SimWorld(params=config.device_params(), seed=config.seed if seed is None else seed,
+                                 formed=config.formed)
         sim = SimInstruments(world).start()
         try:
             bench = cls._open(config, sim.resources, clock=world.clock, world=world, sim=sim)
@@ -177,7 +177,8 @@ class Bench:
 
     def snapshot(self) -> dict[str, Any]:
         """Settings to record in a run file: config, resources, identities, the sampling
-        board chosen and the seed board's resource ("" when the bench has none)."""
+        board chosen, the seed board's resource ("" when the bench has none) and, under
+        ``"instruments"``, :meth:`instrument_settings`."""
         return {
             "config": self.config.as_dict(),
             "resources": self.resources,
@@ -185,7 +186,18 @@ class Bench:
             "simulated": self.simulated,
             "sampler_board": self.config.sampler_board,
             "seed_board": self.resources.get("seed_board", "") if self.seed_board is not None else "",
+            "instruments": self.instrument_settings(),
         }
+
+    def instrument_settings(self) -> dict[str, Settings]:
+        """Each instrument's ``snapshot()`` by its name (``smu``, ``scope``, ``macro_controller``,
+        ``seed_board`` when the bench has one): what it is set to now, setting -> (value, unit).
+        The SCPI instruments and the controller board are asked; the seed's board, which
+        never replies, is described by what its driver last set."""
+        instruments = {"smu": self.smu, "scope": self.scope, "macro_controller": self.macro_controller}
+        if self.seed_board is not None:
+            instruments["seed_board"] = self.seed_board
+        return {name: inst.snapshot() for name, inst in instruments.items()}
 
     # -- safety -------------------------------------------------------------------------
     def safe_state(self) -> list[str]:

@@ -60,6 +60,11 @@ class BenchConfig:
     def simulated(self) -> bool:
         return self.backend == "sim"
 
+    def device_params(self) -> DeviceParams | None:
+        """The device parameters of ``[sim] device`` (None: the device model's defaults): the
+        simulated bench's world, and simulated parts of a run on any bench, use them."""
+        return load_device_file(self.device) if self.device is not None else None
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-serialisable form, as stored in run files."""
         return {

@@ -18,7 +18,7 @@ import numpy as np
 
 from instruments.errors import InstrumentError, InstrumentTimeout
 from instruments.limits import Limits
-from instruments.transport import VisaTransport
+from instruments.transport import Settings, VisaTransport, query_settings
 
 log = logging.getLogger("rrambench.scope")
 
@@ -28,6 +28,34 @@ ACQUIRE_TYPES = ("NORMal", "AVERage", "HRESolution", "PEAK")
 SLOPES = ("POSitive", "NEGative")
 FORMATS = {"BYTE": ("B", 1), "WORD": ("H", 2)}  # struct code, bytes per point
 TRIGGER_POLL = 0.01  # s between :TER? polls
+#: What :meth:`InfiniiVision3000X.snapshot` asks of each channel ``{ch}`` and of the scope
+#: (``query_settings`` tables); scales are per division.
+CHANNEL_SETTINGS = """
+channel{ch}_display          :CHAN{ch}:DISP?   flag
+channel{ch}_scale            :CHAN{ch}:SCAL?   number   V
+channel{ch}_offset           :CHAN{ch}:OFFS?   number   V
+channel{ch}_coupling         :CHAN{ch}:COUP?   text
+channel{ch}_probe            :CHAN{ch}:PROB?   number
+channel{ch}_bandwidth_limit  :CHAN{ch}:BWL?    flag
+channel{ch}_impedance        :CHAN{ch}:IMP?    text
+"""
+SETTINGS = """
+timebase_mode       :TIM:MODE?         text
+timebase_scale      :TIM:SCAL?         number    s
+timebase_position   :TIM:POS?          number    s
+timebase_reference  :TIM:REF?          text
+trigger_mode        :TRIG:MODE?        text
+trigger_sweep       :TRIG:SWE?         text
+trigger_source      :TRIG:EDGE:SOUR?   text
+trigger_level       :TRIG:EDGE:LEV?    number    V
+trigger_slope       :TRIG:EDGE:SLOP?   text
+acquire_type        :ACQ:TYPE?         text
+acquire_mode        :ACQ:MODE?         text
+acquire_count       :ACQ:COUN?         integer
+acquire_segments    :ACQ:SEGM:COUN?    integer
+sample_rate         :ACQ:SRAT?         number    Hz
+acquire_points      :ACQ:POIN?         integer
+"""
 
 
 @dataclass(frozen=True)
@@ -107,6 +135,22 @@ class InfiniiVision3000X:
     def check_errors(self) -> None:
         """Raise :class:`InstrumentError` with the instrument's text if its queue holds errors."""
         self._io.check_errors()
+
+    def snapshot(self) -> Settings:
+        """What the scope is set to now, asked of it (name -> (value, unit)).
+
+        Per channel (``channel<n>_...``): display, scale, offset, coupling, probe
+        attenuation, bandwidth limit, input impedance; the timebase (mode, scale,
+        position, reference); the edge trigger (mode, sweep, source, level, slope);
+        the acquisition (type, mode, averages, segments, sample rate, points). Only
+        queries the 3000X answers (Programmer's Guide: :CHANnel, :TIMebase,
+        :TRIGger, :ACQuire).
+        """
+        settings = {"identity": (self.identify(), "")}
+        for ch in CHANNELS:
+            settings.update(query_settings(self._io, CHANNEL_SETTINGS, ch=str(ch)))
+        settings.update(query_settings(self._io, SETTINGS))
+        return settings
 
     # -- vertical --------------------------------------------------------------------------------
     def set_channel_scale(self, channel: int, volts_per_div: float) -> None:

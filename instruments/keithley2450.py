@@ -17,7 +17,7 @@ import numpy as np
 
 from instruments.errors import InstrumentError
 from instruments.limits import Limits
-from instruments.transport import VisaTransport
+from instruments.transport import Settings, VisaTransport, query_settings
 
 log = logging.getLogger("rrambench.smu")
 
@@ -29,6 +29,30 @@ READING_OVERHEAD = 1e-3  # s per reading beyond integration and delay (timeout e
 SOFTWARE_PULSE_MIN = 1e-3  # s; shorter pulses come from the controller board
 LIST_CHUNK = 100  # values per :SOUR:LIST:VOLT line
 BUFFER = '"defbuffer1"'
+#: Unit of each source / measure function (the words ``:SOUR:FUNC?`` and ``:SENS:FUNC?`` answer).
+FUNCTION_UNITS = {"VOLT": "V", "CURR": "A", "RES": "ohm"}
+#: What :meth:`Keithley2450.snapshot` asks (``query_settings`` table): ``{src}``/``{sense}`` are
+#: the active source and measure functions' nodes, ``{limit}`` ILIM or VLIM.
+SETTINGS = """
+source_level        {src}?              number   {level_unit}
+source_range        {src}:RANG?         number   {level_unit}
+source_autorange    {src}:RANG:AUTO?    flag
+source_limit        {src}:{limit}?      number   {limit_unit}
+source_delay        {src}:DEL?          number   s
+source_delay_auto   {src}:DEL:AUTO?     flag
+source_readback     {src}:READ:BACK?    flag
+measure_range       {sense}:RANG?       number   {measure_unit}
+measure_autorange   {sense}:RANG:AUTO?  flag
+nplc                {sense}:NPLC?       number
+autozero            {sense}:AZER?       flag
+four_wire           {sense}:RSEN?       flag
+filter              {sense}:AVER?       flag
+filter_count        {sense}:AVER:COUN?  integer
+measure_count       :SENS:COUN?         integer
+output              :OUTP?              flag
+terminals           :ROUT:TERM?         text
+line_frequency      :SYST:LFR?          number   Hz
+"""
 
 
 class Clock(Protocol):
@@ -67,6 +91,23 @@ class Keithley2450:
     def check_errors(self) -> None:
         """Raise :class:`InstrumentError` with the instrument's text if its queue holds errors."""
         self._io.check_errors()
+
+    def snapshot(self) -> Settings:
+        """What the instrument is set to now, asked of it (name -> (value, unit)).
+
+        Source function, level, range, limit, delay; measure function, range, NPLC,
+        autozero, filter, sense count; output state, terminals, line frequency. Only
+        queries the 2450 answers (2450-901-01, :SOURce/:SENSe1/:OUTPut/:ROUTe/:SYSTem);
+        the source and measure queries follow the functions the instrument reports.
+        """
+        source = self._io.query(":SOUR:FUNC?").upper()[:4]  # VOLT | CURR
+        measure = self._io.query(":SENS:FUNC?").strip('"').split(":")[0].upper()[:4]  # CURR | VOLT | RES
+        limit, limit_unit = ("ILIM", "A") if source == "VOLT" else ("VLIM", "V")
+        return {"identity": (self.identify(), ""), "source_function": (source, ""),
+                "measure_function": (measure, ""),
+                **query_settings(self._io, SETTINGS, src=f":SOUR:{source}", sense=f":SENS:{measure}",
+                                 limit=limit, limit_unit=limit_unit, level_unit=FUNCTION_UNITS.get(source, ""),
+                                 measure_unit=FUNCTION_UNITS.get(measure, ""))}
 
     # -- configuration ---------------------------------------------------------------------------
     def configure_voltage_source(self, compliance: float, *, nplc: float = 1.0) -> None:

@@ -22,6 +22,8 @@ with STAGE and executed with EXEC_STAGED.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 import zlib
 from collections.abc import Sequence
@@ -32,6 +34,9 @@ from instruments import macro_controller_wire as ops
 from instruments.errors import InstrumentError, InstrumentTimeout, LinkError
 from instruments.limits import Limits
 from instruments.macro_controller_wire import (
+    LOOP_DT_STEP,
+    LOOP_RC,
+    LOOP_V_RAIL,
     MAX_PAYLOAD,
     REPLY_FLAG,
     BoardInfo,
@@ -44,10 +49,14 @@ from instruments.macro_controller_wire import (
     encode,
 )
 from instruments.serial_link import SerialLink
+from instruments.transport import Settings
 
 __all__ = ["BoardInfo", "BoardStatus", "LayerRegion", "MacroController"]
 
 _RETRY = (Status.BAD_CRC, Status.BUSY)
+#: Units of the settings :meth:`MacroController.snapshot` reports (others are dimensionless).
+SNAPSHOT_UNITS = {"staging_capacity": "B", "dac_max": "V", "board_clock": "s", "loop_rc": "s", "loop_dt_step": "s",
+                  "loop_v_rail": "V", "mapping_v_bias": "V", "stream_dt": "s", "max_payload": "B"}
 
 
 class MacroController:
@@ -91,6 +100,11 @@ class MacroController:
         self.retries = 0
         self._seq = 0
         self._log = link.log
+        # What this driver last loaded (the board reports only that a mapping is loaded).
+        self.mapping: list[LayerRegion] | None = None
+        self.mapping_v_bias: float | None = None
+        self.stream_dt: float | None = None  # s, time step of the last DAC streams
+        self.stream_steps: int | None = None
 
     # -- identity and state ------------------------------------------------------------
     def info(self) -> BoardInfo:
@@ -111,6 +125,30 @@ class MacroController:
     def safe_state(self) -> None:
         """Integrators reset, DACs to 0 V, pulse generator idle, SMU unrouted; idempotent."""
         self._request(Op.SAFE_STATE)
+
+    def snapshot(self) -> Settings:
+        """The board's state (name -> (value, unit)): asked of it (IDENTIFY: firmware,
+        protocol, geometry; STATUS: route, integrators, mapping loaded, DAC peak, board
+        clock, frame counters), the loop's time constants, and what this driver last
+        loaded (mapping, bias-row voltage, DAC stream time step; None before any).
+
+        Reading STATUS clears the board's last error; the driver has already raised
+        every refused request as an :class:`InstrumentError`, so nothing is lost.
+        """
+        info, status = self.info(), self.status()
+        values = dict(
+            identity=info.text, protocol_version=info.protocol, staging_capacity=info.max_staged,
+            macros=info.n_macros, rows=info.rows, cols=info.cols,
+            routed=":".join(map(str, status.routed)) if status.routed is not None else "",  # "macro:row:col"
+            integrators_running=status.integrators_running, mapping_loaded=status.mapping_loaded,
+            dac_max=status.dac_max, board_clock=status.clock, frames_handled=status.frames,
+            frames_refused=status.refused, last_error=status.last_error,
+            loop_rc=LOOP_RC, loop_dt_step=LOOP_DT_STEP, loop_v_rail=LOOP_V_RAIL,
+            mapping=None if self.mapping is None else json.dumps([dataclasses.asdict(r) for r in self.mapping]),
+            mapping_v_bias=self.mapping_v_bias, stream_dt=self.stream_dt, stream_steps=self.stream_steps,
+            max_payload=self.max_payload, max_retries=self.max_retries,
+        )
+        return {name: (value, SNAPSHOT_UNITS.get(name, "")) for name, value in values.items()}
 
     def route(self, macro: int, row: int, col: int) -> None:
         """Connect the external SMU to one cell (any previous route is opened first)."""
@@ -182,6 +220,7 @@ class MacroController:
         self._limits.read_bias(v_bias)
         records = ops.encode_layers(list(layers))
         self._request(Op.LOAD_MAPPING, ops.MAPPING_HEAD.pack(v_bias, len(layers)) + records.tobytes())
+        self.mapping, self.mapping_v_bias = ops.decode_layers(records), float(v_bias)
 
     def set_streams(self, dt: float, embedding, condition, a, b, c) -> None:
         """DAC streams of one closed-loop sample, one value per time step of ``dt`` s.
@@ -210,6 +249,7 @@ class MacroController:
         self._limits.read_bias(gains[2])
         data = np.concatenate([emb.ravel(), cond, *gains]).astype(ops.VALUE)
         self._request_large(Op.SET_STREAMS, ops.STREAMS_HEAD.pack(dt, t_steps, hidden) + data.tobytes())
+        self.stream_dt, self.stream_steps = float(dt), int(t_steps)
 
     def set_initial(self, x0) -> None:
         """Initial integrator voltages of N samples, (N, D) V, within the read/DAC limit."""

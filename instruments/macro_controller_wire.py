@@ -137,6 +137,11 @@ def peek_seq_op(wire: bytes) -> tuple[int, int]:
     return raw[0], raw[1]
 
 
+# -- the board as built ------------------------------------------------------------------
+#: Macros, rows (word lines) and columns (bit lines) of the board as built: 8 macros of
+#: 32x32 1T1R cells. The simulated world has this size; a board reports its own at IDENTIFY.
+BOARD_MACROS, BOARD_ROWS, BOARD_COLS = 8, 32, 32
+
 # -- opcodes and payloads ----------------------------------------------------------------
 PROTOCOL_VERSION = 1
 

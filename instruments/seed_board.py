@@ -25,6 +25,7 @@ from typing import Any
 
 from instruments.errors import InstrumentError, InstrumentTimeout, LimitError
 from instruments.serial_link import SerialLink
+from instruments.transport import Settings
 
 log = logging.getLogger("rrambench.seed_board")
 
@@ -196,6 +197,26 @@ class SeedBoard:
         self.runs += 1
         self._clock.sleep(max(0.0, started + RUN_DURATION - self._clock.now()))  # until the run is over
         return started
+
+    def snapshot(self) -> Settings:
+        """What this driver last set on the board (name -> (value, unit)): the firmware
+        answers nothing, so these are the driver's record since it opened, None where
+        nothing was set (the power-up values are unknown). Also the line, the lock-out
+        and the runs confirmed so far."""
+        first, second = self.offsets if self.offsets is not None else (None, None)
+        return {
+            "task": (self.task, ""),
+            "noise": (self.noise, ""),
+            "v_bias": (self.v_bias, "V"),
+            "offset_first": (first, "V"),
+            "offset_second": (second, "V"),
+            "coefficient": (self.coefficient, ""),
+            "noise_scale": (self.noise_scale, ""),
+            "baud": (BAUD, "bit/s"),
+            "lockout": (self.lockout, "s"),
+            "policy": (self.policy, ""),
+            "runs": (self.runs, ""),
+        }
 
     def safe_state(self) -> None:
         """Noise off and offsets to 0 V (``In<type>0``, ``O5050``): the board has no other

@@ -20,7 +20,7 @@ import logging
 import math
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,38 @@ from instruments.errors import ConfigError, InstrumentError, InstrumentTimeout, 
 
 MAX_QUEUED_ERRORS = 64  # :SYST:ERR? reads before the queue is declared stuck
 _TIMEOUT_CODES = {constants.StatusCode.error_timeout}
+
+#: A driver's snapshot: setting name -> (value, unit); values are str, float, int, bool or
+#: None (never set / unknown), units SI ("" dimensionless). The run file stores each one.
+Settings = dict[str, tuple[Any, str]]
+
+
+def flag(reply: str) -> bool:
+    """A SCPI boolean reply (``1``/``0``, ``ON``/``OFF``) as a bool."""
+    return reply.strip().upper() in ("1", "ON")
+
+
+def integer(reply: str) -> int:
+    """A SCPI integer reply (NR1, or NR3 such as ``1.0E+01`` from some firmware) as an int."""
+    return int(float(reply))
+
+
+#: How a reply is read, by the kind a settings table names.
+REPLY_KINDS: dict[str, Callable[[str], Any]] = {"text": str, "number": float, "integer": integer, "flag": flag}
+
+
+def query_settings(io: VisaTransport, table: str, **fields: str) -> Settings:
+    """Ask the instrument each query of ``table``, one at a time; the parsed replies with their units.
+
+    ``table``: one setting a line, ``name  query  kind  [unit]`` (kind: text, number,
+    integer or flag; no unit: dimensionless); ``{field}`` placeholders are filled from
+    ``fields`` first (a channel number, the active function's words and units).
+    """
+    settings: Settings = {}
+    for line in table.strip().splitlines():
+        name, command, kind, *unit = line.format(**fields).split()
+        settings[name] = (REPLY_KINDS[kind](io.query(command)), unit[0] if unit else "")
+    return settings
 
 
 def visa_manager(library: str = "@py") -> Any:

@@ -20,19 +20,22 @@ from typing import TYPE_CHECKING, Any
 # (``rrambench report`` on a laptop) does not import the engine.
 _FACE = {
     "Constant": "protocols.engine.datasets", "Link": "protocols.engine.datasets",
-    "PulseHistory": "protocols.engine.datasets", "Spec": "protocols.engine.datasets",
+    "Plot": "protocols.engine.datasets", "PulseHistory": "protocols.engine.datasets",
+    "Spec": "protocols.engine.datasets",
     "Stream": "protocols.engine.datasets", "Traces": "protocols.engine.datasets",
     "ParameterError": "protocols.engine.params", "param": "protocols.engine.params",
     "Protocol": "protocols.engine.protocol", "Step": "protocols.engine.protocol",
+    "BenchUse": "protocols.engine.protocol",
 }
 __all__ = [
-    "Constant", "Link", "ParameterError", "Protocol", "PulseHistory", "Spec", "Step", "Stream", "Traces", "param",
+    "BenchUse", "Constant", "Link", "ParameterError", "Plot", "Protocol", "PulseHistory", "Spec", "Step", "Stream",
+    "Traces", "param",
 ]
 
 if TYPE_CHECKING:
-    from protocols.engine.datasets import Constant, Link, PulseHistory, Spec, Stream, Traces
+    from protocols.engine.datasets import Constant, Link, Plot, PulseHistory, Spec, Stream, Traces
     from protocols.engine.params import ParameterError, param
-    from protocols.engine.protocol import Protocol, Step
+    from protocols.engine.protocol import BenchUse, Protocol, Step
 
 
 def __getattr__(name: str) -> Any:

@@ -73,8 +73,9 @@ def scatter(samples: np.ndarray, conditions: np.ndarray | None = None, classes: 
 
 
 def decoded_images(images: np.ndarray, conditions: np.ndarray | None = None, classes: Sequence[str] = (),
-                   per_class: int = 8, run_label: str = "") -> Figure:
-    """A grid of decoded images (N, h, w), one row per class (``per_class`` each)."""
+                   per_class: int = 8, run_label: str = "", decoder: str = "") -> Figure:
+    """A grid of decoded images (N, h, w), one row per class (``per_class`` each); ``decoder``
+    names what decoded them in the title (e.g. "simulated RRAM decoder")."""
     imgs = np.asarray(images, float)
     c = np.zeros(len(imgs), int) if conditions is None else np.asarray(conditions, int)
     ids = np.unique(c) if len(c) else np.array([0])
@@ -93,7 +94,7 @@ def decoded_images(images: np.ndarray, conditions: np.ndarray | None = None, cla
             if j == 0:
                 name = classes[k] if k < len(classes) else str(k)
                 ax.set_title(f"class {name}", fontsize=9, loc="left")
-    title(fig, "Decoded images per class", run_label)
+    title(fig, f"Decoded images per class, {decoder}" if decoder else "Decoded images per class", run_label)
     return fig
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
+from instruments.macro_controller_wire import BOARD_COLS, BOARD_MACROS, BOARD_ROWS
 from instruments.sim.circuit import AnalogLoop
 from instruments.sim.clock import SimClock
 from instruments.sim.device import CELL_PARAMS, CELL_STATE, CellArray, DeviceParams
@@ -37,8 +38,8 @@ TriggerListener = Callable[[np.ndarray, float, float], None]
 class SimWorld:
     """Macros of TaOx 1T1R cells with a virtual clock, an SMU switch matrix and an analog loop."""
 
-    def __init__(self, params: DeviceParams | None = None, seed: int = 0, n_macros: int = 8,
-                 rows: int = 32, cols: int = 32, formed: bool = True) -> None:
+    def __init__(self, params: DeviceParams | None = None, seed: int = 0, n_macros: int = BOARD_MACROS,
+                 rows: int = BOARD_ROWS, cols: int = BOARD_COLS, formed: bool = True) -> None:
         """``seed``: integer >= 0 seeding every random draw; ``n_macros``, ``rows``, ``cols``:
         macro count and macro size (>= 1); ``formed=False`` starts cells pristine."""
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:

@@ -9,8 +9,9 @@ import numpy as np
 
 from protocols.characterization.cells import select_cells
 from protocols.characterization.write_verify_algorithm import SET
-from protocols.engine.datasets import Constant, PulseHistory, Spec, Stream
-from protocols.engine.protocol import Protocol, Step, param
+from protocols.engine.bench_shape import BenchShape
+from protocols.engine.datasets import Constant, Plot, PulseHistory, Spec, Stream
+from protocols.engine.protocol import ParameterError, Protocol, Step, param
 
 POINT_TIME = 20e-3  # s, one SMU point at 1 NPLC (50 Hz), for the estimate
 
@@ -51,10 +52,15 @@ class Form(Protocol):
         else:
             limits.smu_level(self.p.v_stop)
 
+    def validate(self, shape: BenchShape) -> None:
+        """Cells on the board, none named twice; v_start <= v_stop."""
+        select_cells(self.p.cells, *shape.geometry)
+        self.rungs()
+
     def rungs(self) -> np.ndarray:
         """Voltages (V) of the ladder, v_start to v_stop inclusive."""
         if not self.p.v_start <= self.p.v_stop:
-            raise ValueError(f"v_start ({self.p.v_start:g} V) must not exceed v_stop ({self.p.v_stop:g} V)")
+            raise ParameterError(f"v_start ({self.p.v_start:g} V) must not exceed v_stop ({self.p.v_stop:g} V)")
         count = int(np.floor((self.p.v_stop - self.p.v_start) / self.p.v_step + 1e-9)) + 1
         return self.p.v_start + self.p.v_step * np.arange(count)
 
@@ -71,7 +77,20 @@ class Form(Protocol):
             Stream("formed", units="", shape=(n,), dtype="i1", long_name="1: reached the target read current"),
             Stream("failed_cells", units="", shape=(3,), dtype="i2", long_name="(macro, row, col) not formed"),
             PulseHistory(),
+            Constant("rung_voltage", units="V", data=self.rungs(), long_name="voltage of each rung of the ladder"),
+            Stream("formed_fraction", units="", shape=(self.rungs().size,),
+                   long_name="fraction of the cells formed at or below each rung"),
+            Plot("formed_fraction", (".", "rung_voltage"), interpretation="spectrum",
+                 title="forming yield against rung voltage"),
         ]
+
+    def outcome(self) -> dict:
+        """Cells, formed fraction, median forming voltage of the formed cells, failed cells."""
+        v_form = self.recorded("form_voltage")[-1]
+        formed = np.isfinite(v_form)
+        return {"cells": (int(v_form.size), ""), "formed_fraction": (float(formed.mean()), ""),
+                "median_form_voltage": (float(np.median(v_form[formed])) if formed.any() else float("nan"), "V"),
+                "failed_cells": (int((~formed).sum()), "")}
 
     def plan(self) -> Iterator[Step]:
         rungs = self.rungs().size
@@ -85,6 +104,8 @@ class Form(Protocol):
         self.record("read_current", current)
         self.record("form_voltage", v_form)
         self.record("formed", formed)
+        with np.errstate(invalid="ignore"):  # NaN (failed) is formed at no rung
+            self.record("formed_fraction", np.mean(v_form[:, None] <= self.rungs()[None, :] + 1e-9, axis=0))
         failed = np.flatnonzero(~formed)
         self.record_rows("failed_cells", np.stack([self.macro[failed], self.row[failed], self.col[failed]], axis=1))
 

@@ -9,8 +9,9 @@ from functools import partial
 import numpy as np
 
 from protocols.characterization.cells import parse_selection, select_cells
-from protocols.engine.datasets import Spec, Stream
-from protocols.engine.protocol import Protocol, Step, param
+from protocols.engine.bench_shape import BenchShape
+from protocols.engine.datasets import Plot, Spec, Stream
+from protocols.engine.protocol import ParameterError, Protocol, Step, param
 
 # Windows the device model documents for the extracted voltages (docs/device-model.md,
 # "Quasi-static I-V": SET 0.88-1.22 V and RESET onset -0.92 to -0.78 V, 1st-99th
@@ -70,10 +71,15 @@ class IVSweep(Protocol):
         cycles: int = param(5, limits=(1, 1000), help="dual sweeps per cell")
         delay: float = param(1e-3, unit="s", limits=(0.0, 10.0), help="settling delay before each point")
 
+    def validate(self, shape: BenchShape) -> None:
+        """Cells on the board, none named twice; a cycle fits the SMU's buffer."""
+        select_cells(self.p.cells, *shape.geometry)
+        self.voltages()
+
     def voltages(self) -> np.ndarray:
         volts = sweep_voltages(self.p.v_max, self.p.v_min, self.p.step)
         if volts.size > 2500:
-            raise ValueError(f"step={self.p.step:g} V gives {volts.size} points per cycle; the SMU holds 2500")
+            raise ParameterError(f"step={self.p.step:g} V gives {volts.size} points per cycle; the SMU holds 2500")
         return volts
 
     def datasets(self) -> Sequence[Spec]:
@@ -88,7 +94,19 @@ class IVSweep(Protocol):
             Stream("cycle", units="", dtype="i4", long_name="cycle index on its cell"),
             Stream("v_set", units="V", long_name="extracted SET voltage (NaN: none)"),
             Stream("v_reset", units="V", long_name="extracted RESET onset voltage (NaN: none)"),
+            # The cycles end to end, one point per row: the default plot draws current against voltage.
+            Stream("iv_voltage", units="V", long_name="sourced voltage, every cycle's points in order"),
+            Stream("iv_current", units="A", long_name="measured current, every cycle's points in order"),
+            Plot("iv_current", ("iv_voltage",), title="current against voltage, every cycle"),
         ]
+
+    def outcome(self) -> dict:
+        """Cycles swept, fraction showing a SET and a RESET, median SET and RESET voltages."""
+        v_set, v_reset = self.recorded("v_set"), self.recorded("v_reset")
+        return {"cycles": (int(v_set.size), ""),
+                "set_found_fraction": (float(np.mean(np.isfinite(v_set))), ""),
+                "reset_found_fraction": (float(np.mean(np.isfinite(v_reset))), ""),
+                "median_v_set": (_median(v_set), "V"), "median_v_reset": (_median(v_reset), "V")}
 
     def plan(self) -> Iterator[Step]:
         per_cycle = sweep_voltages(self.p.v_max, self.p.v_min, self.p.step).size * (POINT_TIME + self.p.delay)
@@ -113,5 +131,13 @@ class IVSweep(Protocol):
                 self.record("cycle", cycle)
                 self.record("v_set", v_set)
                 self.record("v_reset", v_reset)
+                self.record_rows("iv_voltage", v)
+                self.record_rows("iv_current", i)
                 self.progress((j * self.p.cycles + cycle + 1) / total)
         self.bench.macro_controller.unroute()
+
+
+def _median(values: np.ndarray) -> float:
+    """Median of the finite values, NaN when there are none."""
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else float("nan")

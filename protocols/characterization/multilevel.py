@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analysis.device_metrics import level_separability
 from protocols.characterization.cells import select_cells
 from protocols.characterization.programming import (
     ProgrammingProtocol,
@@ -16,8 +17,11 @@ from protocols.characterization.programming import (
     check_targets,
     estimate,
     program,
+    programming_outcome,
     result_streams,
+    versus_target,
 )
+from protocols.engine.bench_shape import BenchShape
 from protocols.engine.datasets import Constant, PulseHistory, Spec, Stream
 from protocols.engine.protocol import Step, param
 
@@ -66,10 +70,14 @@ class LevelsOnCells(ProgrammingProtocol):
     """Base of protocols that spread conductance levels over the cells of one region
     (``Params`` with region, levels, per_level, assign_seed, g_low, g_high)."""
 
-    def select_level_cells(self) -> int:
-        """Choose the cells and each one's level; returns the number of cells used."""
-        info = self.bench.macro_controller.info()
-        m, r, c = select_cells([self.p.region], info.n_macros, info.rows, info.cols)
+    def validate(self, shape: BenchShape) -> None:
+        super().validate(shape)
+        self.select_level_cells(shape.geometry)
+
+    def select_level_cells(self, geometry: tuple[int, int, int] | None = None) -> int:
+        """Choose the cells and each one's level; returns the number of cells used. ``geometry``:
+        (n_macros, rows, cols), the open bench's board's when None."""
+        m, r, c = select_cells([self.p.region], *(geometry or self.board_geometry()))
         self.level = assign_levels(m.size, self.p.levels, self.p.per_level, self.p.assign_seed)
         n = self.level.size
         self.macro, self.row, self.col = m[:n], r[:n], c[:n]
@@ -109,7 +117,16 @@ class Multilevel(LevelsOnCells):
             *result_streams(n),
             Stream("readback", units="S", shape=(n,), dtype="f4", long_name="averaged read-back after programming"),
             PulseHistory(),
+            versus_target("readback"),
         ]
+
+    def outcome(self) -> dict:
+        """Separable levels (every neighbour >= 6 pooled sigma away), the smallest gap in
+        sigmas and the misplaced fraction of the read-back; the programming pass's numbers."""
+        stats = level_separability(self.recorded("readback")[-1], self.level, self.levels_g)
+        return {"levels": (stats.levels, ""), "separable_levels": (stats.separable, ""),
+                "min_gap_over_sigma": (stats.min_gap_over_sigma, ""), "overlap": (stats.overlap, ""),
+                **programming_outcome(self, self.levels_g[self.level])}
 
     def plan(self) -> Iterator[Step]:
         yield Step("program the levels", self.program, estimate=estimate(self.p))

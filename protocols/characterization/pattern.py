@@ -15,10 +15,12 @@ from protocols.characterization.programming import (
     check_targets,
     estimate,
     program,
+    programming_outcome,
     result_streams,
 )
+from protocols.engine.bench_shape import BenchShape
 from protocols.engine.datasets import Constant, PulseHistory, Spec, Stream
-from protocols.engine.protocol import Step, param
+from protocols.engine.protocol import ParameterError, Step, param
 
 
 class Pattern(ProgrammingProtocol):
@@ -35,15 +37,23 @@ class Pattern(ProgrammingProtocol):
         g_off: float = param(5e-6, unit="S", limits=(0.5e-6, 150e-6), help="conductance of 'off' pixels")
         readback_reads: int = param(16, limits=(1, 256), help="reads averaged in the read-back map")
 
+    def validate(self, shape: BenchShape) -> None:
+        """The macro exists, g_off < g_on, the image is readable and the macro's size."""
+        super().validate(shape)
+        if self.p.macro >= shape.n_macros:
+            raise ParameterError(f"macro={self.p.macro} does not exist: the board has {shape.n_macros} macros")
+        if not self.p.g_off < self.p.g_on:
+            raise ParameterError(f"g_off ({self.p.g_off:g} S) must be below g_on ({self.p.g_on:g} S)")
+        self.pattern(shape.rows, shape.cols)
+
+    def pattern(self, rows: int, cols: int) -> np.ndarray:
+        """The image to program, (rows, cols) bool: the moon and star or the ``image`` file."""
+        return moon_and_star(rows, cols) if self.p.image == "moon-star" else load_pattern(self.p.image, rows, cols)
+
     def datasets(self) -> Sequence[Spec]:
         info = self.bench.macro_controller.info()
-        if self.p.macro >= info.n_macros:
-            raise ValueError(f"macro={self.p.macro} does not exist: the board has {info.n_macros} macros")
-        if not self.p.g_off < self.p.g_on:
-            raise ValueError(f"g_off ({self.p.g_off:g} S) must be below g_on ({self.p.g_on:g} S)")
         rows, cols = info.rows, info.cols
-        self.image = (moon_and_star(rows, cols) if self.p.image == "moon-star"
-                      else load_pattern(self.p.image, rows, cols))
+        self.image = self.pattern(rows, cols)
         self.shape = (rows, cols)
         self.target = np.where(self.image, self.p.g_on, self.p.g_off).ravel()
         check_targets("g_on/g_off", self.target)
@@ -61,6 +71,10 @@ class Pattern(ProgrammingProtocol):
             Stream("match", units="", long_name="fraction of pixels whose thresholded read-back matches"),
             PulseHistory(),
         ]
+
+    def outcome(self) -> dict:
+        """Fraction of pixels whose thresholded read-back matches the image; the programming pass's numbers."""
+        return {"match": (float(self.recorded("match")[-1]), ""), **programming_outcome(self, self.target)}
 
     def plan(self) -> Iterator[Step]:
         yield Step("program the image", self.program, estimate=estimate(self.p))

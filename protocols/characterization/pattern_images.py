@@ -6,6 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from protocols.characterization.files import load_npy, load_png
+from protocols.engine.params import ParameterError
+
 __all__ = ["moon_and_star", "load_pattern"]
 
 
@@ -30,20 +33,21 @@ def moon_and_star(rows: int = 32, cols: int = 32) -> np.ndarray:
 
 
 def load_pattern(path: str | Path, rows: int, cols: int) -> np.ndarray:
-    """A (rows, cols) bool image from a PNG (grey level > 0.5 is on) or a .npy (nonzero is on)."""
-    path = Path(path)
-    if path.suffix.lower() == ".npy":
-        image = np.load(path, allow_pickle=False).astype(float)
-        on = image != 0
-    elif path.suffix.lower() == ".png":
-        import matplotlib.image as mpimg
+    """A (rows, cols) bool image from a PNG (grey level > 0.5 is on) or a .npy (nonzero is on).
 
-        image = np.asarray(mpimg.imread(path), dtype=float)
-        if image.ndim == 3:  # RGB(A): luminance of the colour channels
-            image = image[..., :3].mean(axis=2)
-        on = image > 0.5
+    A missing or unreadable file, another format or another size is a ParameterError
+    naming the ``image`` parameter (:mod:`protocols.characterization.files`).
+    """
+    text = str(path)
+    suffix = Path(path).suffix.lower()
+    if suffix == ".npy":
+        on = load_npy("image", path) != 0
+    elif suffix == ".png":
+        on = load_png("image", path) > 0.5
     else:
-        raise ValueError(f"image {str(path)!r}: expected a .png or .npy file")
+        raise ParameterError(f"image={text!r}: expected 'moon-star' or a .png or .npy file")
+    if on.ndim != 2:
+        raise ParameterError(f"image={text!r} is a {on.ndim}-D array; the macro is a {rows}x{cols} image")
     if on.shape != (rows, cols):
-        raise ValueError(f"image {str(path)!r} is {on.shape[0]}x{on.shape[1]} pixels; the macro is {rows}x{cols}")
+        raise ParameterError(f"image={text!r} is {on.shape[0]}x{on.shape[1]} pixels; the macro is {rows}x{cols}")
     return on

@@ -10,7 +10,7 @@ on the board, records every pulse in the run file's pulse table and returns the 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,12 +19,13 @@ from protocols.characterization.write_verify_algorithm import WriteVerifyConfig,
 from protocols.characterization.write_verify_algorithm import (
     averaged_read as averaged_read,  # re-exported for the protocols
 )
-from protocols.engine.datasets import Constant, Spec, Stream
-from protocols.engine.params import params_of, specs
+from protocols.engine.datasets import Constant, Plot, Spec, Stream
+from protocols.engine.params import ParameterError, params_of, specs
 from protocols.engine.protocol import Protocol
 
 if TYPE_CHECKING:
     from instruments.limits import Limits
+    from protocols.engine.bench_shape import BenchShape
 
 PULSE_TIME = 1e-3  # s, bench-time estimate of one pulse batch round trip (dry-run ETA)
 G_WINDOW = (0.5e-6, 150e-6)  # S, targets the device window allows
@@ -36,20 +37,25 @@ WriteVerifyParams = params_of(WriteVerifyConfig, "WriteVerifyParams", module=__n
 
 
 def wv_config(p: WriteVerifyParams) -> WriteVerifyConfig:
-    """The algorithm's configuration from a protocol's parameters (other settings: defaults)."""
-    return WriteVerifyConfig(**{s.name: getattr(p, s.name) for s in specs(WriteVerifyParams)})
+    """The algorithm's configuration from a protocol's parameters (other settings: defaults);
+    ParameterError when they contradict each other or a fixed setting (set_stop below set_start)."""
+    try:
+        return WriteVerifyConfig(**{s.name: getattr(p, s.name) for s in specs(WriteVerifyParams)})
+    except ValueError as exc:
+        raise ParameterError(f"write-verify settings: {exc}") from None
 
 
 def check_wv_limits(p: WriteVerifyParams, limits: Limits) -> None:
     """Refuse settings that would drive the array beyond the envelope (before any I/O).
 
-    Every setting of the configuration declared with an envelope check is checked,
-    ``gate_stop`` only when the gate climbs (``incremental_gate``).
+    Every setting of the configuration declared with an envelope check is checked (the
+    parameter, else the fixed default), ``gate_stop`` only when the gate climbs
+    (``incremental_gate``). Their consistency is ``validate``'s (:func:`wv_config`).
     """
-    cfg = wv_config(p)
+    exposed = {s.name for s in specs(WriteVerifyParams)}
     for spec in specs(WriteVerifyConfig):
-        if spec.envelope is not None and (cfg.incremental_gate or spec.name != "gate_stop"):
-            getattr(limits, spec.envelope)(getattr(cfg, spec.name))
+        if spec.envelope is not None and (p.incremental_gate or spec.name != "gate_stop"):
+            getattr(limits, spec.envelope)(getattr(p, spec.name) if spec.name in exposed else spec.default)
 
 
 def check_targets(name: str, g: np.ndarray) -> None:
@@ -129,11 +135,22 @@ class ProgrammingProtocol(Protocol):
         super().check_limits(limits)
         check_wv_limits(self.p, limits)
 
-    def select_cells_with_targets(self, selections: list[str], targets: list[float]) -> int:
-        """Choose the cells of ``selections`` (see :mod:`protocols.characterization.cells`) and give them
-        ``targets`` (S, repeated to cover the cells); returns the number of cells."""
+    def validate(self, shape: BenchShape) -> None:
+        """The write-verify settings agree with each other and with the fixed ones."""
+        super().validate(shape)
+        wv_config(self.p)
+
+    def board_geometry(self) -> tuple[int, int, int]:
+        """(n_macros, rows, cols) the open bench's board reports."""
         info = self.bench.macro_controller.info()
-        self.macro, self.row, self.col = select_cells(selections, info.n_macros, info.rows, info.cols)
+        return info.n_macros, info.rows, info.cols
+
+    def select_cells_with_targets(self, selections: list[str], targets: list[float],
+                                  geometry: tuple[int, int, int] | None = None) -> int:
+        """Choose the cells of ``selections`` (see :mod:`protocols.characterization.cells`) and give them
+        ``targets`` (S, repeated to cover the cells); returns the number of cells. ``geometry``:
+        (n_macros, rows, cols), the open bench's board's when None."""
+        self.macro, self.row, self.col = select_cells(selections, *(geometry or self.board_geometry()))
         self.target = np.resize(np.asarray(targets, dtype=float), self.macro.size)
         check_targets("targets", self.target)
         return self.macro.size
@@ -150,3 +167,23 @@ def cell_constants(macro: np.ndarray, row: np.ndarray, col: np.ndarray,
         Constant("cell_row", units="", data=row, long_name="row of each cell"),
         Constant("cell_col", units="", data=col, long_name="column of each cell"),
     ]
+
+
+def versus_target(signal: str) -> Plot:
+    """The default plot of a programming run: ``signal`` (one row of per-cell S) against each
+    cell's ``target`` conductance (the constant of :func:`cell_constants`)."""
+    return Plot(signal, (".", "target"), interpretation="spectrum", title=f"{signal} against target conductance")
+
+
+def programming_outcome(proto: Protocol, target: np.ndarray, prefix: str = "") -> dict[str, tuple[Any, str]]:
+    """Key metrics of the last programming pass the run recorded: cells, converged fraction,
+    stuck cells, median pulses per cell and RMS error (S) of the read-back against ``target`` (S)."""
+    error = proto.recorded(f"{prefix}programmed")[-1] - np.asarray(target, dtype=float)
+    finite = error[np.isfinite(error)]
+    return {
+        "cells": (int(error.size), ""),
+        "converged_fraction": (float(np.mean(proto.recorded(f"{prefix}converged")[-1])), ""),
+        "stuck_cells": (int(np.sum(proto.recorded(f"{prefix}stuck")[-1])), ""),
+        "median_pulses": (float(np.median(proto.recorded(f"{prefix}pulses_per_cell")[-1])), ""),
+        "rms_error": (float(np.sqrt(np.mean(finite**2))) if finite.size else float("nan"), "S"),
+    }

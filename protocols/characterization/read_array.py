@@ -8,8 +8,9 @@ from functools import partial
 
 import numpy as np
 
+from protocols.engine.bench_shape import BenchShape
 from protocols.engine.datasets import Constant, Spec, Stream
-from protocols.engine.protocol import Protocol, Step, param
+from protocols.engine.protocol import ParameterError, Protocol, Step, param
 
 MACRO_READ_TIME = 0.02  # s, typical duration of one whole-macro read (board round trip)
 
@@ -28,11 +29,13 @@ class ReadArray(Protocol):
         repeats: int = param(1, limits=(1, 100_000), help="reads of each macro (read-noise statistics)")
         wait: float = param(0.0, unit="s", limits=(0.0, 1e7), help="bench time waited before each macro")
 
+    def validate(self, shape: BenchShape) -> None:
+        too_big = [m for m in self.p.macros if m >= shape.n_macros]
+        if too_big:
+            raise ParameterError(f"macros={too_big} do not exist: the board has {shape.n_macros} macros")
+
     def datasets(self) -> Sequence[Spec]:
         info = self.bench.macro_controller.info()
-        too_big = [m for m in self.p.macros if m >= info.n_macros]
-        if too_big:
-            raise ValueError(f"macros={too_big} do not exist: the board has {info.n_macros} macros")
         return [
             Stream("conductance", units="S", shape=(info.rows, info.cols), dtype="f4",
                    axes=("time", "row", "col"), long_name="read conductance"),
@@ -41,6 +44,13 @@ class ReadArray(Protocol):
             Constant("row", units="", data=np.arange(info.rows), long_name="row (word line)"),
             Constant("col", units="", data=np.arange(info.cols), long_name="column (bit line)"),
         ]
+
+    def outcome(self) -> dict:
+        """Maps read; median, 5th and 95th percentile of every conductance read."""
+        g = self.recorded("conductance")
+        p5, median, p95 = np.nanpercentile(g, [5, 50, 95])
+        return {"maps": (len(g), ""), "median_conductance": (float(median), "S"),
+                "conductance_p5": (float(p5), "S"), "conductance_p95": (float(p95), "S")}
 
     def plan(self) -> Iterator[Step]:
         estimate = self.p.wait + self.p.repeats * MACRO_READ_TIME

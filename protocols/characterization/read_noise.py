@@ -16,6 +16,7 @@ from protocols.characterization.programming import (
     program,
     result_streams,
 )
+from protocols.engine.bench_shape import BenchShape
 from protocols.engine.datasets import PulseHistory, Spec, Stream
 from protocols.engine.protocol import Step, param
 
@@ -39,12 +40,17 @@ class ReadNoise(ProgrammingProtocol):
         repeats: int = param(50, limits=(2, 100_000), help="reads per window and interval")
         bias: float = param(0.1, unit="V", limits=(0.01, 0.5), envelope="read_bias", help="read voltage")
 
+    def validate(self, shape: BenchShape) -> None:
+        super().validate(shape)
+        self.select_cells_with_targets(self.p.cells, self.p.targets, shape.geometry)
+
     def datasets(self) -> Sequence[Spec]:
         n = self.select_cells_with_targets(self.p.cells, self.p.targets)
         return [
             *cell_constants(self.macro, self.row, self.col, self.target),
             *result_streams(n),
-            Stream("conductance", units="S", shape=(n,), dtype="f4", long_name="one read of every cell"),
+            Stream("conductance", units="S", shape=(n,), dtype="f4", axes=("time", "."),
+                   long_name="one read of every cell"),
             Stream("window", units="s", long_name="integration window of the read"),
             Stream("interval", units="s", long_name="time between this series' reads"),
             Stream("time", units="s", long_name="bench clock at the read"),
@@ -61,6 +67,19 @@ class ReadNoise(ProgrammingProtocol):
 
     def program(self) -> None:
         program(self, self.p, self.macro, self.row, self.col, self.target)
+
+    def outcome(self) -> dict:
+        """Median over cells of the relative read noise sigma/G at the shortest and the longest
+        integration window (every interval's reads of that window together)."""
+        g, window = self.recorded("conductance"), self.recorded("window")
+        out: dict = {}
+        for label, w in (("short", window.min()), ("long", window.max())):
+            reads = g[window == w]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                relative = np.nanmedian(np.nanstd(reads, axis=0) / np.abs(np.nanmean(reads, axis=0)))
+            out[f"window_{label}"] = (float(w), "s")
+            out[f"relative_noise_{label}"] = (float(relative), "")
+        return out
 
     def reads(self, window: float, interval: float) -> None:
         """``repeats`` reads of every cell, ``interval`` s apart (bench clock)."""

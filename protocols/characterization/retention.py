@@ -8,6 +8,7 @@ from functools import partial
 
 import numpy as np
 
+from analysis.device_metrics import level_separability
 from protocols.characterization.multilevel import LevelsOnCells
 from protocols.characterization.programming import (
     WriteVerifyParams,
@@ -16,6 +17,7 @@ from protocols.characterization.programming import (
     program,
     result_streams,
 )
+from protocols.engine.bench_shape import BenchShape
 from protocols.engine.datasets import PulseHistory, Spec, Stream
 from protocols.engine.protocol import Step, param
 
@@ -47,6 +49,10 @@ class Retention(LevelsOnCells):
             raise ValueError(f"t_first ({self.p.t_first:g} s) must not exceed t_max ({self.p.t_max:g} s)")
         return np.geomspace(self.p.t_first, self.p.t_max, self.p.points)
 
+    def validate(self, shape: BenchShape) -> None:
+        super().validate(shape)
+        self.times()
+
     def datasets(self) -> Sequence[Spec]:
         n = self.select_level_cells()
         return [
@@ -69,6 +75,15 @@ class Retention(LevelsOnCells):
     def program(self) -> None:
         program(self, self.p, self.macro, self.row, self.col, self.levels_g[self.level])
         self.record("programmed_at", self.bench.clock.now())
+
+    def outcome(self) -> dict:
+        """Time of the last read after programming, median drift of G from the first read to
+        the last, separable levels (every neighbour >= 6 pooled sigma away) at both."""
+        g, after = self.recorded("conductance"), self.recorded("time_after")
+        first, last = (level_separability(g[k], self.level, self.levels_g).separable for k in (0, -1))
+        return {"reads": (len(g), ""), "last_read_after": (float(after[-1]), "s"),
+                "median_drift": (float(np.nanmedian(g[-1] - g[0])), "S"),
+                "separable_levels_first": (first, ""), "separable_levels_last": (last, "")}
 
     def read_at(self, t: float) -> None:
         """Wait (bench clock) until ``t`` s after programming, then read every cell (averaged).

@@ -16,8 +16,10 @@ from protocols.characterization.programming import (
     estimate,
     program,
     result_streams,
+    versus_target,
 )
 from protocols.characterization.write_verify_algorithm import RESET, WriteVerifyConfig
+from protocols.engine.bench_shape import BenchShape
 from protocols.engine.datasets import PulseHistory, Spec, Stream
 from protocols.engine.protocol import Step, param
 
@@ -41,6 +43,10 @@ class WriteNoise(ProgrammingProtocol):
         erase_pulses: int = param(3, limits=(0, 100), help="erase pulses per cycle (0: program from where it is)")
         readback_reads: int = param(16, limits=(1, 256), help="reads averaged in each read-back")
 
+    def validate(self, shape: BenchShape) -> None:
+        super().validate(shape)
+        self.select_cells_with_targets(self.p.cells, self.p.targets, shape.geometry)
+
     def datasets(self) -> Sequence[Spec]:
         n = self.select_cells_with_targets(self.p.cells, self.p.targets)
         return [
@@ -48,8 +54,20 @@ class WriteNoise(ProgrammingProtocol):
             *result_streams(n),
             Stream("readback", units="S", shape=(n,), dtype="f4", long_name="averaged read-back of each cycle"),
             Stream("erased", units="S", shape=(n,), dtype="f4", long_name="read after the erase pulses"),
+            Stream("readback_std", units="S", shape=(n,),
+                   long_name="standard deviation of each cell's read-backs over the cycles (after the last)"),
             PulseHistory(),
+            versus_target("readback_std"),
         ]
+
+    def outcome(self) -> dict:
+        """Median over cells of the read-back spread over the cycles (write noise) and of the
+        offset of the mean read-back from the target; fraction of converged cell-cycles."""
+        readback = self.recorded("readback")
+        return {"cycles": (len(readback), ""),
+                "median_sigma": (float(np.nanmedian(self.recorded("readback_std")[-1])), "S"),
+                "median_offset": (float(np.nanmedian(np.abs(np.nanmean(readback, axis=0) - self.target))), "S"),
+                "converged_fraction": (float(np.mean(self.recorded("converged"))), "")}
 
     def plan(self) -> Iterator[Step]:
         for k in range(self.p.repeats):
@@ -70,3 +88,7 @@ class WriteNoise(ProgrammingProtocol):
         program(self, self.p, self.macro, self.row, self.col, self.target)
         self.record("readback", averaged_read(board, self.macro, self.row, self.col, self.p.readback_reads,
                                               window=self.p.read_window))
+        if k == self.p.repeats - 1:  # every cycle's read-back, earlier sessions' too (resume)
+            readback = self.recorded("readback")
+            self.record("readback_std", readback.std(axis=0, ddof=1) if len(readback) > 1
+                        else np.full(n, np.nan))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from protocols.characterization.cells import select_cells
+from protocols.characterization.files import load_npy
 from protocols.characterization.programming import (
     ProgrammingProtocol,
     WriteVerifyParams,
@@ -16,10 +16,13 @@ from protocols.characterization.programming import (
     check_targets,
     estimate,
     program,
+    programming_outcome,
     result_streams,
+    versus_target,
 )
+from protocols.engine.bench_shape import BenchShape
 from protocols.engine.datasets import PulseHistory, Spec, Stream
-from protocols.engine.protocol import Step, param
+from protocols.engine.protocol import ParameterError, Step, param
 
 
 class WriteVerify(ProgrammingProtocol):
@@ -37,6 +40,12 @@ class WriteVerify(ProgrammingProtocol):
         target_seed: int = param(0, limits=(0, 2**31 - 1), help="seed of the random targets")
         target_file: str = param("", help=".npy of targets in S, one per selected cell (row-major) or a map")
 
+    def validate(self, shape: BenchShape) -> None:
+        """Regions on the board and not overlapping; targets (random or the file) one per cell."""
+        super().validate(shape)
+        macro, _, _ = select_cells(self.p.regions, *shape.geometry)
+        self.targets(macro.size)
+
     def datasets(self) -> Sequence[Spec]:
         info = self.bench.macro_controller.info()
         self.macro, self.row, self.col = select_cells(self.p.regions, info.n_macros, info.rows, info.cols)
@@ -47,20 +56,25 @@ class WriteVerify(ProgrammingProtocol):
             *result_streams(n),
             Stream("stuck_cells", units="", shape=(3,), dtype="i2", long_name="(macro, row, col) of stuck cells"),
             PulseHistory(),
+            versus_target("programmed"),
         ]
+
+    def outcome(self) -> dict:
+        """Converged fraction, stuck cells, median pulses per cell, RMS error against the targets."""
+        return programming_outcome(self, self.target)
 
     def targets(self, n: int) -> np.ndarray:
         """Target conductances (S) of the ``n`` selected cells, checked against the device window."""
         if self.p.targets == "random":
             if not self.p.g_low < self.p.g_high:
-                raise ValueError(f"g_low ({self.p.g_low:g} S) must be below g_high ({self.p.g_high:g} S)")
+                raise ParameterError(f"g_low ({self.p.g_low:g} S) must be below g_high ({self.p.g_high:g} S)")
             target = np.random.default_rng(self.p.target_seed).uniform(self.p.g_low, self.p.g_high, n)
         else:
             if not self.p.target_file:
-                raise ValueError("targets=file needs target_file (a .npy of conductances in S)")
-            target = np.load(Path(self.p.target_file), allow_pickle=False).astype(float).ravel()
+                raise ParameterError("targets=file needs target_file (a .npy of conductances in S)")
+            target = load_npy("target_file", self.p.target_file).ravel()
             if target.size != n:
-                raise ValueError(f"target_file holds {target.size} values for {n} selected cells")
+                raise ParameterError(f"target_file holds {target.size} values for {n} selected cells")
         check_targets("targets", target)
         return target
 

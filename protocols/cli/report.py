@@ -22,10 +22,13 @@ def run_report(args: argparse.Namespace) -> int:
     from analysis.report import report
     from analysis.run_reader import RunFileError
     from protocols.cli.main import UsageError
+    from protocols.cli.run_files import check
 
     out = args.out or args.paths[0].with_name(args.paths[0].stem + "-report")
     if out.exists() and not out.is_dir():
         raise UsageError(f"-o {out}: exists and is not a folder")
+    for path in args.paths:
+        check(path)  # read first in a watched helper: a damaged file is exit 2
     try:
         results = report(args.paths, out)
     except RunFileError as exc:

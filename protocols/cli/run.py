@@ -2,7 +2,8 @@
 
 Every check on user input (protocol name, ``--set`` values, config file, safety
 envelope, resume file) happens before the run file is created, so bad input leaves
-nothing behind. The run file's path is the last line on stdout.
+nothing behind. The run file's path is the last line on stdout; a completed run's outcome
+(``Protocol.outcome``) follows it on stderr.
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, default=Path("."), metavar="DIR", help="folder for the run file")
     parser.add_argument("--resume", type=Path, metavar="FILE", help="finish an interrupted/aborted/failed run")
     parser.add_argument("--dry-run", action="store_true",
-                        help="validate against the safety envelope and estimate duration; no instrument touched")
-    parser.add_argument("--seed", type=int, help="run seed (default: random; on the simulated bench also the world's)")
+                        help="check what the run checks before its first step (parameters, safety envelope, cells, "
+                        "files) and estimate the duration; no instrument touched, nothing written")
+    parser.add_argument("--seed", type=int, help="run seed: the protocol's random streams (default: random)")
+    parser.add_argument("--world-seed", type=int, metavar="SEED",
+                        help="seed of the simulated bench's world (default: the config's [sim] seed)")
     parser.set_defaults(func=run_protocol)
 
 
@@ -51,7 +55,7 @@ def run_protocol(args: argparse.Namespace) -> int:
 def _new_run(args: argparse.Namespace) -> int:
     from instruments.config import load_config
     from protocols.cli.main import UsageError
-    from protocols.engine.protocol import ParameterError
+    from protocols.engine.protocol import BenchUse, ParameterError, simulated_work_note
     from protocols.engine.registry import get_protocol
 
     if not args.protocol:
@@ -62,14 +66,19 @@ def _new_run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     config = load_config(args.config)
     protocol.check_limits(config.limits)
-    if args.dry_run:
-        return _dry_run(protocol)
     if args.seed is not None and args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
     seed = args.seed if args.seed is not None else secrets.randbits(63)
-    world_seed = args.seed if args.seed is not None else config.seed
+    world_seed = _world_seed(args, protocol, config)
     path = _new_run_path(args.out, protocol.name)
-    header = {"config_path": config.source, "world_seed": world_seed if config.simulated else None}
+    if args.dry_run:  # after every check of the command line, so both refuse the same input
+        return _dry_run(protocol, config)
+    header = {"config_path": config.source}  # the engine records the world's seed
+    note = "" if config.simulated else simulated_work_note(protocol)
+    if note:
+        print(f"rrambench: note: {note}", file=sys.stderr)
+    if protocol.bench_use is not BenchUse.NEEDS:  # simulated-only or software-only: no bench
+        return _execute(protocol, None, path, seed=seed, resume=False, header=header)
 
     from instruments.bench import Bench
 
@@ -77,21 +86,35 @@ def _new_run(args: argparse.Namespace) -> int:
         return _execute(protocol, bench, path, seed=seed, resume=False, header=header)
 
 
+def _world_seed(args: argparse.Namespace, protocol, config) -> int:
+    """``--world-seed``, checked (it seeds the simulated bench's world), else the config's."""
+    from protocols.cli.main import UsageError
+    from protocols.engine.protocol import BenchUse
+
+    if args.world_seed is None:
+        return config.seed
+    if args.world_seed < 0:
+        raise UsageError(f"--world-seed must be >= 0, got {args.world_seed}")
+    if protocol.bench_use is not BenchUse.NEEDS:
+        raise UsageError(f"--world-seed: {protocol.name} opens no bench (its simulated worlds, if any, "
+                         "are seeded from the run seed)")
+    if not config.simulated:
+        raise UsageError(f"--world-seed: {config.source} is a hardware bench; it has no simulated world")
+    return args.world_seed
+
+
 def _resume(args: argparse.Namespace) -> int:
-    from analysis.run_reader import RunFileError, open_run
     from instruments.config import load_config
     from protocols.cli.main import UsageError
-    from protocols.engine.protocol import ParameterError
+    from protocols.cli.run_files import open_checked
+    from protocols.engine.protocol import BenchUse, ParameterError
     from protocols.engine.registry import get_protocol
     from protocols.engine.runner import checkpoint_path
 
     if args.set or args.dry_run:
         raise UsageError("--resume takes the parameters from the run file; drop --set/--dry-run")
     path = args.resume
-    try:
-        run = open_run(path)
-    except RunFileError as exc:
-        raise UsageError(str(exc)) from None
+    run = open_checked(path)  # read first in a watched helper: a damaged file is exit 2
     if run.status == "completed":
         raise UsageError(f"{path}: run already completed; nothing to resume")
     if run.status == "running":
@@ -106,6 +129,8 @@ def _resume(args: argparse.Namespace) -> int:
     config_path = args.config or (Path(source) if source and Path(source).is_file() else None)
     config = load_config(config_path)
     protocol.check_limits(config.limits)
+    if protocol.bench_use is not BenchUse.NEEDS:  # it opened no bench, and opens none now
+        return _execute(protocol, None, path, seed=run.seed, resume=True, header={})
     if run.simulated != config.simulated:
         raise UsageError(f"{path} was run on the {'simulated' if run.simulated else 'hardware'} bench; "
                          "resume it on the same kind (--config)")
@@ -142,6 +167,10 @@ def _execute(protocol, bench, path: Path, *, seed: int, resume: bool, header: di
     except KeyboardInterrupt:
         final = None
     except ValueError as exc:
+        if engine.started:  # not a refusal of the input: the run itself broke at its end (exit 1)
+            print(f"rrambench: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(path, flush=True)
+            return EXIT_CODES["failed"]
         _remove_empty(made)
         raise UsageError(str(exc)) from None
     except BenchError as exc:
@@ -152,8 +181,19 @@ def _execute(protocol, bench, path: Path, *, seed: int, resume: bool, header: di
             bar.close()
     if engine.error:
         print(f"rrambench: run {engine.state.value}: {engine.error}", file=sys.stderr)
-    print(path)
+    print(path, flush=True)
+    _print_outcome(protocol.name, engine.outcome)
     return EXIT_CODES["interrupted"] if final is None else EXIT_CODES[final.value]
+
+
+def _print_outcome(name: str, outcome: dict) -> None:
+    """The completed run's key metrics, after its path, on stderr: stdout stays the path alone
+    (scripts take it from there; ``rrambench info`` shows the outcome again)."""
+    from protocols.cli.quantities import outcome_lines
+
+    if outcome:
+        lines = outcome_lines({k: {"value": v, "units": u} for k, (v, u) in outcome.items()})
+        print(f"{name} outcome:", *lines, sep="\n", file=sys.stderr)
 
 
 def _open_bench(bench_cls, config, **kwargs):
@@ -167,11 +207,22 @@ def _open_bench(bench_cls, config, **kwargs):
         raise BenchUnavailable(str(exc)) from None
 
 
-def _dry_run(protocol) -> int:
+def _dry_run(protocol, config) -> int:
+    """What the run checks before its first step (``Protocol.validate``), without opening an
+    instrument; then the steps and the estimated duration."""
+    from protocols.cli.main import UsageError
+    from protocols.engine.bench_shape import BenchShape
     from protocols.engine.progress import format_duration
 
+    shape = BenchShape.of_config(config)
+    try:
+        protocol.validate(shape)
+    except ValueError as exc:  # the same line the run prints (_execute)
+        raise UsageError(str(exc)) from None
     steps = list(protocol.plan())
     print(f"{protocol.name}: parameters valid and within the safety envelope")
+    print(f"  checked against    {shape.describe()}"
+          + ("" if config.simulated else " (the board as built; the run checks the size the board reports)"))
     print(f"  steps              {len(steps)}")
     print(f"  estimated duration {format_duration(protocol.estimate_duration())}")
     return 0

@@ -155,15 +155,20 @@ def _program_pairs(access: Any, outcome: Programming, todo: np.ndarray, cfg: Wri
     return stuck
 
 
+def check_noise_limit(limit: float) -> None:
+    """Refuse DACs holding less than 3 sigma of the N(0, I) initial noise (``limit`` in data units)."""
+    if not limit >= 3.0:
+        raise ValueError(f"limit {limit:g} data units would truncate the initial noise: the DACs must hold "
+                         "at least 3 sigma (lower x_scale)")
+
+
 def initial_noise(rng: np.random.Generator, n: int, dim: int = 2, limit: float = X0_LIMIT) -> np.ndarray:
     """N(0, I) initial states (n, dim), data units, each within +-limit.
 
     A row with a coordinate beyond ``limit`` (probability 6e-7 per coordinate at 5) is
     drawn again: the DACs cannot hold it, and clipping it would bias the sample.
     """
-    if not limit >= 3.0:
-        raise ValueError(f"limit {limit:g} data units would truncate the initial noise: the DACs must hold "
-                         "at least 3 sigma (lower x_scale)")
+    check_noise_limit(limit)
     x = rng.standard_normal((n, dim))
     bad = np.any(np.abs(x) > limit, axis=1)
     while np.any(bad):
@@ -229,8 +234,10 @@ def board_sample(board: Any, mapped: MappedNetwork, streams: LoopStreams, x0: np
 
 def resolve_model(name: str) -> TrainedModel:
     """A shipped score network by name ("ring", "ring-plain", "digits") or a model file path."""
+    import zipfile
     from pathlib import Path
 
+    from protocols.characterization.files import load_error
     from protocols.diffusion.weights import SHIPPED, load_shipped
 
     if name in SHIPPED:
@@ -239,7 +246,10 @@ def resolve_model(name: str) -> TrainedModel:
     if path.suffix != ".npz" or not path.is_file():
         raise ValueError(f"model must be one of {', '.join(s for s in SHIPPED if s != 'digits-vae')} "
                          f"or an existing .npz file, got {name!r}")
-    return TrainedModel.load(path)
+    try:
+        return TrainedModel.load(path)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"model={name!r}: not a readable score-network file ({load_error(exc)})") from None
 
 
 def scaled_noise(params: Any, write_verify_config: WriteVerifyConfig | None, factor: float

@@ -20,7 +20,6 @@ from instruments.config import SAMPLER_BOARDS
 from protocols.engine.datasets import Constant, Spec
 
 if TYPE_CHECKING:
-    from instruments.bench import Bench
     from protocols.diffusion.mapping import MappedNetwork
     from protocols.diffusion.weights import TrainedModel
     from protocols.engine.protocol import Protocol as Run
@@ -54,14 +53,14 @@ class LoopSettings:
 
 
 class BoardSampler(Protocol):
-    """A board running ``sample``'s loop; built once the bench is open, refusing there
-    (ValueError) what the board cannot run."""
+    """A board running ``sample``'s loop; built from the mapping before any instrument is
+    asked (``Sample.validate``), refusing there (ValueError) what the board cannot run."""
 
     board: ClassVar[str]                # its name in SAMPLER_BOARDS (the ``board`` parameter)
     h_scale: ClassVar[float | None]     # hidden scale (V per unit) it imposes on the mapping, None: free
     refresh_every: ClassVar[int]        # default samples between refreshes of the network (0: never)
 
-    def __init__(self, bench: Bench, mapped: MappedNetwork, model: TrainedModel, loop: LoopSettings) -> None: ...
+    def __init__(self, mapped: MappedNetwork, model: TrainedModel, loop: LoopSettings) -> None: ...
 
     def specs(self) -> list[Spec]:
         """What it records besides the samples: ``duration``, ``sampler_board``, its settings."""

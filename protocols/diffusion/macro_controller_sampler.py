@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from protocols.diffusion.analog import board_load, board_sample, initial_noise
+from protocols.diffusion.analog import board_load, board_sample, check_noise_limit, initial_noise
 from protocols.diffusion.board_sampler import CHANNELS, WAVE_POINTS, Batch, LoopSettings, board_specs, record_waveform
 from protocols.diffusion.loop_streams import LoopStreams, loop_streams
 
 if TYPE_CHECKING:
-    from instruments.bench import Bench
     from protocols.diffusion.mapping import MappedNetwork
     from protocols.diffusion.weights import TrainedModel
     from protocols.engine.datasets import Spec
@@ -35,7 +34,8 @@ class MacroControllerSampler:
     h_scale = None      # the mapping takes the activation survey's hidden scale
     refresh_every = 0   # a batch lasts milliseconds: the network does not drift during a run
 
-    def __init__(self, bench: Bench, mapped: MappedNetwork, model: TrainedModel, loop: LoopSettings) -> None:
+    def __init__(self, mapped: MappedNetwork, model: TrainedModel, loop: LoopSettings) -> None:
+        check_noise_limit(mapped.config.v_dac / mapped.x_scale)  # the DACs hold the initial noise it draws
         self.mapped, self.model, self.loop = mapped, model, loop
 
     def streams(self, condition: int | None) -> LoopStreams:

@@ -18,7 +18,7 @@ from protocols.characterization.programming import averaged_read
 from protocols.characterization.write_verify_algorithm import WriteVerifyConfig, write_verify
 from protocols.diffusion.analog import REFERENCE_READS, Programming, program_network
 from protocols.diffusion.mapping import MappedNetwork
-from protocols.engine.datasets import Constant, PulseHistory, Spec, Stream
+from protocols.engine.datasets import Constant, Plot, PulseHistory, Spec, Stream
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,23 @@ def programming_specs(mapped: MappedNetwork) -> list[Spec]:
         Stream("round_trips", units="", dtype="i4", long_name="board round trips of the write-verify passes"),
         PulseHistory(),
     ]
+
+
+def weights_plot() -> Plot:
+    """The default plot of a programming: each pair's weight from the read-back against its target."""
+    return Plot("programmed_weight", (".", "target_weight"), interpretation="spectrum",
+                title="programmed weight against target weight")
+
+
+def network_outcome(proto: Any, mapped: MappedNetwork) -> dict[str, tuple[Any, str]]:
+    """Pairs, RMS error of the programmed weights (data units) and of the pairs' conductance
+    differences (S), stuck cells avoided and board round trips of the last programming."""
+    weights = proto.recorded("programmed_weight")[-1]
+    return {"pairs": (int(weights.size), ""),
+            "weight_rms_error": (float(np.sqrt(np.nanmean((weights - mapped.pair_weights()) ** 2))), ""),
+            "pair_rms_error": (pair_error(mapped, proto.recorded("programmed_conductance")[-1]), "S"),
+            "stuck_cells": (int(proto.recorded("stuck_cells")[-1]), ""),
+            "round_trips": (int(proto.recorded("round_trips")[-1]), "")}
 
 
 def program_and_record(proto: Any, mapped: MappedNetwork, config: WriteVerifyConfig, reads: int) -> Programming:

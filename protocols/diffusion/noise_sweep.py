@@ -8,6 +8,8 @@ run on dask.distributed: a ``LocalCluster`` of ``workers`` processes by default,
 existing cluster with ``scheduler=tcp://HOST:PORT``, or in process with
 ``scheduler=serial``. Results stream into the run file as points finish, so a killed
 run keeps every finished point; the heatmaps are recorded once the grid is complete.
+The protocol is simulated-only (``BenchUse.SIMULATED_ONLY``): a run opens no bench, on a
+hardware config too, and its file records ``simulated=true``.
 
 Run-file layout (all under ``/entry/data``; docs/calibration.md, section "noise-sweep run files"):
 
@@ -33,7 +35,7 @@ import numpy as np
 
 from protocols.diffusion.simulated_sweep import METRIC_UNITS, METRICS, SweepPoint, run_point
 from protocols.engine.datasets import Constant, Spec, Stream
-from protocols.engine.protocol import ParameterError, Protocol, Step, param
+from protocols.engine.protocol import BenchUse, ParameterError, Protocol, Step, param
 
 log = logging.getLogger("rrambench.noise_sweep")
 
@@ -55,6 +57,7 @@ class NoiseSweep(Protocol):
 
     name = "noise-sweep"
     signal = "kl_mean_grid"
+    bench_use = BenchUse.SIMULATED_ONLY  # opens no bench: every point builds its own simulated world
 
     @dataclass
     class Params:
@@ -76,6 +79,10 @@ class NoiseSweep(Protocol):
             values = getattr(self.p, name)
             if len(set(values)) != len(values):
                 raise ParameterError(f"{name} lists a value twice: {values}")
+
+    def simulated_parts(self) -> list[str]:
+        return ["every grid point: the score network programmed and sampled on a fresh simulated world "
+                "(device model defaults times the noise multipliers; world seeds from the run seed)"]
 
     def points(self, seed: int) -> list[SweepPoint]:
         """Every experiment, model-major then read noise then write noise (flat grid order)."""
@@ -106,6 +113,14 @@ class NoiseSweep(Protocol):
             *[Stream(f"{k}_grid", units=METRIC_UNITS.get(k, ""), shape=(m, r, w), axes=grid_axes,
                      long_name=f"{k.replace('_', ' ')} over model x read noise x write noise") for k in GRIDS],
         ]
+
+    def outcome(self) -> dict:
+        """Points run; the best and worst mean KL over them; the median programming error."""
+        kl = self.recorded("kl_mean")
+        return {"points": (int(kl.size), ""), "kl_mean_min": (float(np.nanmin(kl)), ""),
+                "kl_mean_max": (float(np.nanmax(kl)), ""),
+                "programming_rms_error_median": (float(np.nanmedian(self.recorded("programming_rms_error"))),
+                                                 METRIC_UNITS.get("programming_rms_error", ""))}
 
     def plan(self) -> Iterator[Step]:
         n = len(self.p.models) * len(self.p.read_noise) * len(self.p.write_noise)

@@ -39,7 +39,7 @@ def placement_from_run(path: str, model: str, mapped: MappedNetwork) -> MappedNe
     from analysis.run_reader import RunFileError, open_run
 
     try:
-        run = open_run(path)
+        run = open_run(path, isolate=True)  # a file the user named: read first in a watched helper
         regions = run.read("layer_region")
     except (RunFileError, KeyError, OSError) as exc:
         raise ValueError(f"placement_run: cannot read a layer placement from {path!r} ({exc})") from None

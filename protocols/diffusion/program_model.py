@@ -10,12 +10,17 @@ from typing import TYPE_CHECKING
 from protocols.characterization.write_verify_algorithm import WriteVerifyConfig
 from protocols.diffusion.analog import resolve_model
 from protocols.diffusion.mapping import MappedNetwork, MappingConfig, map_score_net
-from protocols.diffusion.network_programming import program_and_record, programming_specs
+from protocols.diffusion.network_programming import (
+    network_outcome,
+    program_and_record,
+    programming_specs,
+    weights_plot,
+)
 from protocols.engine.datasets import Spec
 from protocols.engine.protocol import ParameterError, Protocol, Step, param
 
 if TYPE_CHECKING:
-    from instruments.bench import Bench
+    from protocols.engine.bench_shape import BenchShape
 
 PROGRAM_TIME = 5.0  # s, typical bench time of programming the ~600 cells of the score network
 
@@ -48,9 +53,16 @@ class ProgramModel(Protocol):
         """The mapping (deterministic: seeded activation survey), computed once."""
         return map_score_net(resolve_model(self.p.model), mapping_config(self.p))
 
+    def validate(self, shape: BenchShape) -> None:
+        """The model loads and maps; its layers fit the board from first_macro on."""
+        check_fits_board(shape, self.mapped, self.p.first_macro)
+
     def datasets(self) -> Sequence[Spec]:
-        check_fits_board(self.bench, self.mapped, self.p.first_macro)
-        return programming_specs(self.mapped)
+        return [*programming_specs(self.mapped), weights_plot()]
+
+    def outcome(self) -> dict:
+        """Weight and pair-difference RMS errors of the programmed network, stuck cells, round trips."""
+        return network_outcome(self, self.mapped)
 
     def plan(self) -> Iterator[Step]:
         yield Step("write-verify the network and read it back", self.program, estimate=PROGRAM_TIME)
@@ -79,10 +91,15 @@ def write_verify_config(p: ProgramModel.Params) -> WriteVerifyConfig:
     return WriteVerifyConfig(tolerance=p.tolerance, max_pulses=p.max_pulses)
 
 
-def check_fits_board(bench: Bench, mapped: MappedNetwork, first_macro: int) -> None:
-    """Refuse a network that runs past the controller's last macro (one macro per layer)."""
-    info = bench.macro_controller.info()
+def check_fits_board(shape: BenchShape, mapped: MappedNetwork, first_macro: int) -> None:
+    """Refuse a network that runs past the controller's last macro (one macro per layer) or
+    a layer larger than a macro."""
     last = first_macro + len(mapped.layers) - 1
-    if last >= info.n_macros:
-        raise ValueError(f"first_macro={first_macro}: the network needs macros up to {last}, "
-                         f"the board has {info.n_macros}")
+    if last >= shape.n_macros:
+        raise ParameterError(f"first_macro={first_macro}: the network needs macros up to {last}, "
+                             f"the board has {shape.n_macros}")
+    for k, layer in enumerate(mapped.layers):
+        rows, cols = layer.row0 + layer.n_in + layer.bias_rows, layer.col0 + 2 * layer.n_out
+        if rows > shape.rows or cols > shape.cols:
+            raise ParameterError(f"model: layer {k} needs {rows}x{cols} cells (inputs and bias rows x "
+                                 f"G+/G- columns); a macro has {shape.rows}x{shape.cols}")

@@ -8,7 +8,8 @@ touch-up write-verify refreshes it every ``refresh_every`` samples, between batc
 Each batch's initial noise also goes through the numpy sampler (the software
 baseline). The conditional ``digits`` model is sampled class by class; its latents
 are decoded to images in software and through the decoder on simulated RRAM, and
-classified (:mod:`~protocols.diffusion.scoring`).
+classified (:mod:`~protocols.diffusion.scoring`). That decoder is simulated on every
+bench: the run file lists it in ``simulated_parts``.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ from protocols.diffusion.samplers import sample_probability_flow, sample_reverse
 from protocols.diffusion.scoring import DigitsScorer, RingScorer
 from protocols.diffusion.seed_board_sampler import REFRESH_EVERY, SeedBoardSampler
 from protocols.diffusion.weights import TrainedModel
-from protocols.engine.datasets import Link, Spec, Stream, Traces
-from protocols.engine.protocol import Protocol, Step, param
+from protocols.engine.bench_shape import BenchShape
+from protocols.engine.datasets import Link, Plot, Spec, Stream, Traces
+from protocols.engine.protocol import ParameterError, Protocol, Step, param
 
 #: The sampler of each board that can run the loop, by its name (``board``, ``[sampler] board``).
 SAMPLERS: dict[str, type[BoardSampler]] = {s.board: s for s in (MacroControllerSampler, SeedBoardSampler)}
@@ -84,6 +86,7 @@ class Sample(Protocol):
         super().__init__(params)
         check_window(self.p)
         self._placed: MappedNetwork | None = None
+        self._config_board = "macro_controller"  # the bench config's [sampler] board (validate)
 
     # -- the procedure ----------------------------------------------------------------------
     def plan(self) -> Iterator[Step]:
@@ -116,6 +119,9 @@ class Sample(Protocol):
         self.record_rows("initial", initial)
         self.record_rows("final", final)
         self.record_rows("software", software)
+        self.record_rows("final_x", final[:, 0])
+        self.record_rows("final_y", final[:, 1])
+        self.record_rows("final_radius", np.hypot(final[:, 0], final[:, 1]))
         if self.conditional:
             self.record_rows("condition", np.full(batch.size, batch.condition))
         self.progress(1.0)
@@ -123,6 +129,14 @@ class Sample(Protocol):
     def score(self) -> None:
         """Score every sample recorded in the run (a resumed run's earlier batches too)."""
         self.scorer.score(self)
+
+    def outcome(self) -> dict:
+        """Samples taken and the scorer's key metrics (ring: KL, radius, MMD; digits: accuracy)."""
+        return {"samples": (len(self.recorded("final")), ""), **self.scorer.outcome(self)}
+
+    def simulated_parts(self) -> list[str]:
+        """The decoder on simulated RRAM of a conditional model (on every bench)."""
+        return [DigitsScorer.SIMULATED] if self.conditional else []
 
     def software_baseline(self, x0: np.ndarray, condition: int | None) -> np.ndarray:
         """The numpy sampler of the model from the same initial noise (the reverse SDE draws
@@ -141,14 +155,14 @@ class Sample(Protocol):
         """"macro_controller" or "seed_board": the ``board`` parameter, else the bench config's choice."""
         if self.p.board:
             return self.p.board
-        return self.bench.config.sampler_board if self.bench is not None else "macro_controller"
+        return self.bench.config.sampler_board if self.bench is not None else self._config_board
 
     @cached_property
     def sampler(self) -> BoardSampler:
-        """The sampler of the board running the loop. Built in ``datasets`` (the bench is open
-        then), where it refuses what its board cannot run, before anything is programmed."""
+        """The sampler of the board running the loop. Built in ``validate``, where it refuses
+        what its board cannot run, before anything is programmed."""
         loop = LoopSettings(steps=self.p.steps, dt_step=self.p.dt_step, rc=self.p.rc, sde=self.p.sde)
-        return SAMPLERS[self.sampler_board](self.bench, self.mapped, self.model, loop)
+        return SAMPLERS[self.sampler_board](self.mapped, self.model, loop)
 
     @cached_property
     def scorer(self) -> RingScorer | DigitsScorer:
@@ -215,23 +229,38 @@ class Sample(Protocol):
         return out
 
     # -- declared data ----------------------------------------------------------------------
-    def datasets(self) -> Sequence[Spec]:
+    def validate(self, shape: BenchShape) -> None:
+        """placement_run only with program=false, and a readable run of this model; the board
+        exists and can run the loop (the model, the mapping's scales, the DAC streams); the
+        network fits the board."""
         if self.p.program and self.p.placement_run:
-            raise ValueError("placement_run applies only with program=false")
-        sampler = self.sampler   # what the board cannot run is refused first, before the bench is asked anything
+            raise ParameterError("placement_run applies only with program=false")
+        self._config_board = shape.sampler_board
+        if self.sampler_board == "seed_board" and not shape.seed_board:
+            raise ParameterError("board=seed_board: this bench has no seed board (set [resources].seed_board)")
+        self.sampler.specs()
+        if self.p.program:
+            check_fits_board(shape, self.mapped, self.p.first_macro)
+        else:
+            self._placed = self._placement_given()
+
+    def datasets(self) -> Sequence[Spec]:
+        sampler = self.sampler
         specs: list[Spec] = []
         if self.p.program:
-            check_fits_board(self.bench, self.mapped, self.p.first_macro)
             specs += programming_specs(self.mapped)
         batches = self.batches()
         if any(b.refresh_before for b in batches):
             specs += refresh_specs(self.mapped, with_pulse_table=not self.p.program)
-        if not self.p.program:   # a bad placement_run is refused here, before the run starts
-            self._placed = self._placement_given()
         specs += [
             Stream("final", units="", shape=(2,), long_name="analog samples at the end of the loop, data units"),
             Stream("software", units="", shape=(2,), long_name="software baseline from the same initial noise"),
             Stream("initial", units="", shape=(2,), long_name="initial noise, data units"),
+            # The analog samples' coordinates one per row: the default plot is their 2-D scatter.
+            Stream("final_x", units="", long_name="first coordinate of each analog sample, data units"),
+            Stream("final_y", units="", long_name="second coordinate of each analog sample, data units"),
+            Stream("final_radius", units="", long_name="distance of each analog sample from the origin, data units"),
+            Plot("final_radius", ("final_x", "final_y"), title="analog samples (colour: radius)"),
             *sampler.specs(),
         ]
         if self.conditional:

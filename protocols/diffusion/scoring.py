@@ -4,8 +4,9 @@
 seed's histogram KL per coordinate, radial statistics, angular uniformity, 2-D
 histogram distance and MMD of the analog samples and of the software baseline,
 against fresh ring points. Digits, any conditional model (:class:`DigitsScorer`): the
-latents are decoded in software and through the decoder on simulated RRAM, and a
-classifier trained on the real digits scores each condition.
+latents are decoded in software and through the decoder on simulated RRAM (a simulated
+array on every bench, hardware included: its outputs say "simulated"), and a classifier
+trained on the real digits scores each condition.
 
 Metrics cover every sample of the run: they are read back from the recorded
 ``final``, ``software`` (and ``condition``) streams, so a resumed run scores the
@@ -93,6 +94,14 @@ class RingScorer:
         log.info("ring: KL analog %s software %s, radius %.3f / %.3f", np.round(a["kl"], 4),
                  np.round(s["kl"], 4), a["mean_radius"], s["mean_radius"])
 
+    @staticmethod
+    def outcome(run: Run) -> dict[str, tuple[Any, str]]:
+        """KL (mean over x and y), mean radius and MMD of the analog samples and of the baseline."""
+        kl, radius, mmd = run.recorded("kl")[-1], run.recorded("mean_radius")[-1], run.recorded("mmd")[-1]
+        return {"kl_analog": (float(kl[0].mean()), ""), "kl_software": (float(kl[1].mean()), ""),
+                "mean_radius_analog": (float(radius[0]), ""), "mean_radius_software": (float(radius[1]), ""),
+                "mmd_analog": (float(mmd[0]), ""), "mmd_software": (float(mmd[1]), "")}
+
 
 class DigitsScorer:
     """Latents of a conditional model decoded to images and classified per condition.
@@ -100,11 +109,15 @@ class DigitsScorer:
     model: the sampled model; model_name: the ``model`` parameter (its VAE is the shipped
     one for ``digits``, else ``<model>-vae.npz`` beside it); x_scale: integrator volts
     per data unit (the simulated RRAM decoder takes the latents at that scale);
-    decoder_seed: seed of that decoder.
+    decoder_seed: seed of that decoder. The decoder's array has the device parameters of
+    the bench config's ``[sim] device`` file (the model's defaults without one).
     """
 
     name = "decode and classify"   # the step
     estimate = 10.0                # s
+    #: What it simulates on every bench (``Protocol.simulated_parts``).
+    SIMULATED = ("decoder: the VAE decoder on a simulated RRAM array (images_simulated_rram, accuracy row 0; "
+                 "device parameters of the bench config's [sim] device, seed decoder_seed)")
 
     def __init__(self, model: TrainedModel, model_name: str, x_scale: float, decoder_seed: int) -> None:
         self.model, self.model_name, self.x_scale, self.decoder_seed = model, model_name, x_scale, decoder_seed
@@ -112,14 +125,14 @@ class DigitsScorer:
     def specs(self) -> list[Spec]:
         k = self.model.net.n_classes
         return [
-            Stream("images_rram", units="", shape=(PIXELS,), dtype="f4",
-                   long_name="analog latents decoded by the RRAM decoder, pixels in [0, 1]"),
+            Stream("images_simulated_rram", units="", shape=(PIXELS,), dtype="f4",
+                   long_name="analog latents decoded by the decoder on simulated RRAM, pixels in [0, 1]"),
             Stream("images_software", units="", shape=(PIXELS,), dtype="f4",
                    long_name="analog latents decoded in software"),
             Stream("images_baseline", units="", shape=(PIXELS,), dtype="f4",
                    long_name="software-baseline latents decoded in software"),
             Stream("accuracy", units="", shape=(3, k), long_name="fraction classified as its condition; rows: "
-                   "analog + RRAM decoder, analog + software decoder, software baseline"),
+                   "analog + simulated RRAM decoder, analog + software decoder, software baseline"),
         ]
 
     def score(self, run: Run) -> None:
@@ -128,16 +141,25 @@ class DigitsScorer:
         final, software = collected(run)
         cond = run.recorded("condition").astype(int)
         vae = self.vae()
-        decoder = AnalogDecoder.program(vae, self.x_scale, seed=self.decoder_seed)
-        images = {"images_rram": decoder.decode(final, run.rng), "images_software": vae.decode_diffusion(final),
-                  "images_baseline": vae.decode_diffusion(software)}
+        params = run.bench.config.device_params() if run.bench is not None else None
+        decoder = AnalogDecoder.program(vae, self.x_scale, seed=self.decoder_seed, params=params)
+        images = {"images_simulated_rram": decoder.decode(final, run.rng),
+                  "images_software": vae.decode_diffusion(final), "images_baseline": vae.decode_diffusion(software)}
         for name, values in images.items():
             run.record_rows(name, values)
         clf = digit_classifier()
         classes = vae.meta.get("classes") or self.model.meta.get("config", {}).get("classes")
         rows = [list(clf.accuracy_per_class(images[n], cond, classes).values()) for n in images]
         run.record("accuracy", np.array(rows))
-        log.info("digits accuracy per class (rram, software decoder, baseline): %s", np.round(rows, 3).tolist())
+        log.info("digits accuracy per class (simulated RRAM decoder, software decoder, baseline): %s",
+                 np.round(rows, 3).tolist())
+
+    @staticmethod
+    def outcome(run: Run) -> dict[str, tuple[Any, str]]:
+        """Mean over classes of the fraction classified as its condition, per decoding."""
+        accuracy = run.recorded("accuracy")[-1]
+        names = ("accuracy_simulated_rram", "accuracy_software_decoder", "accuracy_baseline")
+        return {name: (float(np.mean(row)), "") for name, row in zip(names, accuracy, strict=True)}
 
     def vae(self) -> Any:
         from protocols.diffusion.vae import VAE, load_vae

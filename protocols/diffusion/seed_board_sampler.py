@@ -29,7 +29,6 @@ from protocols.diffusion.mapping import MappedNetwork
 from protocols.engine.datasets import Constant, Spec
 
 if TYPE_CHECKING:
-    from instruments.bench import Bench
     from protocols.diffusion.weights import TrainedModel
     from protocols.engine.protocol import Protocol as Run
 
@@ -135,9 +134,7 @@ class SeedBoardSampler:
     h_scale = H_SCALE              # the firmware's type 4 embeds at this scale: the mapping must too
     refresh_every = REFRESH_EVERY  # 5 s per sample: the network relaxes during a batch
 
-    def __init__(self, bench: Bench, mapped: MappedNetwork, model: TrainedModel, loop: LoopSettings) -> None:
-        if bench.seed_board is None:
-            raise ValueError("board=seed_board: this bench has no seed board (set [resources].seed_board)")
+    def __init__(self, mapped: MappedNetwork, model: TrainedModel, loop: LoopSettings) -> None:
         if loop.sde:
             raise ValueError("board=seed_board: the seed board integrates the probability-flow ODE only (sde=false)")
         self.settings = seed_board_settings(mapped, model)

@@ -13,6 +13,8 @@ object can be added). Steps then append rows through ``Protocol.record*``.
 * :class:`PulseHistory`: the per-pulse table of write-verify (``/entry/pulses``).
 * :class:`Link`: a second path (an HDF5 soft link, as NeXus uses them) to one of
   the objects above, e.g. ``/entry/samples/final`` -> ``/entry/data/final``.
+* :class:`Plot`: the run's default plot (``/entry/plot``, an NXdata group of links to
+  declared streams and constants), what NeXus viewers draw when they open the file.
 
 Paths, attribute names and table columns come from :mod:`analysis.schema`.
 """
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analysis.schema import DATA, ENTRY, PULSES, SCOPE
+from analysis.schema import DATA, ENTRY, PLOT, PULSES, SCOPE
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,42 @@ class Link:
             raise ValueError(f"Link.path and Link.target are both {self.path!r}")
 
 
-Spec = Stream | Constant | Traces | PulseHistory | Link
+INTERPRETATIONS = ("", "spectrum", "image")
+
+
+@dataclass(frozen=True)
+class Plot:
+    """The run's default plot: ``/entry/plot``, an NXdata group whose members are soft
+    links to declared streams and constants of ``/entry/data`` (nothing is copied).
+
+    ``signal``: the plotted stream or constant. ``axes``: one name per dimension of the
+    signal (a declared stream or constant, or "."); for a 1-D signal, two axes (x, y) of
+    its length make a scatter of (x, y) coloured by the signal. ``interpretation``:
+    "spectrum" (each row of the signal is a curve over the last axis, e.g. a one-row
+    stream of per-cell values against a per-cell constant), "image" or "".
+    The file's ``/entry`` then names it as its default (``/entry/data`` otherwise).
+    """
+
+    signal: str
+    axes: tuple[str, ...]
+    interpretation: str = ""
+    title: str = ""
+
+    def __post_init__(self) -> None:
+        if self.interpretation not in INTERPRETATIONS:
+            raise ValueError(f"Plot.interpretation must be one of {INTERPRETATIONS}, got {self.interpretation!r}")
+
+    @property
+    def path(self) -> str:
+        return PLOT
+
+    @property
+    def scatter(self) -> bool:
+        """A 1-D signal over two axes (checked against the declarations by :func:`check_specs`)."""
+        return len(self.axes) == 2 and self.interpretation == "" and "." not in self.axes
+
+
+Spec = Stream | Constant | Traces | PulseHistory | Link | Plot
 
 
 def check_specs(specs: Sequence[Spec]) -> None:
@@ -145,6 +182,7 @@ def check_specs(specs: Sequence[Spec]) -> None:
         raise ValueError("PulseHistory declared twice")
     data_names = {s.name for s in specs if isinstance(s, (Stream, Constant))}
     _check_links(specs)
+    _check_plot(specs)
     for s in specs:
         if isinstance(s, Stream) and s.axes is not None:
             if len(s.axes) != 1 + len(s.shape):
@@ -152,6 +190,30 @@ def check_specs(specs: Sequence[Spec]) -> None:
             missing = [a for a in s.axes if a != "." and a not in data_names]
             if missing:
                 raise ValueError(f"{s.name}: axes name undeclared dataset(s) {', '.join(missing)}")
+
+
+def data_ndim(spec: Stream | Constant) -> int:
+    """Dimensions of the dataset a stream (rows first) or a constant makes."""
+    return 1 + len(spec.shape) if isinstance(spec, Stream) else np.asarray(spec.data).ndim
+
+
+def _check_plot(specs: Sequence[Spec]) -> None:
+    """At most one plot; its signal and axes name declared streams or constants, one axis per
+    dimension of the signal (two for a scatter of a 1-D signal)."""
+    plots = [s for s in specs if isinstance(s, Plot)]
+    if len(plots) > 1:
+        raise ValueError("Plot declared twice")
+    if not plots:
+        return
+    plot, data = plots[0], {s.name: s for s in specs if isinstance(s, (Stream, Constant))}
+    missing = [n for n in (plot.signal, *plot.axes) if n != "." and n not in data]
+    if missing:
+        raise ValueError(f"Plot names undeclared dataset(s) {', '.join(missing)}")
+    ndim = data_ndim(data[plot.signal])
+    if plot.scatter and not (ndim == 1 and all(data_ndim(data[a]) == 1 for a in plot.axes)):
+        raise ValueError(f"Plot: a scatter of {plot.signal} needs it and both axes 1-D")
+    if not plot.scatter and len(plot.axes) != ndim:
+        raise ValueError(f"Plot: {plot.signal} has {ndim} dimensions, axes names {len(plot.axes)}")
 
 
 def _check_links(specs: Sequence[Spec]) -> None:

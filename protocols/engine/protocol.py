@@ -35,6 +35,7 @@ memory: memory holds only the steps run in this process.
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,10 +50,27 @@ from protocols.engine.params import ParameterError, ParamSpec, param
 if TYPE_CHECKING:
     from instruments.bench import Bench
     from instruments.limits import Limits
+    from protocols.engine.bench_shape import BenchShape
 
-__all__ = ["Protocol", "Step", "StepContext", "param", "ParameterError"]
+__all__ = ["BenchUse", "Protocol", "Step", "StepContext", "param", "ParameterError", "simulated_work_note"]
 
 log = logging.getLogger("rrambench.protocols")
+
+
+class BenchUse(str, enum.Enum):
+    """What a protocol runs on (``Protocol.bench_use``): the provenance of its data.
+
+    * ``NEEDS`` ("needs"): it drives the bench's instruments. ``rrambench run`` opens the
+      configured bench, hardware or the embedded simulated one; ``simulated`` records which.
+    * ``ANY`` ("any"): it touches no instrument and no simulated world (software only): it
+      runs beside any bench, opens none and records ``simulated=false``.
+    * ``SIMULATED_ONLY`` ("simulated-only"): it runs only on simulated worlds it builds
+      itself. It opens no bench, whatever the config says, and records ``simulated=true``.
+    """
+
+    NEEDS = "needs"
+    ANY = "any"
+    SIMULATED_ONLY = "simulated-only"
 
 
 @dataclass(frozen=True)
@@ -81,11 +99,14 @@ class StepContext:
 class Protocol:
     """Base class of every protocol. Subclasses set ``name`` and define ``Params``.
 
-    ``params``: a validated ``Params`` instance (defaults when None).
+    ``params``: a validated ``Params`` instance (defaults when None). ``bench_use``
+    (:class:`BenchUse`) says whether it needs the bench, runs beside any, or runs only on
+    simulated worlds; ``simulated_parts()`` names simulated work a bench protocol does.
     """
 
     name: ClassVar[str] = ""
     signal: ClassVar[str | None] = None  # stream NeXus plots by default (first Stream if None)
+    bench_use: ClassVar[BenchUse] = BenchUse.NEEDS  # what it runs on (BenchUse); the engine honours it
 
     @dataclass
     class Params:
@@ -128,9 +149,38 @@ class Protocol:
             if spec.envelope is not None:
                 getattr(limits, spec.envelope)(getattr(self.p, spec.name))
 
+    def validate(self, shape: BenchShape) -> None:
+        """Refuse (ValueError, one line naming the parameter) every input the run would refuse
+        before its first step: cross-parameter rules, cells against the board's geometry
+        (``shape``, :class:`~protocols.engine.bench_shape.BenchShape`), overlapping
+        selections, files named in parameters (exist, right format, right shape).
+
+        The one place of these checks: ``rrambench run --dry-run`` calls it (no instrument
+        opened) and the engine calls it before the first step, before the run file exists.
+        Needs no instrument (``self.bench`` may be None); what it computes may be kept for
+        ``datasets()``. The default accepts everything.
+        """
+
+    def simulated_parts(self) -> list[str]:
+        """What this run computes on simulated worlds of its own, whatever the bench: one
+        line each, recorded as the run attribute ``simulated_parts`` (a run on a hardware
+        bench also says so on the console). A simulated-only protocol: the whole run."""
+        if self.bench_use is BenchUse.SIMULATED_ONLY:
+            return [f"the whole run: {self.name} runs only on simulated worlds"]
+        return []
+
     def estimate_duration(self) -> float:
         """Expected duration in s: the sum of the steps' estimates."""
         return float(sum(step.estimate for step in self.plan()))
+
+    def outcome(self) -> dict[str, tuple[Any, str]]:
+        """The key metrics of a completed run: name -> (value, unit), SI units ("" none).
+
+        Computed from what the run recorded (``self.recorded``, so a resumed run's earlier
+        steps count), after the last step; the engine stores them in ``/entry/outcome``,
+        ``rrambench run`` prints them and ``rrambench info`` shows them. Default: none.
+        """
+        return {}
 
     # -- helpers for steps --------------------------------------------------------------
     @property
@@ -210,3 +260,16 @@ class Protocol:
         if self._ctx is None:
             raise RuntimeError("step helpers are only available while the engine runs a step")
         return self._ctx
+
+
+def simulated_work_note(protocol: Protocol) -> str:
+    """The line a run on a hardware config prints (``rrambench run``) or logs (the GUI) when
+    part or all of ``protocol`` runs on simulated worlds; "" when nothing is simulated."""
+    parts = protocol.simulated_parts()
+    if protocol.bench_use is BenchUse.SIMULATED_ONLY:
+        return (f"{protocol.name} runs only on simulated worlds: the hardware bench is not opened "
+                "and the run file records simulated=true")
+    if parts:
+        return (f"{protocol.name} on the hardware bench simulates part of its work (run attribute "
+                f"simulated_parts): {'; '.join(parts)}")
+    return ""

@@ -17,37 +17,53 @@ import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
+from analysis.run_reader import run_state
 from analysis.schema import (
     AXES,
     CHANNEL,
     COLUMNS,
+    COORDINATES,
     DATA,
     ENTRY,
+    ERROR_BYTES,
+    INSTRUMENT,
+    INTERPRETATION,
     LONG_NAME,
+    OUTCOME,
+    OUTCOME_BYTES,
+    PLOT,
     PREAMBLE_FIELDS,
     PREAMBLE_SET,
     PULSE_COLUMNS,
     PULSES,
+    RESUME_SNAPSHOT,
     RUN_ATTRIBUTES,
+    RUN_FIELDS,
     RUNNING,
     SCHEMA_VERSION,
     SCOPE,
+    SETTINGS,
     SIGNAL,
+    SNAPSHOT_TIME,
     UNITS,
     VOLTS,
     RunAttr,
+    RunField,
+    instrument_path,
 )
 from instruments import __version__
 from protocols.engine.appender import Appender
 from protocols.engine.datasets import (
     Constant,
     Link,
+    Plot,
     PulseHistory,
     Spec,
     Stream,
@@ -70,7 +86,10 @@ class RunHeader:
 
     ``started``: ISO 8601 UTC time. ``seed``: the run seed (protocol random streams
     use ``SeedSequence([seed, step_index])``). ``world_seed``: seed of the simulated
-    world (None on hardware). ``bench_config``, ``identities``, ``settings``:
+    bench's world (None on hardware and when no bench was opened). ``simulated``: the
+    data come from simulation (the simulated bench, or a simulated-only protocol);
+    ``simulated_parts``: what the protocol simulates whatever the bench
+    (``Protocol.simulated_parts``). ``bench_config``, ``identities``, ``settings``:
     JSON-serialisable snapshots of the bench.
     """
 
@@ -80,10 +99,14 @@ class RunHeader:
     started: str
     steps_total: int
     simulated: bool = False
+    simulated_parts: list[str] = field(default_factory=list)
     world_seed: int | None = None
     bench_config: dict[str, Any] = field(default_factory=dict)
     identities: dict[str, str] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    #: Each instrument's settings when the run started (``Bench.instrument_settings``): by
+    #: instrument name, setting -> (value, unit); written to ``/entry/instrument/<name>``.
+    instrument_snapshot: dict[str, Mapping[str, tuple[Any, str]]] = field(default_factory=dict)
     config_path: str = ""
     title: str = ""
 
@@ -126,6 +149,8 @@ class RunWriter:
         try:
             _write_header(h5, path, header)
             _create_data(h5, specs, signal)
+            _create_outcome(h5)
+            _write_snapshot(h5, header.instrument_snapshot, header.started)
             journal = Journal.create(h5, [_stream_path(s) for s in specs if _is_growing(s)])
             h5.swmr_mode = True
         except BaseException:
@@ -135,11 +160,14 @@ class RunWriter:
         return cls(path, h5, journal)
 
     @classmethod
-    def reopen(cls, path: str | Path) -> RunWriter:
+    def reopen(cls, path: str | Path, *,
+               instrument_snapshot: Mapping[str, Mapping[str, tuple[Any, str]]] | None = None) -> RunWriter:
         """Reopen an unfinished run for ``--resume``: drop rows of the unfinished step.
 
         Every stream is cut back to its length at the last completed step, the
         journal to its completed prefix; the status goes back to "running".
+        ``instrument_snapshot``: the instruments' settings now, recorded as
+        ``/entry/instrument/<name>/resume_<n>`` (n: this resume's number).
         """
         path = Path(path)
         h5 = Journal.open_for_resume(path)
@@ -148,12 +176,16 @@ class RunWriter:
             journal.truncate_to_completed()
             entry = h5[ENTRY]
             history = json.loads(entry.attrs.get(RunAttr.RESUMES, "[]"))
-            history.append({"previous_status": str(entry.attrs[RunAttr.STATUS]),
-                            "steps_completed": journal.completed})
+            history.append({"previous_status": run_state(h5)[0], "steps_completed": journal.completed})
             entry.attrs[RunAttr.RESUMES] = json.dumps(history)
-            entry.attrs[RunAttr.STATUS] = RUNNING
-            entry.attrs[RunAttr.ERROR] = ""
-            entry.attrs[RunAttr.END_TIME] = ""
+            if RunField.STATUS not in entry:  # schema 1.0: the run state moves to its datasets
+                for name, *_ in RUN_FIELDS:
+                    entry.attrs.pop(name, None)
+                _create_run_state(entry)
+                entry.attrs[RunAttr.SCHEMA_VERSION] = SCHEMA_VERSION
+            _write_run_state(h5, RUNNING, error="", ended="")
+            _create_outcome(h5)
+            _write_snapshot(h5, instrument_snapshot or {}, _utc_now(), RESUME_SNAPSHOT.format(len(history)))
             entry.attrs[RunAttr.WRITER_PID] = os.getpid()
             entry.attrs[RunAttr.WRITER_HOST] = socket.gethostname()
             h5.swmr_mode = True
@@ -246,14 +278,29 @@ class RunWriter:
         return counts
 
     # -- ending -----------------------------------------------------------------------
+    def write_outcome(self, outcome: Mapping[str, tuple[Any, str]]) -> None:
+        """Record the run's key metrics (``Protocol.outcome``: name -> (value, unit)) in
+        ``/entry/outcome`` as ``{name: {"value": v, "units": u}}`` JSON; in place, so
+        also in SWMR mode. An outcome too long for the dataset is logged and left out."""
+        text = json.dumps({k: {"value": _json_value(v), "units": u} for k, (v, u) in outcome.items()})
+        data = text.encode("utf-8")
+        if len(data) > OUTCOME_BYTES:
+            log.warning("%s: outcome of %d bytes exceeds %d; not recorded", self.path.name, len(data), OUTCOME_BYTES)
+            return
+        self._h5[OUTCOME][()] = np.bytes_(data)
+        self._h5.flush()
+
     def finish(self, status: str, *, error: str = "", ended: str) -> None:
-        """Close the SWMR session, then record the final status, error and end time."""
+        """Record the final status, error and end time, then close the file.
+
+        Written in SWMR mode into the run-state datasets created with the file: no
+        reopening, so SWMR readers holding the file (viewers, ``info --follow``) do
+        not stand in the way, and they see the end of the run.
+        """
+        if self._h5.id.valid:
+            self.flush()
+            _write_run_state(self._h5, status, error=error, ended=ended)
         self.close()
-        with open_h5(self.path, "r+") as h5:
-            entry = h5[ENTRY]
-            entry.attrs[RunAttr.STATUS] = status
-            entry.attrs[RunAttr.ERROR] = error
-            entry.attrs[RunAttr.END_TIME] = ended
 
     def close(self) -> None:
         if self._h5.id.valid:
@@ -310,12 +357,10 @@ def _write_header(h5: h5py.File, path: Path, header: RunHeader) -> None:
         RunAttr.INSTRUMENT_SETTINGS: json.dumps(header.settings, sort_keys=True, default=str),
         RunAttr.CONFIG_PATH: header.config_path,
         RunAttr.START_TIME: header.started,
-        RunAttr.END_TIME: "",
-        RunAttr.STATUS: RUNNING,
-        RunAttr.ERROR: "",
         RunAttr.SEED: json.dumps(header.seed),
         RunAttr.WORLD_SEED: json.dumps(header.world_seed),
         RunAttr.SIMULATED: bool(header.simulated),
+        RunAttr.SIMULATED_PARTS: json.dumps(list(header.simulated_parts)),
         RunAttr.STEPS_TOTAL: int(header.steps_total),
         RunAttr.WRITER_PID: os.getpid(),
         RunAttr.WRITER_HOST: socket.gethostname(),
@@ -323,6 +368,35 @@ def _write_header(h5: h5py.File, path: Path, header: RunHeader) -> None:
     }
     for key in RUN_ATTRIBUTES:  # every run attribute of the schema, none else
         entry.attrs[key] = values[key]
+    _create_run_state(entry)
+
+
+def _create_run_state(entry: h5py.Group) -> None:
+    """The run-state datasets, before SWMR starts: fixed-size, storage allocated, "running"."""
+    for name, dtype, meaning in RUN_FIELDS:
+        ds = entry.create_dataset(name, data=np.bytes_(RUNNING if name == RunField.STATUS else b""), dtype=dtype)
+        ds.attrs[UNITS] = ""
+        ds.attrs[LONG_NAME] = meaning
+
+
+def _write_run_state(h5: h5py.File, status: str, *, error: str, ended: str) -> None:
+    """Overwrite the run-state datasets in place (allowed in SWMR mode); the status last,
+    after a flush, so a reader that sees the final status also sees the end time and error."""
+    entry = h5[ENTRY]
+    entry[RunField.END_TIME][()] = np.bytes_(ended.encode("utf-8"))
+    entry[RunField.ERROR][()] = np.bytes_(_cut_utf8(error, ERROR_BYTES))
+    h5.flush()
+    entry[RunField.STATUS][()] = np.bytes_(status.encode("utf-8"))
+    h5.flush()
+
+
+def _cut_utf8(text: str, size: int) -> bytes:
+    """``text`` as UTF-8 in at most ``size`` bytes, cut at a character boundary and marked."""
+    data = text.encode("utf-8")
+    if len(data) <= size:
+        return data
+    mark = b" [cut]"
+    return data[: size - len(mark)].decode("utf-8", "ignore").encode("utf-8") + mark
 
 
 def _create_data(h5: h5py.File, specs: Sequence[Spec], signal: str | None) -> None:
@@ -353,6 +427,8 @@ def _create_data(h5: h5py.File, specs: Sequence[Spec], signal: str | None) -> No
     for spec in specs:
         if isinstance(spec, Link):
             _create_link(h5, spec)
+        elif isinstance(spec, Plot):
+            _create_plot(h5, spec, specs)
 
 
 def _create_link(h5: h5py.File, spec: Link) -> None:
@@ -388,3 +464,71 @@ def _create_pulses(h5: h5py.File, spec: PulseHistory) -> None:
                                   chunks=(spec.chunk_rows,))
         ds.attrs[UNITS] = unit
         ds.attrs[LONG_NAME] = meaning
+
+
+# -- the default plot, the outcome, the instruments' settings -----------------------------
+def _create_plot(h5: h5py.File, plot: Plot, specs: Sequence[Spec]) -> None:
+    """``/entry/plot``: an NXdata of soft links to the declared datasets, /entry's default."""
+    group = h5.create_group(PLOT)
+    group.attrs["NX_class"] = "NXdata"
+    group.attrs[SIGNAL] = plot.signal
+    group.attrs[AXES] = list(plot.axes)
+    for i, axis in enumerate(plot.axes):
+        if axis != ".":
+            group.attrs[f"{axis}_indices"] = 0 if plot.scatter else i
+    if plot.scatter:  # nexusformat draws a 1-D signal over its (y, x) coordinates as a scatter
+        group.attrs[COORDINATES] = [plot.axes[1], plot.axes[0]]
+    if plot.interpretation:
+        group.attrs[INTERPRETATION] = plot.interpretation
+    if plot.title:
+        group.attrs["title"] = plot.title
+    declared = {s.name: s for s in specs if isinstance(s, (Stream, Constant))}
+    for name in {plot.signal, *plot.axes} - {"."}:
+        group[name] = h5py.SoftLink(declared[name].path)
+    h5[ENTRY].attrs["default"] = PLOT.rsplit("/", 1)[1]
+
+
+def _create_outcome(h5: h5py.File) -> None:
+    """``/entry/outcome``, fixed-size and empty ("{}") until a completed run records its metrics."""
+    entry = h5[ENTRY]
+    name = OUTCOME.rsplit("/", 1)[1]
+    if name in entry:
+        entry[name][()] = np.bytes_(b"{}")
+        return
+    ds = entry.create_dataset(name, data=np.bytes_(b"{}"), dtype=f"S{OUTCOME_BYTES}")
+    ds.attrs[UNITS] = ""
+    ds.attrs[LONG_NAME] = "key metrics of a completed run, JSON {name: {value, units}}"
+
+
+def _write_snapshot(h5: h5py.File, snapshot: Mapping[str, Mapping[str, tuple[Any, str]]], taken: str,
+                    subgroup: str = "") -> None:
+    """Each instrument's settings as attributes of ``/entry/instrument/<name>`` (or of its
+    ``subgroup``): ``<setting>`` and ``<setting>_units``, names listed in ``settings``."""
+    if not snapshot:
+        return
+    instrument = h5.require_group(INSTRUMENT)
+    instrument.attrs["NX_class"] = "NXinstrument"
+    for name, settings in snapshot.items():
+        group = h5.require_group(instrument_path(name))
+        group.attrs["NX_class"] = "NXcollection"
+        if subgroup:
+            group = group.require_group(subgroup)
+            group.attrs["NX_class"] = "NXcollection"
+        group.attrs[SETTINGS] = list(settings)
+        group.attrs[SNAPSHOT_TIME] = taken
+        for key, (value, unit) in settings.items():
+            group.attrs[key] = "" if value is None else value
+            group.attrs[f"{key}_units"] = unit
+
+
+def _json_value(value: Any) -> Any:
+    """A metric as strict JSON: numpy scalars as Python numbers, NaN and infinities as null."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from protocols.engine.bench_shape import BenchShape
 from protocols.engine.progress import EtaEstimator, ProgressEvent
-from protocols.engine.protocol import Protocol, Step, StepContext
+from protocols.engine.protocol import BenchUse, Protocol, Step, StepContext
 from protocols.engine.run_writer import RunHeader, RunWriter
 
 if TYPE_CHECKING:
@@ -143,19 +144,24 @@ def checkpoint_path(run_path: Path, steps_done: int) -> Path:
 class RunEngine:
     """Runs one protocol on one bench into one run file.
 
-    ``bench``: an open bench (None for protocols that touch no instrument).
-    ``path``: the run file (created, or reopened when ``resume``). ``seed``: run
-    seed (per-step streams derive from it; on resume it is read from the file).
-    ``header``: extra :class:`RunHeader` fields (world_seed, config_path, title).
+    ``bench``: an open bench (None for protocols that touch no instrument); a protocol
+    whose ``bench_use`` is not ``NEEDS`` never gets it (nor records it). ``path``: the
+    run file (created, or reopened when ``resume``). ``seed``: run seed (per-step
+    streams derive from it; on resume it is read from the file). ``header``: extra
+    :class:`RunHeader` fields (config_path, title; world_seed defaults to the seed of
+    the simulated bench's world).
     """
 
     def __init__(self, protocol: Protocol, bench: Bench | None, path: str | Path, *,
                  seed: int, resume: bool = False, header: dict[str, Any] | None = None) -> None:
-        self.protocol, self.bench, self.path = protocol, bench, Path(path)
+        self.protocol, self.path = protocol, Path(path)
+        self.bench = bench if protocol.bench_use is BenchUse.NEEDS else None
         self.seed, self.resume_run = int(seed), resume
         self._header = dict(header or {})
         self.token = CancelToken()
         self.error = ""
+        self.outcome: dict[str, tuple[Any, str]] = {}  # Protocol.outcome() of a completed run
+        self.started = False  # True once the run file exists (errors after that are the run's, not bad input)
         self._state = RunState.IDLE
         self._cond = threading.Condition()
         self._subscribers: list[Callable[[ProgressEvent], None]] = []
@@ -214,6 +220,7 @@ class RunEngine:
         self._transition(RunState.RUNNING)
         try:
             self.protocol._bind(self.bench)
+            self.protocol.validate(BenchShape.of_bench(self.bench))  # what --dry-run checks, on this bench
             self._steps = list(self.protocol.plan())
             writer = self._open_writer()
         except BaseException as exc:
@@ -221,6 +228,7 @@ class RunEngine:
             self._safe_state()
             self._transition(RunState.FAILED)
             raise
+        self.started = True  # the run file exists: from here on an error is the run's, not the input's
         done = writer.journal.completed
         self._eta = EtaEstimator([s.estimate for s in self._steps], done)
         final, index = RunState.COMPLETED, done
@@ -231,6 +239,7 @@ class RunEngine:
                 self._boundary()
                 self._run_step(writer, index)
             index = len(self._steps)
+            self._record_outcome(writer)
         except Aborted:
             final = RunState.ABORTED
         except KeyboardInterrupt:
@@ -250,23 +259,28 @@ class RunEngine:
             # datasets() is also where a protocol prepares its per-run state (the cells it
             # selected, its placement); a resumed run needs that state, not the declarations.
             self.protocol.datasets()
-            writer = RunWriter.reopen(self.path)
+            writer = RunWriter.reopen(self.path, instrument_snapshot=(
+                self.bench.instrument_settings() if self.bench is not None else {}))
             if writer.journal.completed > len(self._steps):
                 writer.close()
                 raise ValueError(f"{self.path}: journal has more steps than the plan")
             return writer
         snapshot = self.bench.snapshot() if self.bench is not None else {}
+        instruments = snapshot.pop("instruments", {})  # to /entry/instrument/<name>, not instrument_settings
+        world = self.bench.world if self.bench is not None and self.bench.simulated else None
         header = RunHeader(
             protocol=self.protocol.name or type(self.protocol).__name__,
             parameters=self.protocol.parameters(),
             seed=self.seed,
             started=utc_now(),
             steps_total=len(self._steps),
-            simulated=bool(self.bench is not None and self.bench.simulated),
+            simulated=self.protocol.bench_use is BenchUse.SIMULATED_ONLY or world is not None,
+            simulated_parts=self.protocol.simulated_parts(),
             bench_config=snapshot.get("config", {}),
             identities=snapshot.get("identities", {}),
             settings=snapshot,
-            **self._header,
+            instrument_snapshot=instruments,
+            **{"world_seed": world.seed if world is not None else None, **self._header},
         )
         return RunWriter.create(self.path, header, self.protocol.datasets(), signal=self.protocol.signal)
 
@@ -341,6 +355,25 @@ class RunEngine:
         if failures:
             text = "safe state failed: " + "; ".join(failures)
             self.error = f"{self.error}; {text}" if self.error else text
+
+    def _record_outcome(self, writer: RunWriter) -> None:
+        """The protocol's key metrics of the completed run (``Protocol.outcome``), from what it
+        recorded, into the run file and ``self.outcome``. A failure is logged, not fatal: the
+        data are complete whatever a summary of them does."""
+        def refuse(*_: Any) -> None:
+            raise RuntimeError("outcome() reads what the run recorded; it records nothing")
+
+        index = len(self._steps)
+        self.protocol._enter_step(StepContext(index=index, rng=step_rng(self.seed, index), record=refuse,
+                                              check=lambda: None, progress=lambda _: None, recorded=writer.read))
+        try:
+            self.outcome = dict(self.protocol.outcome())
+            writer.write_outcome(self.outcome)
+        except Exception:
+            log.exception("outcome of %s could not be computed", self.protocol.name)
+            self.outcome = {}
+        finally:
+            self.protocol._enter_step(None)
 
     def _finish(self, writer: RunWriter, final: RunState) -> None:
         try:

@@ -144,3 +144,41 @@ def test_calibrate_command_refuses_a_run_that_feeds_no_fit(tmp_path, capsys):
     code = main(["calibrate", str(path), "-o", str(tmp_path / "d.toml")])
     assert code == 2 and "back-to-back" in capsys.readouterr().err
     assert not (tmp_path / "d.toml").exists()
+
+
+def test_calibrate_a_folder_uses_the_runs_that_feed_a_fit_and_lists_the_others(tmp_path, capsys):
+    """A folder (or its files, as `runs/*.h5` gives them) with runs no fit uses, a run too short
+    for its fit and a truncated file: the read-noise run is fitted, the others are listed as
+    skipped with the reason; refused (exit 2) only when none feeds any fit."""
+    from protocols.characterization.form import Form
+    from protocols.characterization.read_array import ReadArray
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    with Bench.from_config(seed=0) as bench:
+        noise = run_protocol(bench, ReadNoise.from_values(
+            {"cells": ["0"], "targets": [5e-6, 20e-6, 60e-6], "windows": [1e-6], "intervals": [0.0], "repeats": 10}),
+            runs / "a-noise.h5")
+        once = run_protocol(bench, ReadArray.from_values({"repeats": 1}), runs / "b-once.h5")
+        form = run_protocol(bench, Form.from_values({"cells": ["0:0:0-3"]}), runs / "c-form.h5")
+    truncated = runs / "d-truncated.h5"
+    truncated.write_bytes(noise.read_bytes()[:2048])
+    out = tmp_path / "device.toml"
+
+    assert main(["calibrate", str(runs), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"skipped {form}: a 'form' run feeds no fit" in printed
+    assert f"skipped {once}: needs at least 2 back-to-back reads" in printed
+    assert f"skipped {truncated}: not a readable HDF5 run file (truncated file" in printed
+    assert "read_q0" in printed and printed.strip().splitlines()[-1] == str(out)
+    text = out.read_text()
+    assert f'sources = ["{noise}"]' in text and f"# skipped {form}" in text
+
+    assert main(["calibrate", str(noise), str(once), str(form), "-o", str(tmp_path / "files.toml")]) == 0
+    assert f"skipped {form}" in capsys.readouterr().out, "files named one by one: the same skipping"
+    assert main(["calibrate", str(truncated), str(noise), "-o", str(tmp_path / "x.toml")]) == 2
+    assert "truncated file" in capsys.readouterr().err, "a damaged file named on the command line is an error"
+    assert main(["calibrate", str(once), str(form), "-o", str(tmp_path / "none.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "no run feeds a fit" in err and "back-to-back" in err and "'form' run feeds no fit" in err
+    assert not (tmp_path / "none.toml").exists()

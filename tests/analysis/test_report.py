@@ -149,9 +149,10 @@ def test_conditional_sample_report_has_decoded_images_and_class_accuracy(tmp_pat
     path = run_file("sample", model="digits", samples=12, batch=12, steps=200, waveforms=4)
     result = report_run(path, tmp_path)
     names = {p.name for p in result.figures}
-    assert {"decoded_rram.png", "decoded_software.png", "decoded_baseline.png", "class_accuracy.png"} <= names
+    assert {"decoded_simulated_rram.png", "decoded_software.png", "decoded_baseline.png",
+            "class_accuracy.png"} <= names
     accuracy = result.summary["metrics"]["samples"]["accuracy"]
-    assert set(accuracy) == {"analog + RRAM decoder", "analog + software decoder", "software baseline"}
+    assert set(accuracy) == {"analog + simulated RRAM decoder", "analog + software decoder", "software baseline"}
     assert all(len(row) == 3 and all(0 <= a <= 1 for a in row) for row in accuracy.values())
     figs = _figures_of(path)
     (bars,) = data_axes(figs["class_accuracy"])

@@ -48,3 +48,16 @@ def test_text_that_does_not_parse_is_refused_and_dry_run_estimates_valid_input(w
     assert window.runner.dry_run() is not None
     assert not form.message.isVisible()
     assert window.runner.estimate.text().startswith("valid: 2 steps")
+
+
+def test_the_forms_dry_run_refuses_what_the_run_would_refuse(window):
+    """Cross-parameter rules and the board's geometry (Protocol.validate), as `run --dry-run`."""
+    form = window.runner.select_protocol("multilevel")
+    form.set_value("g_low", 6e-5)
+    form.set_value("g_high", 2e-6)
+    assert window.runner.dry_run() is None
+    assert "g_low" in form.message.text() and "below g_high" in form.message.text()
+    form = window.runner.select_protocol("read-array")
+    form.set_value("macros", [9])
+    assert window.runner.dry_run() is None and form.message.isVisible()
+    assert window.worker.engine is None

@@ -1,19 +1,23 @@
-"""The run browser opens completed runs and runs whose writer was killed."""
+"""The run browser opens completed runs and runs whose writer was killed; damaged files never block it."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pyqtgraph as pg
 import pytest
+from damaged_run_files import make_damaged, make_hanging
+from PyQt5.QtCore import Qt, QTimer
 
-from analysis import open_run
-from gui.run_browser import RunBrowser
+from analysis import isolation, open_run
+from gui.run_browser import STATUS_ROLE, RunBrowser
 
 SLOW = ["--set", "macros=0,1,2,3", "--set", "repeats=1000", "--seed", "11"]
 
@@ -61,12 +65,19 @@ def _items(plot: pg.PlotItem) -> list:
     return plot.listDataItems() + [i for i in plot.items if isinstance(i, pg.ImageItem)]
 
 
+def _open(qtbot, browser: RunBrowser, path: Path):
+    """Open ``path`` as a click does (checked off the Qt thread); the Run shown, or None."""
+    with qtbot.waitSignal(browser.opened, timeout=60_000) as shown:
+        browser.open_file(path)
+    return shown.args[0]
+
+
 def test_browser_lists_the_folder_and_opens_a_completed_run_with_its_map(qtbot, run_files):
     browser = RunBrowser(run_files["completed"].parent)
     qtbot.addWidget(browser)
     names = {browser.files.item(i).text() for i in range(browser.files.count())}
     assert {p.name for p in run_files.values()} <= names
-    run = browser.open_file(run_files["completed"])
+    run = _open(qtbot, browser, run_files["completed"])
     assert run.status == "completed"
     text = browser.summary.toPlainText()
     assert "completed" in text and "1 of 1 completed" in text and "/entry/data/conductance" in text
@@ -77,7 +88,7 @@ def test_browser_lists_the_folder_and_opens_a_completed_run_with_its_map(qtbot, 
 def test_browser_opens_a_killed_run_as_interrupted_with_what_it_recorded(qtbot, run_files):
     browser = RunBrowser(run_files["killed"].parent)
     qtbot.addWidget(browser)
-    run = browser.open_file(run_files["killed"])
+    run = _open(qtbot, browser, run_files["killed"])
     assert run is not None and run.status == "interrupted"
     text = browser.summary.toPlainText()
     assert "interrupted" in text and f"of {run.steps_total} completed" in text
@@ -89,5 +100,39 @@ def test_browser_reports_a_file_that_is_not_a_run(qtbot, tmp_path):
     bad.write_bytes(b"not hdf5")
     browser = RunBrowser(tmp_path)
     qtbot.addWidget(browser)
-    assert browser.open_file(bad) is None
+    assert _open(qtbot, browser, bad) is None
     assert "not a readable HDF5" in browser.summary.toPlainText()
+
+
+def test_browser_stays_responsive_with_damaged_files_in_the_folder(qtbot, tmp_path, run_files, monkeypatch):
+    """Truncated files and one that makes the HDF5 library retry for minutes: the window's
+    event loop keeps running while they are checked, the listing marks them damaged (the
+    reason as tooltip), and opening one shows the reason."""
+    monkeypatch.setattr(isolation, "CHECK_TIMEOUT", 2.0)
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    good = Path(shutil.copy(run_files["completed"], folder / "good.h5"))
+    truncated = [make_damaged(kind, good, folder) for kind in ("truncated-2k", "truncated-8k")]
+    hanging = make_hanging(folder)
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start()
+    browser = RunBrowser(folder)
+    qtbot.addWidget(browser)
+    items = {Path(browser.files.item(i).data(Qt.UserRole)).name: browser.files.item(i)
+             for i in range(browser.files.count())}
+    qtbot.waitUntil(lambda: all(item.data(STATUS_ROLE) for item in items.values()), timeout=60_000)
+    assert _open(qtbot, browser, truncated[0]) is None
+    timer.stop()
+    assert "truncated file" in browser.summary.toPlainText()
+    assert {name: item.data(STATUS_ROLE) for name, item in items.items()} == {
+        "good.h5": "completed", "truncated-2k.h5": "damaged", "truncated-8k.h5": "damaged", "hanging.h5": "damaged"}
+    assert "no progress" in items[hanging.name].toolTip()
+    browser.refresh()  # unchanged files are not checked again: marked at once
+    assert all(browser.files.item(i).data(STATUS_ROLE) for i in range(browser.files.count()))
+    lateness = np.diff(ticks) - 0.010
+    assert len(ticks) > 50, "the checks lasted long enough to measure the event loop"
+    assert lateness.max() < 0.25, f"event loop stalled {lateness.max() * 1e3:.0f} ms"
+

@@ -37,7 +37,8 @@ def test_run_writes_a_timestamped_file_and_prints_its_path_last(capsys, tmp_path
     path = out.strip().splitlines()[-1]
     assert re.fullmatch(re.escape(str(tmp_path)) + r"/\d{8}T\d{6}Z-read-array\.h5", path)
     run = open_run(path)
-    assert (run.status, run.steps_completed, run.seed, run.world_seed) == ("completed", 2, 4, 4)
+    assert (run.status, run.steps_completed, run.seed, run.world_seed) == ("completed", 2, 4, 0), \
+        "--seed is the run seed; the world seed is the config's [sim] seed"
     assert run.parameters["macros"] == [0, 3]
 
 
@@ -104,7 +105,7 @@ def test_info_json_is_the_stable_document(capsys, tmp_path):
     assert code == 0
     doc = json.loads(doc)
     assert set(doc) == {"status", "protocol", "steps_completed", "steps_total", "parameters",
-                        "started", "ended", "error", "datasets"}
+                        "started", "ended", "error", "datasets", "outcome", "snapshot"}
     assert doc["datasets"]["/entry/data/conductance"] == {"shape": [1, 32, 32], "dtype": "float32",
                                                           "units": "S"}
     assert all(set(d) == {"shape", "dtype", "units"} for d in doc["datasets"].values())
@@ -146,6 +147,23 @@ def test_an_exception_in_a_step_fails_the_run_with_its_text_and_exit_1(capsys, t
     run = open_run(out.strip().splitlines()[-1])
     assert run.status == "failed" and run.error == "RuntimeError: the cell caught fire"
     assert run.steps_completed == 1
+
+
+def test_an_error_after_the_steps_ran_is_the_runs_failure_never_exit_2(capsys, tmp_path, monkeypatch):
+    """Exit 2 is for bad input only: a ValueError raised while the run ends (after its file
+    exists) is reported as the run's failure, exit 1, and the file's path is printed."""
+    from protocols.engine.runner import RunEngine
+
+    finish = RunEngine._finish
+
+    def broken_finish(self, writer, final):
+        finish(self, writer, final)
+        raise ValueError("the disk said no")
+
+    monkeypatch.setattr(RunEngine, "_finish", broken_finish)
+    code, out, err = run_cli(capsys, "run", "read-array", "--out", tmp_path)
+    assert code == 1 and "the disk said no" in err
+    assert out.strip().endswith(".h5")
 
 
 def test_terminal_bar_redraws_one_line_and_ends_it():

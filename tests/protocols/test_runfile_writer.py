@@ -78,7 +78,8 @@ def test_schema_round_trip_reader_returns_what_the_writer_wrote(tmp_path):
     path = tmp_path / "rt.h5"
     header = RunHeader(protocol="rt", parameters={"a": 1.5, "b": [1, 2], "c": "x", "d": True},
                        seed=2**62 + 3, started="2026-01-02T03:04:05.000000Z", steps_total=7,
-                       simulated=True, world_seed=4, bench_config={"backend": "sim", "limits": {"x": 1.0}},
+                       simulated=True, simulated_parts=["decoder: a simulated array"], world_seed=4,
+                       bench_config={"backend": "sim", "limits": {"x": 1.0}},
                        identities={"smu": "KEITHLEY,2450,1,1"}, settings={"resources": {"smu": "TCPIP0::x"}},
                        config_path="cfg.toml")
     specs = [Stream("g", units="S", shape=(2,), dtype="f4"), Traces("ch", points=4, dtype="i2")]
@@ -93,11 +94,12 @@ def test_schema_round_trip_reader_returns_what_the_writer_wrote(tmp_path):
     assert (run.protocol, run.status, run.error) == ("rt", "aborted", "stopped by operator")
     assert run.parameters == header.parameters
     assert (run.seed, run.world_seed, run.simulated) == (header.seed, 4, True)
+    assert run.simulated_parts == ["decoder: a simulated array"]
     assert (run.started, run.ended) == (header.started, "2026-01-02T03:05:00.000000Z")
     assert (run.steps_completed, run.steps_total) == (1, 7)
     assert run.bench_config == header.bench_config
     assert run.instruments == header.identities and run.settings == header.settings
-    assert run.schema_version == "1.0"
+    assert run.schema_version == schema.SCHEMA_VERSION == "1.1"
     entry = run.journal[0]
     assert (entry.index, entry.name, entry.status) == (0, "first step", "completed")
     assert (entry.start, entry.end, entry.clock_start, entry.clock_end) == (10.0, 11.0, 0.0, 1e6)
@@ -107,7 +109,7 @@ def test_schema_round_trip_reader_returns_what_the_writer_wrote(tmp_path):
     assert run.read("/entry/instrument/scope/ch").tolist() == [[1, 2, 3, 4]]
     doc = run.to_json()
     assert set(doc) == {"status", "protocol", "steps_completed", "steps_total", "parameters",
-                        "started", "ended", "error", "datasets"}
+                        "started", "ended", "error", "datasets", "outcome", "snapshot"}
     assert json.loads(json.dumps(doc)) == doc
 
 
@@ -146,11 +148,15 @@ def test_schema_document_names_every_attribute_and_column():
     """docs/hdf5-schema.md stays true to analysis.schema."""
     doc = (Path(__file__).parents[2] / "docs" / "hdf5-schema.md").read_text()
     assert f"version {schema.SCHEMA_VERSION}" in doc and "analysis/schema.py" in doc
-    names = [*schema.RUN_ATTRIBUTES, *(c for c, *_ in schema.PULSE_COLUMNS), *(c for c, *_ in schema.JOURNAL_COLUMNS),
+    names = [*schema.RUN_ATTRIBUTES, *(n for n, *_ in schema.RUN_FIELDS),
+             *(c for c, *_ in schema.PULSE_COLUMNS), *(c for c, *_ in schema.JOURNAL_COLUMNS),
              *(k for k, _ in schema.PREAMBLE_FIELDS), schema.CHANNEL, schema.PREAMBLE_SET, schema.VOLTS,
-             schema.STREAMS, schema.ROWS, schema.UNITS, schema.LONG_NAME, schema.SIGNAL, schema.AXES]
+             schema.STREAMS, schema.ROWS, schema.UNITS, schema.LONG_NAME, schema.SIGNAL, schema.AXES,
+             schema.INTERPRETATION, schema.COORDINATES, schema.SETTINGS, schema.SNAPSHOT_TIME,
+             *schema.INSTRUMENT_NAMES, schema.RESUME_SNAPSHOT.format("<n>")]
     assert [n for n in names if n not in doc] == []
-    for path in (schema.DATA, schema.SCOPE, schema.PULSES, schema.JOURNAL):
+    for path in (schema.DATA, schema.SCOPE, schema.PULSES, schema.JOURNAL, schema.PLOT, schema.OUTCOME,
+                 *(f"{schema.ENTRY}/{n}" for n, *_ in schema.RUN_FIELDS)):
         assert f"`{path}" in doc, path
 
 

@@ -91,15 +91,17 @@ def test_a_placement_run_is_refused_with_program_true(bench, tmp_path):
         engine.run()
 
 
-def test_digits_decoded_through_the_rram_decoder_are_classified_as_well_as_the_baseline(bench, tmp_path):
+def test_digits_decoded_through_the_simulated_rram_decoder_are_classified_as_well_as_the_baseline(bench, tmp_path):
     """Conditional sampling class by class; latents decoded in software and on the simulated
-    RRAM decoder; per class, RRAM-decoded analog samples are classified as their digit at
-    >= 90% of the rate of the software baseline."""
+    RRAM decoder (named simulated, listed in simulated_parts); per class, RRAM-decoded analog
+    samples are classified as their digit at >= 90% of the rate of the software baseline."""
     run = _run(bench, tmp_path / "d.h5", model="digits", samples=150, batch=150, waveforms=0, software_steps=1500)
     cond = run.read("condition")
     assert np.bincount(cond).tolist() == [150, 150, 150]
     np.testing.assert_array_equal(run.read("/entry/samples/condition"), cond)
-    assert run.read("images_rram").shape == run.read("images_baseline").shape == (450, 64)
+    assert run.read("images_simulated_rram").shape == run.read("images_baseline").shape == (450, 64)
+    assert "simulated RRAM" in run.attrs("images_simulated_rram")["long_name"]
+    assert len(run.simulated_parts) == 1 and "decoder" in run.simulated_parts[0]
     accuracy = run.read("accuracy")[-1]
     rram, baseline = accuracy[0], accuracy[2]
     assert np.all(rram >= 0.9 * baseline), accuracy

@@ -84,6 +84,32 @@ def expected(link: str, fault: str, phase: str) -> Expected:
 CASES = [(link, fault, phase) for link in LINKS for fault in FAULTS if fault != "kill" for phase in PHASES]
 KILL_CASES = [("all", "kill", phase) for phase in PHASES]
 
+#: Run-file faults: SWMR readers holding a run's file from its start to after its end
+#: (``test_live_viewers.py``), and bad files handed to ``info``, ``report``, ``calibrate``,
+#: ``run --resume`` and the GUI's run browser (``test_damaged_files.py``, ``tests/gui/test_run_browser.py``).
+FILE_CASES = [
+    ("viewer", "1 SWMR reader", "whole run"),
+    ("viewer", "3 SWMR readers", "whole run"),
+    *(("file", damage, "handed in") for damage in (
+        "truncated to 2 KB", "truncated to 8 KB", "random bytes", "empty", "text named .h5", "folder named .h5")),
+    ("file", "HDF5 retries for minutes", "handed in"),
+]
+#: What the first column of the table says for the run-file faults.
+FILE_WHERE = {"viewer": "viewer (read-array)", "file": "file (info, report, calibrate, --resume, GUI)"}
+
+
+def expected_file(link: str, fault: str) -> Expected:
+    """The documented outcome of a run-file case (``status``: the run's, or the command's exit)."""
+    if link == "viewer":
+        return Expected("completed", None, True, False,
+                        "exit 0; the end of the run is written in SWMR mode while the readers hold the "
+                        "file, and they see it (`info --follow` too)")
+    if fault.startswith("HDF5"):
+        return Expected("exit 2", None, False, False,
+                        "one line once the watched helper makes no progress for 5 s; Ctrl-C: exit 130, one line")
+    return Expected("exit 2", None, False, False, "one line, at once; `info FOLDER` lists it as damaged, "
+                    "the run browser marks it and stays responsive")
+
 
 # -- injectors --------------------------------------------------------------------------------
 class Injector:
