@@ -8,19 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.device_metrics import level_separability
+from protocols.characterization import programming as pg
 from protocols.characterization.cells import select_cells
-from protocols.characterization.programming import (
-    ProgrammingProtocol,
-    WriteVerifyParams,
-    averaged_read,
-    cell_constants,
-    check_targets,
-    estimate,
-    program,
-    programming_outcome,
-    result_streams,
-    versus_target,
-)
+from protocols.characterization.programming import ProgrammingProtocol, WriteVerifyParams
 from protocols.engine.bench_shape import BenchShape
 from protocols.engine.datasets import Constant, PulseHistory, Spec, Stream
 from protocols.engine.protocol import Step, param
@@ -82,7 +72,7 @@ class LevelsOnCells(ProgrammingProtocol):
         n = self.level.size
         self.macro, self.row, self.col = m[:n], r[:n], c[:n]
         self.levels_g = level_targets(self.p.levels, self.p.g_low, self.p.g_high)
-        check_targets("g_low/g_high", self.levels_g)
+        pg.check_targets("g_low/g_high", self.levels_g)
         return n
 
     def level_constants(self) -> list[Spec]:
@@ -90,7 +80,7 @@ class LevelsOnCells(ProgrammingProtocol):
         return [
             Constant("level_target", units="S", data=self.levels_g, long_name="conductance of each level"),
             Constant("level", units="", data=self.level, long_name="level index of each cell"),
-            *cell_constants(self.macro, self.row, self.col, self.levels_g[self.level]),
+            *pg.cell_constants(self.macro, self.row, self.col, self.levels_g[self.level]),
         ]
 
 
@@ -114,10 +104,10 @@ class Multilevel(LevelsOnCells):
         n = self.select_level_cells()
         return [
             *self.level_constants(),
-            *result_streams(n),
+            *pg.result_streams(n),
             Stream("readback", units="S", shape=(n,), dtype="f4", long_name="averaged read-back after programming"),
             PulseHistory(),
-            versus_target("readback"),
+            pg.versus_target("readback"),
         ]
 
     def outcome(self) -> dict:
@@ -126,17 +116,17 @@ class Multilevel(LevelsOnCells):
         stats = level_separability(self.recorded("readback")[-1], self.level, self.levels_g)
         return {"levels": (stats.levels, ""), "separable_levels": (stats.separable, ""),
                 "min_gap_over_sigma": (stats.min_gap_over_sigma, ""), "overlap": (stats.overlap, ""),
-                **programming_outcome(self, self.levels_g[self.level])}
+                **pg.programming_outcome(self, self.levels_g[self.level])}
 
     def plan(self) -> Iterator[Step]:
-        yield Step("program the levels", self.program, estimate=estimate(self.p))
+        yield Step("program the levels", self.program, estimate=pg.estimate(self.p))
         yield Step("read back", self.read_back, estimate=0.01)
 
     def program(self) -> None:
-        program(self, self.p, self.macro, self.row, self.col, self.levels_g[self.level])
+        pg.program(self, self.p, self.macro, self.row, self.col, self.levels_g[self.level])
 
     def read_back(self) -> None:
         """Averaged read of every cell right after programming."""
-        g = averaged_read(self.bench.macro_controller, self.macro, self.row, self.col, self.p.readback_reads,
+        g = pg.averaged_read(self.bench.macro_controller, self.macro, self.row, self.col, self.p.readback_reads,
                           window=self.p.read_window)
         self.record("readback", g)

@@ -156,6 +156,20 @@ class ProgrammingProtocol(Protocol):
         return self.macro.size
 
 
+class CellsWithTargets(ProgrammingProtocol):
+    """A programming protocol whose ``Params`` name ``cells`` (selections) and ``targets``
+    (S, given to the cells in turn): ``read-noise`` and ``write-noise``."""
+
+    def validate(self, shape: BenchShape) -> None:
+        super().validate(shape)
+        self.select_cells_with_targets(self.p.cells, self.p.targets, shape.geometry)
+
+    def cell_specs(self) -> tuple[int, list[Spec]]:
+        """Choose the cells on the open bench: their number and what every such run records of them."""
+        n = self.select_cells_with_targets(self.p.cells, self.p.targets)
+        return n, [*cell_constants(self.macro, self.row, self.col, self.target), *result_streams(n)]
+
+
 def cell_constants(macro: np.ndarray, row: np.ndarray, col: np.ndarray,
                    target: np.ndarray | None = None) -> list[Spec]:
     """The cell list of a run (and each cell's target conductance in S) as constants."""

@@ -9,19 +9,16 @@ from functools import partial
 import numpy as np
 
 from protocols.characterization.programming import (
-    ProgrammingProtocol,
+    CellsWithTargets,
     WriteVerifyParams,
-    cell_constants,
     estimate,
     program,
-    result_streams,
 )
-from protocols.engine.bench_shape import BenchShape
 from protocols.engine.datasets import PulseHistory, Spec, Stream
 from protocols.engine.protocol import Step, param
 
 
-class ReadNoise(ProgrammingProtocol):
+class ReadNoise(CellsWithTargets):
     """Program cells, then read them ``repeats`` times per integration window and read interval."""
 
     name = "read-noise"
@@ -40,15 +37,10 @@ class ReadNoise(ProgrammingProtocol):
         repeats: int = param(50, limits=(2, 100_000), help="reads per window and interval")
         bias: float = param(0.1, unit="V", limits=(0.01, 0.5), envelope="read_bias", help="read voltage")
 
-    def validate(self, shape: BenchShape) -> None:
-        super().validate(shape)
-        self.select_cells_with_targets(self.p.cells, self.p.targets, shape.geometry)
-
     def datasets(self) -> Sequence[Spec]:
-        n = self.select_cells_with_targets(self.p.cells, self.p.targets)
+        n, cells = self.cell_specs()
         return [
-            *cell_constants(self.macro, self.row, self.col, self.target),
-            *result_streams(n),
+            *cells,
             Stream("conductance", units="S", shape=(n,), dtype="f4", axes=("time", "."),
                    long_name="one read of every cell"),
             Stream("window", units="s", long_name="integration window of the read"),

@@ -9,24 +9,21 @@ from functools import partial
 import numpy as np
 
 from protocols.characterization.programming import (
-    ProgrammingProtocol,
+    CellsWithTargets,
     WriteVerifyParams,
     averaged_read,
-    cell_constants,
     estimate,
     program,
-    result_streams,
     versus_target,
 )
 from protocols.characterization.write_verify_algorithm import RESET, WriteVerifyConfig
-from protocols.engine.bench_shape import BenchShape
 from protocols.engine.datasets import PulseHistory, Spec, Stream
 from protocols.engine.protocol import Step, param
 
 ERASE_GATE = WriteVerifyConfig.reset_gate  # V, word line fully on for the erase RESETs
 
 
-class WriteNoise(ProgrammingProtocol):
+class WriteNoise(CellsWithTargets):
     """Erase and re-program the same targets ``repeats`` times; record each read-back (write noise)."""
 
     name = "write-noise"
@@ -43,15 +40,10 @@ class WriteNoise(ProgrammingProtocol):
         erase_pulses: int = param(3, limits=(0, 100), help="erase pulses per cycle (0: program from where it is)")
         readback_reads: int = param(16, limits=(1, 256), help="reads averaged in each read-back")
 
-    def validate(self, shape: BenchShape) -> None:
-        super().validate(shape)
-        self.select_cells_with_targets(self.p.cells, self.p.targets, shape.geometry)
-
     def datasets(self) -> Sequence[Spec]:
-        n = self.select_cells_with_targets(self.p.cells, self.p.targets)
+        n, cells = self.cell_specs()
         return [
-            *cell_constants(self.macro, self.row, self.col, self.target),
-            *result_streams(n),
+            *cells,
             Stream("readback", units="S", shape=(n,), dtype="f4", long_name="averaged read-back of each cycle"),
             Stream("erased", units="S", shape=(n,), dtype="f4", long_name="read after the erase pulses"),
             Stream("readback_std", units="S", shape=(n,),

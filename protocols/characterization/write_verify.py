@@ -7,19 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from protocols.characterization import programming as pg
 from protocols.characterization.cells import select_cells
 from protocols.characterization.files import load_npy
-from protocols.characterization.programming import (
-    ProgrammingProtocol,
-    WriteVerifyParams,
-    cell_constants,
-    check_targets,
-    estimate,
-    program,
-    programming_outcome,
-    result_streams,
-    versus_target,
-)
+from protocols.characterization.programming import ProgrammingProtocol, WriteVerifyParams
 from protocols.engine.bench_shape import BenchShape
 from protocols.engine.datasets import PulseHistory, Spec, Stream
 from protocols.engine.protocol import ParameterError, Step, param
@@ -52,16 +43,16 @@ class WriteVerify(ProgrammingProtocol):
         self.target = self.targets(self.macro.size)
         n = self.macro.size
         return [
-            *cell_constants(self.macro, self.row, self.col, self.target),
-            *result_streams(n),
+            *pg.cell_constants(self.macro, self.row, self.col, self.target),
+            *pg.result_streams(n),
             Stream("stuck_cells", units="", shape=(3,), dtype="i2", long_name="(macro, row, col) of stuck cells"),
             PulseHistory(),
-            versus_target("programmed"),
+            pg.versus_target("programmed"),
         ]
 
     def outcome(self) -> dict:
         """Converged fraction, stuck cells, median pulses per cell, RMS error against the targets."""
-        return programming_outcome(self, self.target)
+        return pg.programming_outcome(self, self.target)
 
     def targets(self, n: int) -> np.ndarray:
         """Target conductances (S) of the ``n`` selected cells, checked against the device window."""
@@ -75,14 +66,14 @@ class WriteVerify(ProgrammingProtocol):
             target = load_npy("target_file", self.p.target_file).ravel()
             if target.size != n:
                 raise ParameterError(f"target_file holds {target.size} values for {n} selected cells")
-        check_targets("targets", target)
+        pg.check_targets("targets", target)
         return target
 
     def plan(self) -> Iterator[Step]:
-        yield Step("program the regions", self.program, estimate=estimate(self.p))
+        yield Step("program the regions", self.program, estimate=pg.estimate(self.p))
 
     def program(self) -> None:
         """Write-verify every selected cell at once; list the stuck cells."""
-        result = program(self, self.p, self.macro, self.row, self.col, self.target)
+        result = pg.program(self, self.p, self.macro, self.row, self.col, self.target)
         stuck = np.flatnonzero(result.stuck)
         self.record_rows("stuck_cells", np.stack([self.macro[stuck], self.row[stuck], self.col[stuck]], axis=1))

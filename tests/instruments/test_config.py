@@ -27,6 +27,10 @@ def test_the_shipped_default_is_the_embedded_simulated_bench():
         ("backend = 'hardware'\n[resources]\nsmu = 'TCPIP0::h::5025::SOCKET'", "needs [resources]"),
         ("limits = 3", "must be a table"),
         ("backend = ", "bench config"),
+        ("[resources]\nvisa_library = ''", "visa_library"),
+        ("[clock]\ntime_scale = 0", "time_scale"),
+        ("[clock]\ntime_scale = true", "time_scale"),
+        ("[clock]\nrate = 2", "unknown key [clock].rate"),
     ],
 )
 def test_bad_files_give_one_clear_config_error(tmp_path, text, message):

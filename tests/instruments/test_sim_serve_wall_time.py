@@ -169,15 +169,3 @@ def test_visa_library_comes_from_the_config_and_a_missing_one_is_one_line(tmp_pa
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "@ivi" in done.stderr
     assert not (tmp_path / "runs").exists()
 
-
-@pytest.mark.parametrize("text, message", [
-    ("[resources]\nvisa_library = ''", "visa_library"),
-    ("[clock]\ntime_scale = 0", "time_scale"),
-    ("[clock]\ntime_scale = true", "time_scale"),
-    ("[clock]\nrate = 2", "unknown key [clock].rate"),
-])
-def test_bad_clock_and_library_settings_are_refused(tmp_path, text, message):
-    config = tmp_path / "bench.toml"
-    config.write_text(text + "\n")
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        load_config(config)

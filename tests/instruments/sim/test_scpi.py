@@ -126,10 +126,13 @@ def test_several_queries_in_one_line_answer_joined_by_semicolons():
 @pytest.mark.parametrize("line, expected", [
     (":DISP:TEXT 'a;b'", "a;b"), (':DISP:TEXT "a,b"', "a,b"), (":DISP:TEXT 'it''s'", "it's"),
     (':DISP:TEXT "say ""hi"""', 'say "hi"'),
+    # arbitrary blocks are opaque to separators and quotes (a #0 block runs to the end of the message)
+    (":DISP:TEXT #15hello;:OUTP ON", "hello"), (":DISP:TEXT #210a;b,'c\"d;e;:OUTP ON", "a;b,'c\"d;e"),
+    (":DISP:TEXT #0x;y,z", "x;y,z"), (":DISP:TEXT #10;:OUTP ON", ""),
 ])
-def test_strings_take_both_quote_styles_and_protect_separators(line, expected):
+def test_strings_and_blocks_reach_the_handler_whole(line, expected):
     box = Box()
-    ask(box, line)
+    assert ask(box, line) is None
     assert box.name == expected and errors(box) == []
 
 
@@ -210,14 +213,6 @@ def test_a_crlf_terminated_line_is_accepted():
     assert ask(box, "*IDN?\r") == "ACME,BOX,1,0.1"
 
 
-@pytest.mark.parametrize("line, expected", [
-    (":DISP:TEXT #15hello", "hello"), (":DISP:TEXT #210a;b,'c\"d;e", "a;b,'c\"d;e"), (":DISP:TEXT #0x;y,z", "x;y,z"),
-    (":DISP:TEXT #10", ""),
-])
-def test_arbitrary_blocks_are_opaque_to_separators_and_quotes(line, expected):
-    box = Box()
-    assert ask(box, line + ";:OUTP ON" if not line.startswith(":DISP:TEXT #0") else line) is None
-    assert box.name == expected and errors(box) == []
 
 
 def test_a_block_may_carry_bytes_a_text_message_could_not():
