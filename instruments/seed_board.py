@@ -267,10 +267,17 @@ class SeedBoard:
         data = command.encode("ascii") + b"\r\n"
         with self._link.lock:
             self._link.discard_input()
-            self._link.write(data)
-            # write() returns once the bytes are queued; at 9600 baud they cross the line at
-            # ~1 ms a byte, after whatever was queued before them.
+            # At 9600 baud the bytes take ~1 ms each to cross the line, after whatever was
+            # written before them. The sender pays that time on the bench clock before the
+            # line is handed over, so the board reads it at the bench time it has arrived:
+            # on the simulated bench only this thread moves the clock around a line, which
+            # keeps a run bit-repeatable (the emulator never races the driver for `now`).
+            # On hardware the real UART adds its line time once more after write(): the
+            # board then sees each Go later than `line_free`, never earlier, so the
+            # lock-out still holds.
             self.line_free = max(self._clock.now(), self.line_free) + len(data) * 10 / BAUD
+            self._clock.sleep(max(0.0, self.line_free - self._clock.now()))
+            self._link.write(data)
 
 
 __all__ = ["BAUD", "LOCKOUT", "RUN_DURATION", "SAMPLE_TIME", "SeedBoard"]

@@ -14,8 +14,10 @@ server) and does what the published firmware does with it (``docs/seed-board.md`
 
 Like the firmware it answers only informational ``printf`` lines (never an
 acknowledgement), parses digits without any check and lets DAC codes overflow
-(``(uint16_t)(2048 (1 + v))`` into a 12-bit DAC). Bytes arrive at 9600 baud: each line
-advances the world clock by ``bytes x 10 / 9600`` s. A run drives ``world.loop`` (the
+(``(uint16_t)(2048 (1 + v))`` into a 12-bit DAC). A line is taken at the world time
+it is read: the sender pays its ``bytes x 10 / 9600`` s of line time (our driver advances
+the bench clock before writing), so the emulator never moves the clock for a line and
+never races the driver for it. A run drives ``world.loop`` (the
 same macros and wiring as our board) with the firmware's time base and fires the
 scope trigger.
 """
@@ -32,7 +34,6 @@ import numpy as np
 log = logging.getLogger("rrambench.sim.seed_board")
 
 BAUD = 9600  # bit/s of the firmware's UART
-BITS_PER_BYTE = 10  # start + 8 data + stop
 TICK = 5e-3  # s, period of the firmware's timer
 T_STEP = 0.005  # firmware time advanced per tick
 T_STOP = 1.2  # firmware time where a run ends
@@ -146,7 +147,6 @@ class SeedBoardEmulator:
     # -- the UART receive interrupt and the main loop ---------------------------------
     def handle(self, message: bytes) -> bytes | None:
         """Informational text the firmware prints (CR ending; the server adds LF), or None."""
-        self.world.clock.sleep((len(message) + 1) * BITS_PER_BYTE / BAUD)  # 9600-baud pacing
         if not message.endswith(b"\r"):  # LF without CR: the firmware keeps it as data
             self._partial += message + b"\n"
             return None

@@ -112,6 +112,15 @@ def test_go_refuses_until_every_dac_setting_is_known(rig):
     assert b"Go\r\n" not in rec.lines
 
 
+def test_each_line_costs_its_bytes_at_9600_baud_of_bench_time_before_the_board_reads_it(rig):
+    board, rec, clock = rig
+    t0 = clock.now()
+    board.set_noise_scale(0.16)  # "N016" + CR LF: 6 bytes
+    assert clock.now() - t0 == pytest.approx(6 * 10 / 9600)
+    assert board.line_free == pytest.approx(clock.now())
+    assert wire(rec, 1) == [b"N016\r\n"]
+
+
 def test_go_within_the_lockout_waits_on_the_bench_clock(rig):
     board, rec, clock = rig
     configure(board)

@@ -42,16 +42,18 @@ PROTOCOLS: dict[str, tuple[str, list[str]]] = {
 MID_STEP = {"smu": 1, "scope": 1, "macro_controller": 0}
 MID_STEP_MESSAGES = 2
 
-#: Short timeouts (s) so a missing reply costs little test time.
 BENCH_TOML = """backend = "sim"
 [sim]
 seed = 0
 formed = true
 [timeouts]
-smu = 0.5
-scope = 0.5
-macro_controller = 0.1
+{timeouts}
 """
+
+#: Short timeouts (s) on the faulted link, so a missing reply costs little test time; the
+#: healthy links get a long one, so a loaded machine never turns a slow reply into a fault.
+SHORT_TIMEOUT = {"smu": 0.5, "scope": 0.5, "macro_controller": 0.1}
+HEALTHY_TIMEOUT = 10.0
 
 #: Board ops an injected firmware error spares: the host must still reach a safe state.
 SPARED_OPS = frozenset({Op.SAFE_STATE, Op.STATUS, Op.IDENTIFY})
@@ -174,7 +176,9 @@ class Injector:
         return self.emulator._refuse(frame.seq, frame.op | REPLY_FLAG, Status.INTERNAL, "injected firmware fault")
 
 
-def write_config(folder: Path) -> Path:
+def write_config(folder: Path, faulted: str | None = None) -> Path:
+    """The bench config of a fault case: short timeouts only on the ``faulted`` link."""
     path = folder / "bench.toml"
-    path.write_text(BENCH_TOML)
+    timeouts = {link: SHORT_TIMEOUT[link] if link == faulted else HEALTHY_TIMEOUT for link in SHORT_TIMEOUT}
+    path.write_text(BENCH_TOML.format(timeouts="\n".join(f"{k} = {v}" for k, v in timeouts.items())))
     return path

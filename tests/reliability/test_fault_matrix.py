@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 
 def run_with_fault(tmp_path: Path, link: str, fault: str, phase: str) -> tuple[Path, bool, str]:
     """Run the link's protocol with the fault injected in ``phase``: (run file, outputs safe, error)."""
-    config = load_config(write_config(tmp_path))
+    config = load_config(write_config(tmp_path, link))
     name, assignments = PROTOCOLS[link]
     protocol = get_protocol(name).from_assignments(assignments)
     path = tmp_path / f"{name}.h5"
@@ -103,7 +103,7 @@ sys.exit(main(sys.argv[2:]))
 @pytest.mark.parametrize(("link", "fault", "phase"), KILL_CASES, ids=["-".join(c) for c in KILL_CASES])
 def test_killed_run_is_interrupted_readable_and_resumable(tmp_path, link, fault, phase):
     """SIGKILL of `rrambench run` in any phase leaves a readable file, reported interrupted, that resumes."""
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, "smu")
     name, assignments = PROTOCOLS["smu"]
     argv = ["run", name, "--config", str(config), "--out", str(tmp_path), "--seed", "1"]
     for a in assignments:
