@@ -25,10 +25,14 @@ import atexit
 import json
 import os
 import queue
+import select
 import signal
 import subprocess
 import sys
 import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -50,16 +54,7 @@ class _Helper:
     """The helper process and its line protocol: one JSON object per line each way."""
 
     def __init__(self) -> None:
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parents[1])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-        main = threading.current_thread() is threading.main_thread()
-        # Own session (process group on Windows): Ctrl-C at the terminal is the caller's alone.
-        alone = {"start_new_session": True} if os.name == "posix" else \
-            {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "analysis.isolation", str(os.getpid()), "1" if main else "0"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, **alone)
+        self.proc = _spawn()
         self._lines: queue.Queue[bytes | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True, name="rrambench-file-check-reader").start()
         if self.receive(START_TIMEOUT) != {"ready": True}:
@@ -99,6 +94,20 @@ class _Helper:
                 pipe.close()
 
 
+def _spawn() -> subprocess.Popen:
+    """A new helper process (``python -m analysis.isolation``) talking on its stdin and stdout."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    main = threading.current_thread() is threading.main_thread()
+    # Own session (process group on Windows): Ctrl-C at the terminal is the caller's alone.
+    alone = {"start_new_session": True} if os.name == "posix" else \
+        {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    return subprocess.Popen(
+        [sys.executable, "-m", "analysis.isolation", str(os.getpid()), "1" if main else "0"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, **alone)
+
+
 def _stop() -> None:
     global _helper
     if _helper is not None:
@@ -116,8 +125,16 @@ def check_readable(path: str | Path, *, timeout: float = CHECK_TIMEOUT) -> None:
     Thread-safe (one check at a time). Any interruption (KeyboardInterrupt) stops the
     helper, whatever it was doing, and propagates.
     """
-    global _helper
     path = Path(path)
+    message = _ask(path, {}, timeout)
+    if message["error"]:
+        raise RunFileError(message["error"].replace(str(path.resolve()), str(path)))
+
+
+def _ask(path: Path, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Send ``request`` about ``path`` to the shared helper; its final answer (RunFileError on
+    a missing file, a hang or a crash)."""
+    global _helper
     if not path.exists():
         raise RunFileError(f"{path}: no such file")
     if path.is_dir():
@@ -127,7 +144,7 @@ def check_readable(path: str | Path, *, timeout: float = CHECK_TIMEOUT) -> None:
             if _helper is None or _helper.proc.poll() is not None:
                 _stop()
                 _helper = _Helper()
-            _helper.send({"path": str(path.resolve())})
+            _helper.send({"path": str(path.resolve()), **request})
             while True:
                 message = _helper.receive(timeout)
                 if message is None:
@@ -144,8 +161,152 @@ def check_readable(path: str | Path, *, timeout: float = CHECK_TIMEOUT) -> None:
         except BaseException:
             _stop()  # interrupted mid-check: the helper's state is unknown
             raise
-    if message["error"]:
-        raise RunFileError(message["error"].replace(str(path.resolve()), str(path)))
+    return message
+
+
+def read_records(paths: Iterable[str | Path], *, timeout: float = CHECK_TIMEOUT,
+                 workers: int | None = None) -> Iterator[tuple[Path, dict[str, Any] | str]]:
+    """The catalogue record (:func:`analysis.run_record.read_record`) of each file, read in
+    watched helpers: ``(path, record)``, or ``(path, one-line reason)`` for a file that is
+    damaged, hangs the HDF5 library for ``timeout`` s or crashes its reader. In no set order.
+
+    Indexing a folder must cost about one open per file, so this keeps ``workers`` helpers
+    (default: up to 2, one per core) busy with several requests each, instead of one
+    checked round trip per file. On POSIX the helpers are forked from this process when it
+    runs no other thread (no Python start-up per helper), else started as programs; a
+    helper that hangs or dies is replaced and the files it had not answered are sent again.
+    """
+    todo = deque(Path(p) for p in paths)
+    if not todo:
+        return
+    if os.name != "posix":  # no select() on pipes: one file at a time through the shared helper
+        for path in todo:
+            try:
+                message = _ask(path, {"record": True}, timeout)
+                yield path, message.get("record") or " ".join(message["error"].split())
+            except RunFileError as exc:
+                yield path, " ".join(str(exc).split())
+        return
+    count = workers or min(2, os.cpu_count() or 1)
+    count = max(1, min(count, 1 + len(todo) // 32))  # a few files: one helper is quicker to start
+    pool = [_Worker() for _ in range(count)]  # all forked before this function runs any thread
+    try:
+        while todo or any(w.sent for w in pool):
+            for w in pool:
+                w.fill(todo)
+            busy = [w for w in pool if w.sent]
+            wait = max(0.0, min(w.deadline(timeout) for w in busy) - time.monotonic())
+            readable = set(select.select([w.rfd for w in busy], [], [], wait)[0])
+            for w in busy:
+                reason = ""
+                if w.rfd in readable:
+                    try:
+                        for message in w.messages():
+                            path = w.sent.popleft()
+                            error = message["error"]
+                            yield path, message["record"] if not error else " ".join(error.split())
+                    except (EOFError, OSError, ValueError, KeyError, IndexError):
+                        reason = "reading it crashed the HDF5 library"
+                elif time.monotonic() >= w.deadline(timeout):
+                    reason = f"the HDF5 library made no progress reading it for {timeout:g} s"
+                if reason:  # the oldest unanswered file is the culprit: answers come in order
+                    if w.sent:
+                        path = w.sent.popleft()
+                        yield path, f"{path}: damaged run file ({reason})"
+                    todo.extendleft(reversed(w.sent))
+                    w.stop()
+                    pool[pool.index(w)] = _Worker()
+    finally:
+        for w in pool:
+            w.stop()
+
+
+class _Worker:
+    """One helper of :func:`read_records`: requests out on one pipe, JSON lines back on another."""
+
+    DEPTH = 8  # requests in flight per helper: it never waits for the next path
+
+    def __init__(self) -> None:
+        self.sent: deque[Path] = deque()
+        self.ready = False
+        self.last = time.monotonic()
+        self._buffer = b""
+        self.proc: subprocess.Popen | None = None
+        self.pid = 0
+        if threading.active_count() == 1 and hasattr(os, "fork"):
+            self._fork()
+        else:  # forking a threaded process can copy a lock held by another thread: start a program
+            self.proc = _spawn()
+            assert self.proc.stdin is not None and self.proc.stdout is not None
+            self.wfd, self.rfd = self.proc.stdin.fileno(), self.proc.stdout.fileno()
+
+    def _fork(self) -> None:
+        parent = os.getpid()
+        requests, answers = os.pipe(), os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the helper: its own session, SIGINT ignored, HDF5's complaints discarded
+            try:
+                os.setsid()
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                os.close(requests[1])
+                os.close(answers[0])
+                os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+                _die_with_parent(parent, True)
+                _serve(os.fdopen(requests[0], "rb"), os.fdopen(answers[1], "wb"))
+            finally:
+                os._exit(0)  # never the parent's atexit handlers, nor its open files' flushes
+        os.close(requests[0])
+        os.close(answers[1])
+        self.pid, self.wfd, self.rfd = pid, requests[1], answers[0]
+
+    def deadline(self, timeout: float) -> float:
+        return self.last + (timeout if self.ready else START_TIMEOUT)
+
+    def fill(self, todo: deque[Path]) -> None:
+        """Send paths until DEPTH are in flight."""
+        if not self.sent:
+            self.last = time.monotonic()  # an idle helper's silence is not a hang
+        lines = []
+        while todo and len(self.sent) < self.DEPTH:
+            path = todo.popleft()
+            self.sent.append(path)
+            lines.append(json.dumps({"path": str(path.resolve()), "record": True}).encode() + b"\n")
+        if lines:
+            os.write(self.wfd, b"".join(lines))  # a few hundred bytes: never blocks on the pipe
+
+    def messages(self) -> list[dict[str, Any]]:
+        """The answers that arrived (EOFError when the helper died)."""
+        chunk = os.read(self.rfd, 1 << 20)
+        if not chunk:
+            raise EOFError("the helper exited")
+        self.last = time.monotonic()
+        *lines, self._buffer = (self._buffer + chunk).split(b"\n")
+        out = []
+        for line in lines:
+            message = json.loads(line)
+            if message.get("ready"):
+                self.ready = True
+            elif "error" in message:
+                out.append(message)
+        return out
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                if pipe is not None:
+                    pipe.close()
+            self.proc = None
+        elif self.pid:
+            for fd in (self.wfd, self.rfd):
+                os.close(fd)
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+            self.pid = 0
 
 
 # -- the helper process -----------------------------------------------------------------------
@@ -188,8 +349,14 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
 
     send({"ready": True})
     for line in stdin:
-        path = Path(json.loads(line)["path"])
+        request = json.loads(line)
+        path = Path(request["path"])
         try:
+            if request.get("record"):  # the catalogue's few values, no data read (read_records)
+                from analysis.run_record import read_record
+
+                send({"error": "", "record": read_record(path)})
+                continue
             _read_all(path, lambda: send({"progress": True}))
             send({"error": ""})
         except RunFileError as exc:

@@ -31,6 +31,7 @@ from analysis.schema import (
     OUTCOME,
     RUN_FIELDS,
     RUNNING,
+    SAMPLE,
     SCHEMA_VERSIONS,
     SCOPE,
     SETTINGS,
@@ -45,6 +46,8 @@ from analysis.schema import (
 RUN_FIELD_PATHS = frozenset(f"{ENTRY}/{name}" for name, *_ in RUN_FIELDS)
 #: Datasets about the run rather than its data (not listed in ``Run.datasets``).
 _NOT_DATA = RUN_FIELD_PATHS | {OUTCOME}
+#: Groups about the run rather than its data: their datasets are not listed either.
+_NOT_DATA_GROUPS = (f"{SAMPLE}/",)
 #: HDF5 open errors no SWMR retry can cure: the reader reports them at once.
 _FATAL_OPEN_ERRORS = ("truncated file", "file signature not found", "Is a directory")
 
@@ -106,6 +109,12 @@ class Run:
     #: The instruments' settings (``/entry/instrument/<name>``): instrument -> snapshot ("start",
     #: then "resume_<n>") -> {"time": ISO UTC, "settings": {name: {"value", "units"}}}.
     snapshot: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: Where the protocol came from (run attribute ``protocol_source``, schema 1.2): origin
+    #: ("shipped", "file", "module"), reference, module, class, file, sha256; {} in older files.
+    protocol_source: dict[str, str] = field(default_factory=dict)
+    #: The sample measured (``/entry/sample``, schema 1.2): chip, wafer, die, operator, notes
+    #: as set; {} when the run recorded none.
+    sample: dict[str, str] = field(default_factory=dict)
 
     def read(self, path: str) -> np.ndarray:
         """The array at ``path`` (absolute, or relative to ``/entry/data``)."""
@@ -150,6 +159,8 @@ class Run:
             },
             "outcome": self.outcome,
             "snapshot": self.snapshot,
+            "protocol_source": self.protocol_source,
+            "sample": self.sample,
         }
 
 
@@ -182,7 +193,7 @@ def open_run(path: str | Path, *, isolate: bool = False, timeout: float | None =
             datasets: dict[str, DatasetInfo] = {}
             h5.visititems(lambda name, obj: _index(datasets, name, obj))
             run = _run(path, a, schema, journal, datasets, run_state(h5))
-            run.outcome, run.snapshot = _outcome(h5), _snapshots(h5)
+            run.outcome, run.snapshot, run.sample = _outcome(h5), _snapshots(h5), _sample(h5)
             return run
     except RunFileError:
         raise
@@ -235,6 +246,7 @@ def _run(path: Path, a: dict[str, Any], schema: str, journal: list[JournalEntry]
         datasets=datasets,
         resumes=_json(a, RunAttr.RESUMES, list, "[]"),
         simulated_parts=[str(p) for p in _json(a, RunAttr.SIMULATED_PARTS, list, "[]")],
+        protocol_source={str(k): str(v) for k, v in _json(a, RunAttr.PROTOCOL_SOURCE, dict).items()},
     )
 
 
@@ -246,6 +258,13 @@ def _outcome(h5: h5py.File) -> dict[str, dict[str, Any]]:
     if not isinstance(value, dict):
         raise ValueError("/entry/outcome is not a JSON object")
     return value
+
+
+def _sample(h5: h5py.File) -> dict[str, str]:
+    """``/entry/sample``: one string dataset per key (schema 1.2); {} when absent."""
+    if SAMPLE not in h5:
+        return {}
+    return {key: str(_plain(ds[()])) for key, ds in h5[SAMPLE].items() if isinstance(ds, h5py.Dataset)}
 
 
 def _snapshots(h5: h5py.File) -> dict[str, dict[str, dict[str, Any]]]:
@@ -365,7 +384,7 @@ def journal_entries(columns: dict[str, h5py.Dataset], start: int = 0) -> list[Jo
 
 
 def _index(out: dict[str, DatasetInfo], name: str, obj: Any) -> None:
-    if isinstance(obj, h5py.Dataset) and "/" + name not in _NOT_DATA:
+    if isinstance(obj, h5py.Dataset) and "/" + name not in _NOT_DATA and not ("/" + name).startswith(_NOT_DATA_GROUPS):
         units = obj.attrs.get(UNITS)
         out["/" + name] = DatasetInfo(
             path="/" + name,

@@ -18,10 +18,11 @@ from __future__ import annotations
 #: into a new version, never by renaming. 1.1: the run state (``status``, ``end_time``,
 #: ``error``) moved from run attributes to datasets of ``/entry`` (``RUN_FIELDS``); the
 #: instruments' settings (``/entry/instrument/<name>``), the run's ``outcome`` and the
-#: default plot (``/entry/plot``) were added.
-SCHEMA_VERSION = "1.1"
+#: default plot (``/entry/plot``) were added. 1.2: where the protocol came from (run attribute
+#: ``protocol_source``) and the sample (``/entry/sample``) were added.
+SCHEMA_VERSION = "1.2"
 #: Every version the reader opens.
-SCHEMA_VERSIONS = ("1.0", "1.1")
+SCHEMA_VERSIONS = ("1.0", "1.1", "1.2")
 
 # -- object paths -------------------------------------------------------------------------
 ENTRY = "/entry"
@@ -32,6 +33,7 @@ PULSES = f"{ENTRY}/pulses"  # the per-pulse table, one dataset per column
 JOURNAL = f"{ENTRY}/journal"  # the step journal, one dataset per column plus ROWS
 PLOT = f"{ENTRY}/plot"  # the protocol's default plot (NXdata of links), /entry's default when declared
 OUTCOME = f"{ENTRY}/outcome"  # the run's key metrics: JSON object text, fixed-size string dataset
+SAMPLE = f"{ENTRY}/sample"  # NXsample: the sample measured (chip, wafer, die, operator, notes), one string each
 #: Subgroup of ``/entry/instrument/<name>`` holding the settings read when the n-th ``--resume`` started.
 RESUME_SNAPSHOT = "resume_{}"
 
@@ -57,6 +59,7 @@ class RunAttr:
     WRITER_PID = "writer_pid"
     WRITER_HOST = "writer_host"
     RESUMES = "resumes"  # JSON list
+    PROTOCOL_SOURCE = "protocol_source"  # JSON object: origin, reference, module, class, file, sha256
 
 
 #: Every run attribute, in the order the writer creates them.

@@ -76,6 +76,8 @@ BENCHMARKS = [
     Benchmark("report", "bench_report.py", (), ("--traces", "200")),
     Benchmark("noise_sweep", "bench_noise_sweep.py", (), ("--samples", "50")),
     Benchmark("gui", "bench_gui.py", (), ("--seconds", "1.5")),
+    Benchmark("catalogue", "bench_catalogue.py", (), ("--runs", "10000", "--files", "200")),
+    Benchmark("scaling", "bench_scaling.py", (), ("--quick",)),
 ]
 
 FIGURES = [
@@ -89,9 +91,11 @@ FIGURES = [
     Figure("board", "cells/s over the link", "cells_per_s", "1/s", issue=3),
     Figure("board", "bytes on the wire per cell", "bytes_per_cell", "B", issue=3),
     Figure("writer", "writer / raw h5py throughput", "writer_over_raw", "x", ">=", 0.8, 4),
-    Figure("writer", "writer / one bulk h5py write", "writer_over_bulk", "x", ">=", 0.5, 4),
+    Figure("writer", "writer / one bulk h5py write", "writer_over_bulk", "x", ">=", 0.8, 19),
+    Figure("writer", "run-file creation within the writer's time", "writer_create_ms", "ms", issue=19),
+    Figure("writer", "writer data path (creation excluded) / bulk write", "writer_data_over_bulk", "x", issue=19),
     Figure("writer", "peak RSS N traces / N/4 traces", "rss_full_over_quarter", "x", "<=", 1.2, 4),
-    Figure("write_verify", "write-verify 2048 cells, loopback / direct", "ratio", "x", "<=", 2.0, 5),
+    Figure("write_verify", "write-verify 2048 cells, loopback / direct", "ratio", "x", "<=", 1.5, 19),
     Figure("write_verify", "write-verify over loopback", "loopback_cells_per_s", "cells/s", issue=5),
     Figure("write_verify", "write-verify over loopback", "loopback_pulses_per_s", "pulses/s", issue=5),
     Figure("sampling", "ring sampling, simulated bench / numpy", "ratio", "x", issue=6),
@@ -106,6 +110,17 @@ FIGURES = [
     Figure("gui", "live pipeline frames drawn", "pipeline_fps", "frames/s", issue=8),
     Figure("gui", "event-loop lateness p95", "lateness_p95_ms", "ms", issue=8),
     Figure("gui", "event-loop lateness p99", "lateness_p99_ms", "ms", issue=8),
+    Figure("catalogue", "filtered query over 100,000 indexed runs (SQLite)", "query_ms", "ms", "<=", 50, 18),
+    Figure("catalogue", "reindex 1,000 run files / opening each with h5py", "reindex_over_open", "x", "<=", 3.0, 18),
+    Figure("scaling", "write-verify 64-8,192 cells: time/round trip, log-log slope", "write_verify_slope", "",
+           "<=", 1.1, 19),
+    Figure("scaling", "write-verify 8,192 cells: peak RSS", "write_verify_peak_rss_MiB", "MiB", issue=19),
+    Figure("scaling", "run-file writer 100-10,000 traces: log-log slope", "writer_slope", "", "<=", 1.1, 19),
+    Figure("scaling", "run-file writer 10,000 traces: peak RSS", "writer_peak_rss_MiB", "MiB", issue=19),
+    Figure("scaling", "sampling 100-100,000 samples: log-log slope", "sampling_slope", "", "<=", 1.1, 19),
+    Figure("scaling", "sampling 100,000 samples: peak RSS", "sampling_peak_rss_MiB", "MiB", issue=19),
+    Figure("scaling", "report 10-100 run files: log-log slope", "report_slope", "", "<=", 1.1, 19),
+    Figure("scaling", "report 100 run files: peak RSS", "report_peak_rss_MiB", "MiB", issue=19),
 ]
 
 

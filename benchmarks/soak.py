@@ -10,7 +10,11 @@ loopback sockets):
    per batch);
 2. ``--queries`` SCPI queries (default 10,000), alternating ``*IDN?`` on the SMU
    and the scope through the drivers;
-3. ``--reopen`` benches opened and closed (default 50).
+3. ``--reopen`` benches opened and closed (default 50);
+4. ``--cycles`` more bench open/close cycles (default 200) after ``--warm-up`` ones
+   (default 30), RSS sampled after each: the fitted growth per cycle (bytes) must be
+   flat. The warm-up fills bounded caches (``urllib``'s URL-split cache of 128
+   entries, pyvisa's per-session attribute names), which grow the first cycles.
 
 Resident memory (psutil RSS) is sampled after a warm-up and at the end (growth
 must stay under 10 %); threads and open file descriptors (sockets included) are
@@ -71,6 +75,20 @@ def pulse_read(bench: Bench, n_cells: int, batch: int, rng: np.random.Generator)
     return time.perf_counter() - start
 
 
+def reopen_growth(cycles: int, warm_up: int) -> float:
+    """RSS growth per bench open/close cycle after ``warm_up`` cycles, bytes (least-squares slope)."""
+    proc = psutil.Process()
+    rss = []
+    for k in range(warm_up + cycles):
+        with Bench.from_config(seed=k) as bench:
+            bench.smu.identify()
+            bench.macro_controller.identify()
+        if k >= warm_up:
+            gc.collect()
+            rss.append(proc.memory_info().rss)
+    return float(np.polyfit(np.arange(len(rss)), np.asarray(rss, dtype=float), 1)[0]) if len(rss) > 1 else 0.0
+
+
 def queries(bench: Bench, n: int) -> float:
     """``n`` SCPI queries alternating between SMU and scope; returns wall time in s."""
     start = time.perf_counter()
@@ -85,9 +103,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch", type=int, default=1000, help="cells per PULSE_BATCH frame")
     parser.add_argument("--queries", type=int, default=10_000, help="SCPI queries")
     parser.add_argument("--reopen", type=int, default=50, help="benches opened and closed")
+    parser.add_argument("--cycles", type=int, default=200, help="open/close cycles whose RSS growth is fitted")
+    parser.add_argument("--warm-up", type=int, default=30, help="open/close cycles before those")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     args = parser.parse_args(argv)
-    for name in ("cells", "batch", "queries", "reopen"):
+    for name in ("cells", "batch", "queries", "reopen", "cycles"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
     rng = np.random.default_rng(0)
@@ -110,6 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
         with Bench.from_config(seed=k) as bench:
             bench.smu.identify()
     after = settle(before)
+    growth = reopen_growth(args.cycles, args.warm_up)
 
     figures = {
         "cell_operations": args.cells, "batch": args.batch, "round_trips": batches, "retries": retries,
@@ -121,6 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
         "reopen": args.reopen, "threads_before_reopen": before["threads"], "threads_after_reopen": after["threads"],
         "fds_before_reopen": before["fds"], "fds_after_reopen": after["fds"],
         "rss_before_reopen_MB": before["rss"] / 1e6, "rss_after_reopen_MB": after["rss"] / 1e6,
+        "cycles": args.cycles, "warm_up_cycles": args.warm_up, "rss_growth_per_cycle_B": growth,
     }
     if args.json:
         print(json.dumps(figures))
@@ -135,6 +157,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{args.reopen} benches opened and closed: threads {before['threads']} -> {after['threads']}, "
               f"fds {before['fds']} -> {after['fds']}, RSS {figures['rss_before_reopen_MB']:.1f} -> "
               f"{figures['rss_after_reopen_MB']:.1f} MB")
+        print(f"{args.cycles} open/close cycles after {args.warm_up} warm-up ones: RSS grows "
+              f"{growth / 1024:.2f} KiB per cycle (least-squares slope)")
     return figures
 
 

@@ -44,6 +44,22 @@ def ask_close_during_run(parent: QMainWindow) -> bool:
     return answer == QMessageBox.Yes
 
 
+def protocols_of(config: str | Path | None) -> dict[str, type]:
+    """The runner's protocols: the shipped ones, those installed packages register, and those
+    the config's ``[protocols] paths`` name. A config or a user file that does not load is
+    logged and its protocols left out: the window still opens on the others."""
+    from instruments.config import load_config
+    from instruments.errors import ConfigError
+    from protocols.engine.errors import UsageError
+    from protocols.engine.registry import registry
+
+    try:
+        return registry(load_config(config).protocol_paths)
+    except (ConfigError, UsageError) as exc:
+        log.error("protocols of the bench config: %s; listing the others", exc)
+        return registry()
+
+
 class MainWindow(QMainWindow):
     """rrambench bench window.
 
@@ -68,10 +84,10 @@ class MainWindow(QMainWindow):
 
         self.bench_panel = BenchPanel(config)
         self.maps = MapsPanel()
-        self.runner = RunnerPanel()
+        self.runner = RunnerPanel(protocols=protocols_of(config))
         self.live = LivePlots()
         self.scope = ScopeView()
-        self.browser = RunBrowser(data_dir)
+        self.browser = RunBrowser(data_dir, catalogue=_catalogue_url(config))
         self.log_pane = LogPane()
         self._build_layout()
         self._wire()
@@ -273,3 +289,14 @@ class MainWindow(QMainWindow):
         self.log_pane.detach()
         self._closed = True
         event.accept()
+
+
+def _catalogue_url(config: str | Path | None) -> str | None:
+    """The config's ``[catalogue] url`` for the run browser's search (None: the folder's runs.sqlite)."""
+    from instruments.config import load_config
+
+    try:
+        return load_config(config).catalogue_url
+    except Exception as exc:  # the bench panel reports a bad config; the browser searches the folder's
+        log.error("catalogue of the bench config: %s", exc)
+        return None

@@ -5,6 +5,8 @@ killed (reported "interrupted") and still running (SWMR reader). Every file is r
 first in the watched helper process of :mod:`analysis.isolation`, from a background
 thread: the listing marks each file with its status (damaged ones in red, with the
 reason as tooltip) as the checks come in, and a damaged file never blocks the window.
+The search field lists the runs of the catalogue the filters select instead
+(``protocol=P status=S chip=C since=DATE until=DATE PARAM<op>VALUE``, as ``rrambench runs``).
 """
 
 from __future__ import annotations
@@ -91,8 +93,12 @@ class RunBrowser(QWidget):
 
     opened = pyqtSignal(object)
 
-    def __init__(self, folder: str | Path, parent: QWidget | None = None) -> None:
+    def __init__(self, folder: str | Path, parent: QWidget | None = None, *, catalogue: str | None = None) -> None:
         super().__init__(parent)
+        self.catalogue = catalogue  # URL of the run catalogue (None: runs.sqlite in the folder)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("search: protocol=P status=S chip=C since=2026-11-23 v_max>1.2")
+        self.search.returnPressed.connect(self.refresh)
         self.checks = FileChecks(self)
         self.checks.done.connect(self._checked)
         self._listing = 0  # generation of the listing: checks of an older one are dropped
@@ -126,6 +132,7 @@ class RunBrowser(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(top)
+        layout.addWidget(self.search)
         layout.addWidget(split, 1)
         self.refresh()
 
@@ -143,12 +150,14 @@ class RunBrowser(QWidget):
             self.set_folder(folder)
 
     def refresh(self) -> None:
-        """List the folder's run files, newest first; each is checked in the background."""
+        """List the folder's run files (or the catalogue's runs the search selects), newest first;
+        each is checked in the background."""
         self.files.clear()
         self._listing += 1
         if not self.folder.is_dir():
             return
-        for path in sorted(self.folder.glob("*.h5"), key=_mtime, reverse=True):
+        for path in self._searched() if self.search.text().strip() else \
+                sorted(self.folder.glob("*.h5"), key=_mtime, reverse=True):
             item = QListWidgetItem(path.name)
             item.setData(Qt.UserRole, str(path))
             item.setToolTip("checking ...")
@@ -158,6 +167,19 @@ class RunBrowser(QWidget):
                 self._mark(str(path), result)
             else:
                 self.checks.submit("list", str(path), self._listing)
+
+    def _searched(self) -> list[Path]:
+        """The runs of the catalogue the search selects (a bad search: its one line, in red)."""
+        from analysis.catalogue import Catalogue, CatalogueError, FilterError, RunFilter
+
+        try:
+            flt = RunFilter.from_text(self.search.text())
+            with Catalogue(self.catalogue, self.folder) as catalogue:
+                found = catalogue.query(flt, folder=self.folder if self.catalogue else None)
+        except (FilterError, CatalogueError) as exc:
+            self.summary.setHtml(f"<p style='color:#c00'>{html.escape(str(exc))}</p>")
+            return []
+        return [Path(run["path"]) for run in found]
 
     def open_file(self, path: str | Path) -> None:
         """Show the summary and figures of one run file (an error text if it is unreadable).

@@ -55,9 +55,10 @@ class RunnerPanel(QWidget):
     resume_requested = pyqtSignal()
     abort_requested = pyqtSignal()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, protocols: dict[str, type[Protocol]] | None = None) -> None:
         super().__init__(parent)
-        self.protocols = registry()
+        # the window passes the config's user protocols too (gui.app.protocols_of)
+        self.protocols = protocols if protocols is not None else registry()
         self.limits: Limits | None = None
         self.shape: BenchShape | None = None  # the bench the inputs are checked against (Protocol.validate)
         self.queue: list[QueuedRun] = []

@@ -190,7 +190,9 @@ class BenchWorker:
         if note:
             log.warning("%s", note)
         # the engine records the world's seed (the connected simulated world's, None on hardware)
-        engine = RunEngine(protocol, self.bench, path, seed=run_seed, header={"config_path": config.source})
+        engine = RunEngine(protocol, self.bench, path, seed=run_seed,
+                           header={"config_path": config.source, "sample": dict(config.sample)},
+                           catalogue=config.catalogue_url)
         engine.subscribe_data(LiveTap(self.queue, protocol))
         engine.subscribe(self._progress)
         with self._engine_lock:

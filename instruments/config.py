@@ -30,7 +30,9 @@ BACKENDS = ("sim", "hardware")
 ROLES = ("smu", "scope", "macro_controller")
 OPTIONAL_ROLES = ("seed_board",)  # instruments a hardware bench may have, never needs
 SAMPLER_BOARDS = ("macro_controller", "seed_board")  # which board runs `sample`: ours or the seed's
-SECTIONS = {"backend", "sim", "resources", "timeouts", "limits", "sampler", "clock"}
+SECTIONS = {"backend", "sim", "resources", "timeouts", "limits", "sampler", "clock", "sample", "protocols", "catalogue"}
+#: The ``[sample]`` keys (and ``rrambench run --sample key=value``): the sample a run measures.
+SAMPLE_KEYS = ("chip", "wafer", "die", "operator", "notes")
 RESOURCE_SETTINGS = ("visa_library",)  # [resources] keys that are not instruments
 DEFAULT_VISA_LIBRARY = "@py"  # pyvisa-py; "@ivi" (NI-VISA, Keysight IO Libraries) or a library path
 SIM_KEYS = {"seed": int, "state": str, "formed": bool, "device": str}
@@ -55,6 +57,12 @@ class BenchConfig:
     limits: Limits = field(default_factory=Limits)
     source: str = "<defaults>"  # where it was read from
     raw: dict[str, Any] = field(default_factory=dict)  # the parsed TOML, JSON-serialisable
+    sample: dict[str, str] = field(default_factory=dict)  # [sample]: chip, wafer, die, operator, notes
+    #: [protocols] paths: user protocol files (PATH.py, PATH.py:Class; relative to the config) and modules
+    protocol_paths: list[str] = field(default_factory=list)
+    #: [catalogue] url: the run catalogue (a file, sqlite:///FILE, postgresql://...); None: runs.sqlite
+    #: in each run's folder (docs/catalogue.md)
+    catalogue_url: str | None = None
 
     @property
     def simulated(self) -> bool:
@@ -163,6 +171,9 @@ def parse_config(table: dict[str, Any], *, source: str = "<table>") -> BenchConf
         limits=limits,
         source=source,
         raw=copy.deepcopy(table),
+        sample=check_sample(_section(table, "sample", where), where),
+        protocol_paths=_protocol_paths(_section(table, "protocols", where), where, source),
+        catalogue_url=_catalogue_url(_section(table, "catalogue", where), where, source),
     )
 
 
@@ -199,6 +210,54 @@ def _sampler_board(sampler: dict[str, Any], where: str) -> str:
     if board not in SAMPLER_BOARDS:
         raise ConfigError(f"{where}: [sampler].board must be one of {', '.join(SAMPLER_BOARDS)}, got {board!r}")
     return board
+
+
+def check_sample(sample: dict[str, Any], where: str) -> dict[str, str]:
+    """The sample's keys checked (:data:`SAMPLE_KEYS`), values as text (``die = 3`` is "3")."""
+    unknown = sorted(set(sample) - set(SAMPLE_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key [sample].{unknown[0]}; known: {', '.join(SAMPLE_KEYS)}")
+    for key, value in sample.items():
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ConfigError(f"{where}: [sample].{key} must be text (or a whole number), got {value!r}")
+    return {key: str(value) for key, value in sample.items()}
+
+
+def _protocol_paths(protocols: dict[str, Any], where: str, source: str) -> list[str]:
+    """``[protocols].paths``: files (relative to the config file) and module names, as given."""
+    unknown = sorted(set(protocols) - {"paths"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown key [protocols].{unknown[0]}; known: paths")
+    paths = protocols.get("paths", [])
+    if not isinstance(paths, list) or not all(isinstance(p, str) and p.strip() for p in paths):
+        raise ConfigError(f"{where}: [protocols].paths must be a list of files (PATH.py, PATH.py:Class) "
+                          "or module names")
+    base = Path(source).parent if source not in ("<table>", "<defaults>") else None
+    out = []
+    for entry in paths:
+        file, sep, cls = entry.rpartition(":")
+        if not (sep and file and cls.isidentifier()):
+            file, sep, cls = entry, "", ""
+        if file.endswith(".py") and base is not None and not Path(file).is_absolute():
+            entry = f"{base / file}{sep}{cls}"  # relative to the config file, as [sim] device
+        out.append(entry)
+    return out
+
+
+def _catalogue_url(catalogue: dict[str, Any], where: str, source: str) -> str | None:
+    """``[catalogue].url``: a database URL, or an SQLite file (relative to the config file)."""
+    unknown = sorted(set(catalogue) - {"url"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown key [catalogue].{unknown[0]}; known: url")
+    url = catalogue.get("url")
+    if url is None:
+        return None
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigError(f"{where}: [catalogue].url must be a database URL (postgresql://USER@HOST/DB, "
+                          "sqlite:///FILE) or a file path")
+    if "://" not in url and not Path(url).is_absolute() and source not in ("<table>", "<defaults>"):
+        url = str(Path(source).parent / url)  # relative to the config file, as [sim] device
+    return url
 
 
 def _time_scale(clock: dict[str, Any], where: str) -> float:

@@ -54,9 +54,11 @@ class Limits:
         """Refuse any |value| above the envelope field ``name`` (and any non-finite value)."""
         bound = getattr(self, name)
         arr = np.asarray(value, dtype=float)
-        if not np.all(np.isfinite(arr)):
-            raise LimitError(f"{what}: non-finite value refused")
+        # One reduction: NaN propagates through max and an infinity stays one, so a
+        # non-finite maximum means a non-finite element (this runs on every pulse batch).
         worst = float(np.max(np.abs(arr))) if arr.size else 0.0
+        if not math.isfinite(worst):
+            raise LimitError(f"{what}: non-finite value refused")
         if worst > bound * (1 + 1e-12):
             raise LimitError(f"{what} {worst:.6g} exceeds the safety limit {bound:.6g} ([limits].{name})")
 
@@ -64,9 +66,10 @@ class Limits:
         """Refuse values outside [limits.lo_name, limits.hi_name]."""
         lo, hi = getattr(self, lo_name), getattr(self, hi_name)
         arr = np.asarray(value, dtype=float)
-        if not np.all(np.isfinite(arr)):
+        low, high = (float(arr.min()), float(arr.max())) if arr.size else (lo, hi)
+        if not (math.isfinite(low) and math.isfinite(high)):  # NaN and infinities reach min or max
             raise LimitError(f"{what}: non-finite value refused")
-        if arr.size and (arr.min() < lo * (1 - 1e-12) or arr.max() > hi * (1 + 1e-12)):
+        if low < lo * (1 - 1e-12) or high > hi * (1 + 1e-12):
             raise LimitError(
                 f"{what} outside the safety range [{lo:.6g}, {hi:.6g}] ([limits].{lo_name}/{hi_name})"
             )

@@ -4,6 +4,10 @@ The face for protocol authors::
 
     from protocols import Protocol, Step, param, Stream
 
+and for scripts and notebooks, running a protocol through the engine::
+
+    from protocols import run_protocol
+
 * :mod:`protocols.engine`: the run engine (protocol base class, parameters, dataset
   declarations, state machine, journal, run-file writer, registry);
 * :mod:`protocols.characterization`: forming, I-V, write-verify, levels, retention, noise;
@@ -26,14 +30,17 @@ _FACE = {
     "ParameterError": "protocols.engine.params", "param": "protocols.engine.params",
     "Protocol": "protocols.engine.protocol", "Step": "protocols.engine.protocol",
     "BenchUse": "protocols.engine.protocol",
+    "run_protocol": "protocols.api", "RunResult": "protocols.engine.launch",
 }
 __all__ = [
     "BenchUse", "Constant", "Link", "ParameterError", "Plot", "Protocol", "PulseHistory", "Spec", "Step", "Stream",
-    "Traces", "param",
+    "Traces", "param", "RunResult", "run_protocol",
 ]
 
 if TYPE_CHECKING:
+    from protocols.api import run_protocol
     from protocols.engine.datasets import Constant, Link, Plot, PulseHistory, Spec, Stream, Traces
+    from protocols.engine.launch import RunResult
     from protocols.engine.params import ParameterError, param
     from protocols.engine.protocol import BenchUse, Protocol, Step
 

@@ -45,7 +45,7 @@ SIM_USERS = {
     "instruments.bench": 'backend = "sim": the embedded simulated bench',
     "instruments.config": "a bench config may carry a [device] table (DeviceParams)",
     "protocols.cli.sim": "`rrambench sim serve` serves a simulated bench",
-    "protocols.cli.run": "resuming a simulated run reloads its world checkpoint",
+    "protocols.engine.launch": "resuming a simulated run reloads its world checkpoint",
     "analysis.calibration": "fits the simulator's device model (DeviceParams and its read-noise law)",
     "analysis.calibration_runs": "the same fit, from run files",
 }

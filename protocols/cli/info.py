@@ -40,6 +40,9 @@ def run_info(args: argparse.Namespace) -> int:
         return 0
     print(f"{run.path}")
     print(f"  protocol   {run.protocol}")
+    source = run.protocol_source
+    if source.get("origin") not in (None, "shipped"):  # a user's protocol: where it came from, and its hash
+        print(f"  source     {source.get('reference', '')}  (sha256 {source.get('sha256') or '-'})")
     print(f"  status     {run.status}" + (f"  ({run.error})" if run.error else ""))
     print(f"  steps      {run.steps_completed}/{run.steps_total} completed")
     print(f"  started    {run.started}")
@@ -48,6 +51,8 @@ def run_info(args: argparse.Namespace) -> int:
     world = "-  (no simulated bench world)" if run.world_seed is None else f"{run.world_seed}  (--world-seed)"
     print(f"  world seed {world}")
     print(f"  bench      {_bench(run)}")
+    if run.sample:
+        print("  sample     " + "  ".join(f"{key}={value}" for key, value in run.sample.items()))
     for part in run.simulated_parts:
         print(f"  simulated  {part}")
     print("  parameters")

@@ -20,7 +20,7 @@ from instruments.errors import ConfigError, LimitError
 from protocols.engine.errors import UsageError
 
 # Order is the order of `rrambench --help`.
-COMMANDS = ("demo", "sim", "list", "run", "info", "report", "calibrate", "train", "gui")
+COMMANDS = ("demo", "sim", "list", "run", "runs", "info", "report", "calibrate", "train", "gui")
 
 
 __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]

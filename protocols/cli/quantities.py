@@ -7,9 +7,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-#: Units shown with an SI prefix (1.05e-4 A -> 105 uA).
+#: Units shown with an SI prefix (1.05e-4 A -> 105 µA; the micro sign, as in the figures).
 PREFIXED = ("V", "A", "S", "s", "Hz", "ohm", "B")
-PREFIXES = ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p"))
+PREFIXES = ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p"))
 TEXT_MAX = 72  # characters of a text value shown (a mapping's JSON is longer)
 
 

@@ -99,6 +99,10 @@ class Traces:
 
     def chunks(self) -> tuple[int, int]:
         row_bytes = self.points * np.dtype(self.dtype).itemsize
+        # About 1 MiB per chunk, like streams. The writer's rows bypass HDF5's chunk cache,
+        # so a step-end flush writes the step's rows of its last, partial chunk, not the
+        # whole chunk (twice, when it fills later): small chunks no longer save bytes, and
+        # bigger ones cost fewer chunk-index updates (~15% of the writes' time at 256 KiB).
         rows = self.chunk_rows or max(1, min(1024, (1 << 20) // row_bytes))
         return (rows, self.points)
 

@@ -10,6 +10,8 @@ The step journal and the resume logic live in :mod:`protocols.engine.journal`.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import logging
 import os
@@ -47,6 +49,7 @@ from analysis.schema import (
     RUN_ATTRIBUTES,
     RUN_FIELDS,
     RUNNING,
+    SAMPLE,
     SCHEMA_VERSION,
     SCOPE,
     SETTINGS,
@@ -70,10 +73,11 @@ from protocols.engine.datasets import (
     Traces,
     check_specs,
 )
-from protocols.engine.h5io import LIBVER, RunFileError, open_h5
+from protocols.engine.h5io import LIBVER, RunFileError, new_attrs, open_dataset, open_group, open_h5, overwrite_attrs
 from protocols.engine.journal import Journal
 
 LIVE_INTERVAL = 1.0  # s, longest time appended rows stay invisible to SWMR readers
+_PREAMBLE_KEYS = tuple(key for key, _ in PREAMBLE_FIELDS)
 
 __all__ = ["RunFileError", "RunHeader", "RunWriter", "open_h5", "LIBVER"]
 
@@ -109,6 +113,10 @@ class RunHeader:
     instrument_snapshot: dict[str, Mapping[str, tuple[Any, str]]] = field(default_factory=dict)
     config_path: str = ""
     title: str = ""
+    #: Where the protocol came from (``registry.protocol_source``): run attribute ``protocol_source``.
+    protocol_source: dict[str, str] = field(default_factory=dict)
+    #: The sample measured (``[sample]`` and ``--sample``: chip, wafer, die, operator, notes): ``/entry/sample``.
+    sample: dict[str, str] = field(default_factory=dict)
 
 
 class RunWriter:
@@ -117,15 +125,18 @@ class RunWriter:
     Not thread-safe: the engine calls it from the run's thread only.
     """
 
-    def __init__(self, path: Path, h5: h5py.File, journal: Journal) -> None:
+    def __init__(self, path: Path, h5: h5py.File, journal: Journal, *, fresh: bool = False) -> None:
+        """``fresh``: the file was just created (no rows, no preamble: nothing to read back)."""
         self.path = path
         self._h5 = h5
         self.journal = journal
         self._streams: dict[str, Appender] = {}  # by HDF5 path, /entry/data and scope traces
+        self._traces: dict[str, Appender] = {}  # the scope traces of _streams, by name
         self._pulses: dict[str, Appender] = {}  # by column
-        self._preambles: dict[str, tuple[float, ...]] = {}
+        self._preambles: dict[str, tuple[float, ...]] = {}  # by trace name
+        self._preamble_seen: dict[str, dict[str, float]] = {}  # the last preamble mapping accepted, by trace name
         self._last_flush = time.monotonic()
-        self._index_streams()
+        self._index_streams(fresh)
 
     # -- creation -----------------------------------------------------------------
     @classmethod
@@ -145,29 +156,37 @@ class RunWriter:
             raise ValueError(f"signal {signal!r} names no declared stream")
         if path.exists():
             raise FileExistsError(f"{path} exists; run files are never overwritten")
-        h5 = h5py.File(path, "x", libver=LIBVER)  # "x" also refuses a file created meanwhile
+        image = _skeleton_image(tuple(s for s in specs if not isinstance(s, Constant)), signal)
+        out = open(path, "xb")  # "x" also refuses a file created meanwhile; closed below
+        h5 = None
         try:
+            with out:
+                out.write(image)
+            h5 = h5py.File(path, "r+", libver=LIBVER, rdcc_nbytes=0)  # chunk cache off: see _create_data
             _write_header(h5, path, header)
-            _create_data(h5, specs, signal)
-            _create_outcome(h5)
+            _write_sample(h5, header.sample)
+            _create_constants(h5, specs)
             _write_snapshot(h5, header.instrument_snapshot, header.started)
-            journal = Journal.create(h5, [_stream_path(s) for s in specs if _is_growing(s)])
             h5.swmr_mode = True
+            return cls(path, h5, Journal.attach(h5, [_stream_path(s) for s in specs if _is_growing(s)]), fresh=True)
         except BaseException:
-            h5.close()
+            if h5 is not None:
+                h5.close()
             path.unlink(missing_ok=True)
             raise
-        return cls(path, h5, journal)
 
     @classmethod
     def reopen(cls, path: str | Path, *,
-               instrument_snapshot: Mapping[str, Mapping[str, tuple[Any, str]]] | None = None) -> RunWriter:
+               instrument_snapshot: Mapping[str, Mapping[str, tuple[Any, str]]] | None = None,
+               protocol_sha256: str = "") -> RunWriter:
         """Reopen an unfinished run for ``--resume``: drop rows of the unfinished step.
 
         Every stream is cut back to its length at the last completed step, the
         journal to its completed prefix; the status goes back to "running".
         ``instrument_snapshot``: the instruments' settings now, recorded as
         ``/entry/instrument/<name>/resume_<n>`` (n: this resume's number).
+        ``protocol_sha256``: the protocol's source hash now, kept in this resume's entry of
+        ``resumes`` (a ``--force`` resume of a changed source shows there).
         """
         path = Path(path)
         h5 = Journal.open_for_resume(path)
@@ -176,13 +195,14 @@ class RunWriter:
             journal.truncate_to_completed()
             entry = h5[ENTRY]
             history = json.loads(entry.attrs.get(RunAttr.RESUMES, "[]"))
-            history.append({"previous_status": run_state(h5)[0], "steps_completed": journal.completed})
+            history.append({"previous_status": run_state(h5)[0], "steps_completed": journal.completed,
+                            **({"protocol_sha256": protocol_sha256} if protocol_sha256 else {})})
             entry.attrs[RunAttr.RESUMES] = json.dumps(history)
             if RunField.STATUS not in entry:  # schema 1.0: the run state moves to its datasets
                 for name, *_ in RUN_FIELDS:
                     entry.attrs.pop(name, None)
                 _create_run_state(entry)
-                entry.attrs[RunAttr.SCHEMA_VERSION] = SCHEMA_VERSION
+                entry.attrs[RunAttr.SCHEMA_VERSION] = "1.1"  # what moved; 1.2's source and sample it lacks
             _write_run_state(h5, RUNNING, error="", ended="")
             _create_outcome(h5)
             _write_snapshot(h5, instrument_snapshot or {}, _utc_now(), RESUME_SNAPSHOT.format(len(history)))
@@ -208,24 +228,34 @@ class RunWriter:
 
     def append_trace(self, name: str, codes: np.ndarray, preamble: Mapping[str, float]) -> None:
         """Append one acquisition of raw codes; the first sets the preamble attributes."""
-        path = f"{SCOPE}/{name}"
-        stream = self._streams.get(path)
+        stream = self._traces.get(name)
         if stream is None:
             raise KeyError(f"no trace stream {name!r} declared")
-        values = tuple(float(preamble[key]) for key, _ in PREAMBLE_FIELDS)
-        known = self._preambles.get(path)
-        if known is None:
-            for (key, _), value in zip(PREAMBLE_FIELDS, values, strict=True):
-                stream.dataset.attrs[key] = value
-            stream.dataset.attrs[PREAMBLE_SET] = np.int8(1)
-            self._preambles[path] = values
-        elif known != values:
-            raise ValueError(f"trace {name}: preamble changed within the stream; declare a new Traces stream")
+        # The preamble mapping equal to the last one accepted needs no other check (one
+        # comparison in C): picking and converting its values on every acquisition cost
+        # as much as copying the trace.
+        if preamble != self._preamble_seen.get(name):
+            self._check_preamble(name, stream, preamble)
         codes = np.asarray(codes)
         if codes.shape != stream.row_shape:
             raise ValueError(f"trace {name}: expected {stream.row_shape[0]} points, got shape {codes.shape}")
-        stream.append(codes[np.newaxis])
-        self._keep_live()
+        stream.append_row(codes)
+        if time.monotonic() - self._last_flush > LIVE_INTERVAL:  # _keep_live, inline: once per acquisition
+            self.flush()
+
+    def _check_preamble(self, name: str, stream: Appender, preamble: Mapping[str, float]) -> None:
+        """The first preamble of a trace stream sets its attributes; later ones must equal it."""
+        known = self._preambles.get(name)
+        # Compared as given first (numpy and Python numbers compare by value).
+        if known is None or tuple(map(preamble.__getitem__, _PREAMBLE_KEYS)) != known:
+            values = tuple(float(preamble[key]) for key in _PREAMBLE_KEYS)
+            if known is None:  # in place: the attributes exist (NaN, "not set")
+                overwrite_attrs(stream.dataset, {**dict(zip(_PREAMBLE_KEYS, values, strict=True)),
+                                                 PREAMBLE_SET: np.int8(1)})
+                self._preambles[name] = values
+            elif known != values:
+                raise ValueError(f"trace {name}: preamble changed within the stream; declare a new Traces stream")
+        self._preamble_seen[name] = dict(preamble)
 
     def append_pulses(self, step: int, columns: Mapping[str, Any]) -> None:
         """Append a batch of pulses: every pulse column except ``step`` (arrays broadcast)."""
@@ -257,8 +287,7 @@ class RunWriter:
 
     def flush(self) -> None:
         """Write buffered rows; make everything visible to SWMR readers."""
-        for appender in [*self._streams.values(), *self._pulses.values()]:
-            appender.write_out()
+        self._write_out()
         self._h5.flush()
         self._last_flush = time.monotonic()
 
@@ -304,27 +333,35 @@ class RunWriter:
 
     def close(self) -> None:
         if self._h5.id.valid:
-            self.flush()
-            self._h5.close()
+            self._write_out()
+            self._h5.close()  # closing flushes: a flush() first would write the metadata twice
 
     # -- internals ------------------------------------------------------------------
+    def _write_out(self) -> None:
+        """Write every appender's buffered rows (visible to readers after the next flush)."""
+        for appender in [*self._streams.values(), *self._pulses.values()]:
+            appender.write_out()
+
     def _keep_live(self) -> None:
         """Within long steps, flush at most every LIVE_INTERVAL so SWMR viewers follow."""
         if time.monotonic() - self._last_flush > LIVE_INTERVAL:
             self.flush()
 
-    def _index_streams(self) -> None:
+    def _index_streams(self, fresh: bool) -> None:
         counts = self.journal.current_rows()
         for path in self.journal.streams:
             if path == PULSES:
                 group = self._h5[PULSES]
-                n = counts.get(PULSES, group["step"].shape[0])
-                self._pulses = {c: Appender(group[c], n) for c, *_ in PULSE_COLUMNS}
+                n = 0 if fresh else counts.get(PULSES, group["step"].shape[0])
+                self._pulses = {c: Appender(open_dataset(group, c), n) for c, *_ in PULSE_COLUMNS}
                 continue
-            ds = self._h5[path]
-            self._streams[path] = Appender(ds, counts.get(path, ds.shape[0]))
-            if path.startswith(SCOPE) and int(ds.attrs.get(PREAMBLE_SET, 0)):
-                self._preambles[path] = tuple(float(ds.attrs[k]) for k, _ in PREAMBLE_FIELDS)
+            ds = open_dataset(self._h5, path)
+            self._streams[path] = Appender(ds, 0 if fresh else counts.get(path, ds.shape[0]))
+            if path.startswith(f"{SCOPE}/"):
+                name = path.rsplit("/", 1)[1]
+                self._traces[name] = self._streams[path]
+                if not fresh and int(ds.attrs.get(PREAMBLE_SET, 0)):
+                    self._preambles[name] = tuple(float(ds.attrs[k]) for k, _ in PREAMBLE_FIELDS)
 
 
 def _is_growing(spec: Spec) -> bool:
@@ -335,20 +372,57 @@ def _stream_path(spec: Spec) -> str:
     return spec.path
 
 
+def _skeleton_image(specs: tuple[Spec, ...], signal: str | None) -> bytes:
+    """The run file of ``specs`` (constants aside) before its run, as a file image.
+
+    Built once per declaration in a process (:func:`_build_skeleton`, cached) and
+    written out for each run: creating the ~20 objects and ~50 attributes that do not
+    depend on the run took 10-15 ms through h5py, writing the image takes microseconds.
+    """
+    process = (os.getpid(), socket.gethostname())  # the writer's attributes: a forked child builds its own
+    try:
+        hash(specs)
+    except TypeError:  # a spec holding a list: nothing to cache it by
+        return _build_skeleton.__wrapped__(specs, signal, process)
+    return _build_skeleton(specs, signal, process)
+
+
+@functools.lru_cache(maxsize=8)
+def _build_skeleton(specs: tuple[Spec, ...], signal: str | None, process: tuple[int, str]) -> bytes:
+    """Every group and dataset of ``specs`` with their attributes, the run state, the
+    outcome, the journal and the run attributes of this process, in an in-memory file;
+    its image (a few kB)."""
+    name = f"skeleton-{os.getpid()}-{next(_SKELETONS)}.h5"  # the core driver's files are named, never written
+    h5 = h5py.File(name, "w", driver="core", backing_store=False, libver=LIBVER)
+    try:
+        new_attrs(h5, {"NX_class": "NXroot", "default": "entry", "creator": f"rrambench {__version__}",
+                       "HDF5_Version": h5py.version.hdf5_version, "h5py_version": h5py.version.version})
+        gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+        gcpl.set_attr_phase_change(64, 6)  # its ~25 attributes in the object header: a third faster to add
+        entry = h5py.Group(h5py.h5g.create(h5.id, ENTRY.encode(), gcpl=gcpl))
+        new_attrs(entry, {"NX_class": "NXentry", "default": "data", RunAttr.SCHEMA_VERSION: SCHEMA_VERSION,
+                          RunAttr.SOFTWARE_VERSION: __version__, RunAttr.WRITER_PID: process[0],
+                          RunAttr.WRITER_HOST: process[1], RunAttr.RESUMES: "[]"})
+        _create_run_state(entry)
+        _create_data(h5, specs, signal)
+        _create_outcome(h5)
+        Journal.create(h5, [_stream_path(s) for s in specs if _is_growing(s)])
+        h5.flush()
+        return h5.id.get_file_image()
+    finally:
+        h5.close()
+
+
+_SKELETONS = itertools.count()
+#: Run attributes the skeleton holds (the same for every run of a process).
+_PROCESS_ATTRS = frozenset({RunAttr.SCHEMA_VERSION, RunAttr.SOFTWARE_VERSION, RunAttr.WRITER_PID,
+                            RunAttr.WRITER_HOST, RunAttr.RESUMES})
+
+
 def _write_header(h5: h5py.File, path: Path, header: RunHeader) -> None:
-    h5.attrs["NX_class"] = "NXroot"
-    h5.attrs["default"] = "entry"
-    h5.attrs["file_name"] = path.name
-    h5.attrs["file_time"] = header.started
-    h5.attrs["creator"] = f"rrambench {__version__}"
-    h5.attrs["HDF5_Version"] = h5py.version.hdf5_version
-    h5.attrs["h5py_version"] = h5py.version.version
-    entry = h5.create_group(ENTRY)
-    entry.attrs["NX_class"] = "NXentry"
-    entry.attrs["default"] = "data"
+    """The run's own attributes: of the root (file name and time) and of ``/entry``."""
+    new_attrs(h5, {"file_name": path.name, "file_time": header.started})
     values = {
-        RunAttr.SCHEMA_VERSION: SCHEMA_VERSION,
-        RunAttr.SOFTWARE_VERSION: __version__,
         RunAttr.PROTOCOL: header.protocol,
         RunAttr.TITLE: header.title or header.protocol,
         RunAttr.PARAMETERS: json.dumps(header.parameters, sort_keys=True),
@@ -362,21 +436,28 @@ def _write_header(h5: h5py.File, path: Path, header: RunHeader) -> None:
         RunAttr.SIMULATED: bool(header.simulated),
         RunAttr.SIMULATED_PARTS: json.dumps(list(header.simulated_parts)),
         RunAttr.STEPS_TOTAL: int(header.steps_total),
-        RunAttr.WRITER_PID: os.getpid(),
-        RunAttr.WRITER_HOST: socket.gethostname(),
-        RunAttr.RESUMES: "[]",
+        RunAttr.PROTOCOL_SOURCE: json.dumps(header.protocol_source, sort_keys=True),
     }
-    for key in RUN_ATTRIBUTES:  # every run attribute of the schema, none else
-        entry.attrs[key] = values[key]
-    _create_run_state(entry)
+    # Every run attribute of the schema, none else: those of the writer's process are in the skeleton.
+    new_attrs(open_group(h5, ENTRY), {key: values[key] for key in RUN_ATTRIBUTES if key not in _PROCESS_ATTRS})
+
+
+def _write_sample(h5: h5py.File, sample: Mapping[str, str]) -> None:
+    """``/entry/sample`` (NXsample), one UTF-8 string dataset per key; none without a sample."""
+    if not sample:
+        return
+    group = h5.create_group(SAMPLE, track_order=True)  # read back in the order given
+    group.attrs["NX_class"] = "NXsample"
+    for key, value in sample.items():
+        ds = group.create_dataset(key, data=str(value), dtype=h5py.string_dtype("utf-8"))
+        new_attrs(ds, {UNITS: "", LONG_NAME: f"sample {key}"})
 
 
 def _create_run_state(entry: h5py.Group) -> None:
     """The run-state datasets, before SWMR starts: fixed-size, storage allocated, "running"."""
     for name, dtype, meaning in RUN_FIELDS:
         ds = entry.create_dataset(name, data=np.bytes_(RUNNING if name == RunField.STATUS else b""), dtype=dtype)
-        ds.attrs[UNITS] = ""
-        ds.attrs[LONG_NAME] = meaning
+        new_attrs(ds, {UNITS: "", LONG_NAME: meaning})
 
 
 def _write_run_state(h5: h5py.File, status: str, *, error: str, ended: str) -> None:
@@ -400,26 +481,26 @@ def _cut_utf8(text: str, size: int) -> bytes:
 
 
 def _create_data(h5: h5py.File, specs: Sequence[Spec], signal: str | None) -> None:
+    """``/entry/data`` and every declared object but the constants (:func:`_create_constants`).
+
+    Growing datasets never write fill values (``fill_time="never"``): with the writer's
+    chunk cache off their rows go straight to the file, and a step's partial chunk is
+    written once, not padded with fill values first.
+    """
     data = h5.create_group(DATA)
-    data.attrs["NX_class"] = "NXdata"
+    attrs: dict[str, Any] = {"NX_class": "NXdata"}
     if signal is not None:
-        data.attrs[SIGNAL] = signal
-        spec = next(s for s in specs if getattr(s, "name", None) == signal)
+        attrs[SIGNAL] = signal
+        spec = next((s for s in specs if getattr(s, "name", None) == signal), None)
         if isinstance(spec, Stream) and spec.axes is not None:
-            data.attrs[AXES] = list(spec.axes)
-            for i, axis in enumerate(spec.axes):
-                if axis != ".":
-                    data.attrs[f"{axis}_indices"] = i
+            attrs[AXES] = list(spec.axes)
+            attrs.update({f"{axis}_indices": i for i, axis in enumerate(spec.axes) if axis != "."})
+    new_attrs(data, attrs)
     for spec in specs:
         if isinstance(spec, Stream):
             ds = data.create_dataset(spec.name, shape=(0, *spec.shape), maxshape=(None, *spec.shape),
-                                     dtype=spec.dtype, chunks=spec.chunks())
-            ds.attrs[UNITS] = spec.units
-            ds.attrs[LONG_NAME] = spec.long_name or spec.name
-        elif isinstance(spec, Constant):
-            ds = data.create_dataset(spec.name, data=np.asarray(spec.data))
-            ds.attrs[UNITS] = spec.units
-            ds.attrs[LONG_NAME] = spec.long_name or spec.name
+                                     dtype=spec.dtype, chunks=spec.chunks(), fill_time="never")
+            new_attrs(ds, {UNITS: spec.units, LONG_NAME: spec.long_name or spec.name})
         elif isinstance(spec, Traces):
             _create_traces(h5, spec)
         elif isinstance(spec, PulseHistory):
@@ -428,63 +509,65 @@ def _create_data(h5: h5py.File, specs: Sequence[Spec], signal: str | None) -> No
         if isinstance(spec, Link):
             _create_link(h5, spec)
         elif isinstance(spec, Plot):
-            _create_plot(h5, spec, specs)
+            _create_plot(h5, spec)
+
+
+def _create_constants(h5: h5py.File, specs: Sequence[Spec]) -> None:
+    """The declared constants, in ``/entry/data`` (their values differ from run to run)."""
+    constants = [s for s in specs if isinstance(s, Constant)]
+    if not constants:
+        return
+    data = h5[DATA]
+    for spec in constants:
+        ds = data.create_dataset(spec.name, data=np.asarray(spec.data))
+        new_attrs(ds, {UNITS: spec.units, LONG_NAME: spec.long_name or spec.name})
 
 
 def _create_link(h5: h5py.File, spec: Link) -> None:
     """A soft link; groups on its way that do not exist yet become NXcollections."""
     parent, name = spec.path.rsplit("/", 1)
     if parent not in h5:
-        group = h5.require_group(parent)
-        group.attrs["NX_class"] = "NXcollection"
+        new_attrs(h5.require_group(parent), {"NX_class": "NXcollection"})
     h5[parent][name] = h5py.SoftLink(spec.target)
 
 
 def _create_traces(h5: h5py.File, spec: Traces) -> None:
-    scope = h5.require_group(SCOPE)
-    scope.parent.attrs["NX_class"] = "NXinstrument"
-    scope.attrs["NX_class"] = "NXcollection"
-    ds = scope.create_dataset(spec.name, shape=(0, spec.points), maxshape=(None, spec.points),
-                              dtype=spec.dtype, chunks=spec.chunks())
-    ds.attrs[UNITS] = "counts"
-    ds.attrs[CHANNEL] = spec.channel
-    ds.attrs[PREAMBLE_SET] = np.int8(0)
-    ds.attrs[VOLTS] = "(code - y_reference) * y_increment + y_origin"
-    for key, unit in PREAMBLE_FIELDS:
-        ds.attrs[key] = np.nan
-        ds.attrs[f"{key}_units"] = unit
+    if SCOPE not in h5:
+        scope = h5.require_group(SCOPE)
+        new_attrs(scope.parent, {"NX_class": "NXinstrument"})
+        new_attrs(scope, {"NX_class": "NXcollection"})
+    ds = h5[SCOPE].create_dataset(spec.name, shape=(0, spec.points), maxshape=(None, spec.points),
+                                  dtype=spec.dtype, chunks=spec.chunks(), fill_time="never")
+    new_attrs(ds, {UNITS: "counts", CHANNEL: spec.channel, PREAMBLE_SET: np.int8(0),
+                   VOLTS: "(code - y_reference) * y_increment + y_origin",
+                   **{key: np.nan for key, _ in PREAMBLE_FIELDS},
+                   **{f"{key}_units": unit for key, unit in PREAMBLE_FIELDS}})
 
 
 def _create_pulses(h5: h5py.File, spec: PulseHistory) -> None:
     group = h5.create_group(PULSES)
-    group.attrs["NX_class"] = "NXcollection"
-    group.attrs[COLUMNS] = [c for c, *_ in PULSE_COLUMNS]
+    new_attrs(group, {"NX_class": "NXcollection", COLUMNS: [c for c, *_ in PULSE_COLUMNS]})
     for column, dtype, unit, meaning in PULSE_COLUMNS:
         ds = group.create_dataset(column, shape=(0,), maxshape=(None,), dtype=dtype,
-                                  chunks=(spec.chunk_rows,))
-        ds.attrs[UNITS] = unit
-        ds.attrs[LONG_NAME] = meaning
+                                  chunks=(spec.chunk_rows,), fill_time="never")
+        new_attrs(ds, {UNITS: unit, LONG_NAME: meaning})
 
 
 # -- the default plot, the outcome, the instruments' settings -----------------------------
-def _create_plot(h5: h5py.File, plot: Plot, specs: Sequence[Spec]) -> None:
+def _create_plot(h5: h5py.File, plot: Plot) -> None:
     """``/entry/plot``: an NXdata of soft links to the declared datasets, /entry's default."""
     group = h5.create_group(PLOT)
-    group.attrs["NX_class"] = "NXdata"
-    group.attrs[SIGNAL] = plot.signal
-    group.attrs[AXES] = list(plot.axes)
-    for i, axis in enumerate(plot.axes):
-        if axis != ".":
-            group.attrs[f"{axis}_indices"] = 0 if plot.scatter else i
+    attrs: dict[str, Any] = {"NX_class": "NXdata", SIGNAL: plot.signal, AXES: list(plot.axes)}
+    attrs.update({f"{axis}_indices": 0 if plot.scatter else i for i, axis in enumerate(plot.axes) if axis != "."})
     if plot.scatter:  # nexusformat draws a 1-D signal over its (y, x) coordinates as a scatter
-        group.attrs[COORDINATES] = [plot.axes[1], plot.axes[0]]
+        attrs[COORDINATES] = [plot.axes[1], plot.axes[0]]
     if plot.interpretation:
-        group.attrs[INTERPRETATION] = plot.interpretation
+        attrs[INTERPRETATION] = plot.interpretation
     if plot.title:
-        group.attrs["title"] = plot.title
-    declared = {s.name: s for s in specs if isinstance(s, (Stream, Constant))}
-    for name in {plot.signal, *plot.axes} - {"."}:
-        group[name] = h5py.SoftLink(declared[name].path)
+        attrs["title"] = plot.title
+    new_attrs(group, attrs)
+    for name in {plot.signal, *plot.axes} - {"."}:  # streams and constants alike live in /entry/data
+        group[name] = h5py.SoftLink(f"{DATA}/{name}")
     h5[ENTRY].attrs["default"] = PLOT.rsplit("/", 1)[1]
 
 
@@ -496,8 +579,7 @@ def _create_outcome(h5: h5py.File) -> None:
         entry[name][()] = np.bytes_(b"{}")
         return
     ds = entry.create_dataset(name, data=np.bytes_(b"{}"), dtype=f"S{OUTCOME_BYTES}")
-    ds.attrs[UNITS] = ""
-    ds.attrs[LONG_NAME] = "key metrics of a completed run, JSON {name: {value, units}}"
+    new_attrs(ds, {UNITS: "", LONG_NAME: "key metrics of a completed run, JSON {name: {value, units}}"})
 
 
 def _write_snapshot(h5: h5py.File, snapshot: Mapping[str, Mapping[str, tuple[Any, str]]], taken: str,
@@ -506,19 +588,18 @@ def _write_snapshot(h5: h5py.File, snapshot: Mapping[str, Mapping[str, tuple[Any
     ``subgroup``): ``<setting>`` and ``<setting>_units``, names listed in ``settings``."""
     if not snapshot:
         return
-    instrument = h5.require_group(INSTRUMENT)
-    instrument.attrs["NX_class"] = "NXinstrument"
+    new_attrs(h5.require_group(INSTRUMENT), {"NX_class": "NXinstrument"})
     for name, settings in snapshot.items():
         group = h5.require_group(instrument_path(name))
-        group.attrs["NX_class"] = "NXcollection"
+        new_attrs(group, {"NX_class": "NXcollection"})
         if subgroup:
             group = group.require_group(subgroup)
-            group.attrs["NX_class"] = "NXcollection"
-        group.attrs[SETTINGS] = list(settings)
-        group.attrs[SNAPSHOT_TIME] = taken
+            new_attrs(group, {"NX_class": "NXcollection"})
+        attrs: dict[str, Any] = {SETTINGS: list(settings), SNAPSHOT_TIME: taken}
         for key, (value, unit) in settings.items():
-            group.attrs[key] = "" if value is None else value
-            group.attrs[f"{key}_units"] = unit
+            attrs[key] = "" if value is None else value
+            attrs[f"{key}_units"] = unit
+        new_attrs(group, attrs)
 
 
 def _json_value(value: Any) -> Any:

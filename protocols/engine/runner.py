@@ -30,6 +30,8 @@ import numpy as np
 from protocols.engine.bench_shape import BenchShape
 from protocols.engine.progress import EtaEstimator, ProgressEvent
 from protocols.engine.protocol import BenchUse, Protocol, Step, StepContext
+from protocols.engine.registry import protocol_source
+from protocols.engine.run_index import RunIndex
 from protocols.engine.run_writer import RunHeader, RunWriter
 
 if TYPE_CHECKING:
@@ -148,13 +150,16 @@ class RunEngine:
     whose ``bench_use`` is not ``NEEDS`` never gets it (nor records it). ``path``: the
     run file (created, or reopened when ``resume``). ``seed``: run seed (per-step
     streams derive from it; on resume it is read from the file). ``header``: extra
-    :class:`RunHeader` fields (config_path, title; world_seed defaults to the seed of
-    the simulated bench's world).
+    :class:`RunHeader` fields (config_path, title, sample; world_seed defaults to the seed of
+    the simulated bench's world). ``catalogue``: URL of the run catalogue the run is
+    indexed in (None: ``runs.sqlite`` in the run file's folder; :mod:`analysis.catalogue`).
     """
 
     def __init__(self, protocol: Protocol, bench: Bench | None, path: str | Path, *,
-                 seed: int, resume: bool = False, header: dict[str, Any] | None = None) -> None:
+                 seed: int, resume: bool = False, header: dict[str, Any] | None = None,
+                 catalogue: str | None = None) -> None:
         self.protocol, self.path = protocol, Path(path)
+        self._index = RunIndex(catalogue, self.path)  # the run catalogue (None: runs.sqlite beside the file)
         self.bench = bench if protocol.bench_use is BenchUse.NEEDS else None
         self.seed, self.resume_run = int(seed), resume
         self._header = dict(header or {})
@@ -229,6 +234,7 @@ class RunEngine:
             self._transition(RunState.FAILED)
             raise
         self.started = True  # the run file exists: from here on an error is the run's, not the input's
+        self._index.started()
         done = writer.journal.completed
         self._eta = EtaEstimator([s.estimate for s in self._steps], done)
         final, index = RunState.COMPLETED, done
@@ -259,8 +265,10 @@ class RunEngine:
             # datasets() is also where a protocol prepares its per-run state (the cells it
             # selected, its placement); a resumed run needs that state, not the declarations.
             self.protocol.datasets()
+            self._index.prepare_resume()  # read while the file is closed
             writer = RunWriter.reopen(self.path, instrument_snapshot=(
-                self.bench.instrument_settings() if self.bench is not None else {}))
+                self.bench.instrument_settings() if self.bench is not None else {}),
+                protocol_sha256=protocol_source(type(self.protocol))["sha256"])
             if writer.journal.completed > len(self._steps):
                 writer.close()
                 raise ValueError(f"{self.path}: journal has more steps than the plan")
@@ -280,8 +288,10 @@ class RunEngine:
             identities=snapshot.get("identities", {}),
             settings=snapshot,
             instrument_snapshot=instruments,
+            protocol_source=protocol_source(type(self.protocol)),  # the GUI's, the CLI's and the API's runs alike
             **{"world_seed": world.seed if world is not None else None, **self._header},
         )
+        self._index.prepare_new(header)
         return RunWriter.create(self.path, header, self.protocol.datasets(), signal=self.protocol.signal)
 
     def _run_step(self, writer: RunWriter, index: int) -> None:
@@ -382,6 +392,7 @@ class RunEngine:
                 for sidecar in self.path.parent.glob(f"{glob.escape(self.path.name)}.state-*"):
                     sidecar.unlink()
         finally:
+            self._index.ended()  # from the closed file: what it says is what the catalogue says
             self._transition(final)
             self._emit(0.0)
 

@@ -55,6 +55,7 @@ def program_grid(world: SimWorld, macros: range) -> np.ndarray:
     return g.ravel()
 
 
+@pytest.mark.slow
 def test_iv_fit_recovers_the_switching_windows_within_10_percent():
     world = SimWorld(params=TRUE, seed=1, n_macros=1, rows=1, cols=16)
     v, i = iv_cycles(world, cells=16, cycles=4)
@@ -112,6 +113,7 @@ def run_protocol(bench, protocol, path):
     return path
 
 
+@pytest.mark.slow
 def test_calibrate_command_recovers_every_fitted_parameter_from_run_files(tmp_path, capsys):
     """The full loop: runs on a bench whose device differs from the defaults -> calibrate -> device file."""
     (tmp_path / "true.toml").write_text(device_toml(Calibration(TRUE)))
@@ -146,6 +148,7 @@ def test_calibrate_command_refuses_a_run_that_feeds_no_fit(tmp_path, capsys):
     assert not (tmp_path / "d.toml").exists()
 
 
+@pytest.mark.slow
 def test_calibrate_a_folder_uses_the_runs_that_feed_a_fit_and_lists_the_others(tmp_path, capsys):
     """A folder (or its files, as `runs/*.h5` gives them) with runs no fit uses, a run too short
     for its fit and a truncated file: the read-noise run is fitted, the others are listed as

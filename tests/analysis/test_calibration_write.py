@@ -38,6 +38,7 @@ def program_in_process(params: DeviceParams, seed: int, side: int = 16) -> Pulse
 
 
 @pytest.mark.parametrize("c2c", [0.45, 0.7])
+@pytest.mark.slow
 def test_pulse_noise_fit_recovers_pulse_c2c_within_10_percent(c2c):
     """The simulation-based fit finds the chip's cycle-to-cycle noise above the prior's 0.3
     (docs/calibration.md: below ~0.2 the error of one 256-cell run grows to ~15 %)."""
@@ -70,6 +71,7 @@ def run_protocol(bench, protocol, path):
     return path
 
 
+@pytest.mark.slow
 def test_calibrate_command_recovers_pulse_c2c_from_write_verify_and_write_noise_runs(tmp_path, capsys):
     """End to end over the loopback bench: a device file with pulse_c2c 0.45 -> write-verify and
     write-noise runs -> ``rrambench calibrate`` -> a device file with pulse_c2c within 10 %."""

@@ -41,6 +41,7 @@ def test_every_protocol_has_an_expected_default_plot():
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.slow
 def test_silx_finds_a_valid_default_plot_with_axes_that_carry_units(protocol):
     group, signal, axes = EXPECTED[protocol]
     with h5py.File(run_file(protocol), "r") as h5:

@@ -18,6 +18,7 @@ PROTOCOLS = available()
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.slow
 def test_report_of_every_protocol_writes_nonempty_pngs_and_a_summary(protocol, tmp_path):
     result = report_run(run_file(protocol), tmp_path / protocol)
     assert result.figures, f"{protocol}: no figure"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from figure_checks import assert_readable, data_axes
 from report_runs import run_file
 
@@ -13,6 +14,7 @@ from analysis.report_compare import comparison
 from protocols.cli.main import main
 
 
+@pytest.mark.slow
 def test_report_command_writes_figures_and_summary_into_the_output_folder(tmp_path, capsys):
     out = tmp_path / "rep"
     assert main(["report", str(run_file("write-verify")), "-o", str(out)]) == 0
@@ -23,6 +25,7 @@ def test_report_command_writes_figures_and_summary_into_the_output_folder(tmp_pa
     assert stats["cells"] == 64 and stats["converged_fraction"] > 0.8
 
 
+@pytest.mark.slow
 def test_several_runs_get_a_folder_each_and_comparison_figures(tmp_path):
     a, b = run_file("iv-sweep", seed=1), run_file("iv-sweep", seed=2)
     c, d = run_file("write-verify", seed=1), run_file("multilevel", seed=1)

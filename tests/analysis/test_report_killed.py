@@ -28,6 +28,7 @@ LOADERS = (ld.load_pulses, ld.load_traces, ld.load_iv, ld.load_retention, ld.loa
 
 
 @pytest.mark.parametrize("protocol", available())
+@pytest.mark.slow
 def test_report_and_loaders_work_on_a_run_killed_mid_step(protocol, tmp_path):
     path = killed_run_file(protocol, at_step=KILL_AT.get(protocol, 0))
     run = open_run(path)
@@ -46,6 +47,7 @@ def test_report_and_loaders_work_on_a_run_killed_mid_step(protocol, tmp_path):
                 assert_readable(fig, f"{protocol}/{stem}")
 
 
+@pytest.mark.slow
 def test_partial_retention_run_reports_the_reads_it_completed(tmp_path):
     run = open_run(killed_run_file("retention", at_step=3))
     data = ld.load_retention(run)

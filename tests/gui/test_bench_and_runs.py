@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from gui_helpers import RUN_TIMEOUT_MS, queue_run
 
 from analysis import open_run
@@ -64,6 +65,7 @@ def test_runs_queue_up_and_run_one_after_another(window, qtbot):
     assert statuses == ["completed", "completed"]
 
 
+@pytest.mark.slow
 def test_pause_holds_the_run_and_resume_finishes_it(window, qtbot):
     queue_run(window, "read-array", macros=[0, 1], repeats=2000)
     qtbot.waitUntil(lambda: window.worker.engine is not None and window.worker.engine.state == RunState.RUNNING,

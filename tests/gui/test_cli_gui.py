@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PyQt5.QtGui import QImage
 
 BLOCK_QT = """
@@ -26,6 +27,7 @@ def _env() -> dict[str, str]:
     return {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
 
 
+@pytest.mark.slow
 def test_screenshot_connects_the_simulated_bench_and_saves_the_window(tmp_path):
     png = tmp_path / "shot.png"
     done = subprocess.run([sys.executable, "-m", "protocols.cli", "gui", "--screenshot", str(png),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from gui_helpers import RUN_TIMEOUT_MS, queue_run
 from PyQt5.QtCore import QPointF, Qt
 from PyQt5.QtTest import QTest
@@ -56,6 +57,7 @@ def test_write_verify_shows_convergence_and_the_error_histogram_and_redraws_maps
                     timeout=RUN_TIMEOUT_MS)
 
 
+@pytest.mark.slow
 def test_sample_run_grows_the_scatter_and_shows_the_recorded_scope_traces(window, qtbot):
     queue_run(window, "sample", samples=200, batch=100, waveforms=2)
     qtbot.waitUntil(lambda: window.last_done is not None, timeout=RUN_TIMEOUT_MS)

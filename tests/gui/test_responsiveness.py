@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 from gui_helpers import RUN_TIMEOUT_MS, queue_run
 from PyQt5.QtCore import QTimer
 
@@ -15,6 +16,7 @@ BLOCK_LIMIT = 0.100  # s, longest acceptable stall of the window (issue 8)
 SLACK = 2.5  # generous factor for a loaded CI machine
 
 
+@pytest.mark.slow
 def test_event_loop_never_blocks_while_read_array_streams(window, qtbot):
     ticks: list[float] = []
     timer = QTimer()

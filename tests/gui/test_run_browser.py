@@ -72,6 +72,7 @@ def _open(qtbot, browser: RunBrowser, path: Path):
     return shown.args[0]
 
 
+@pytest.mark.slow
 def test_browser_lists_the_folder_and_opens_a_completed_run_with_its_map(qtbot, run_files):
     browser = RunBrowser(run_files["completed"].parent)
     qtbot.addWidget(browser)
@@ -85,6 +86,7 @@ def test_browser_lists_the_folder_and_opens_a_completed_run_with_its_map(qtbot, 
     assert image and image[0].image.shape == (32, 32), "the last conductance map is drawn"
 
 
+@pytest.mark.slow
 def test_browser_opens_a_killed_run_as_interrupted_with_what_it_recorded(qtbot, run_files):
     browser = RunBrowser(run_files["killed"].parent)
     qtbot.addWidget(browser)

@@ -85,6 +85,7 @@ def test_init_and_go_give_a_closed_loop_trajectory_on_the_scope_channels(bench):
     assert np.ptp(volts[0][ok[0]]) > 0.01  # the integrators moved: the loop is closed
 
 
+@pytest.mark.slow
 def test_sampling_the_ring_through_the_seed_board_meets_the_ring_quality_bar(bench):
     board, scope, world, model, mapped, sim = bench
     configure(board, model, mapped)

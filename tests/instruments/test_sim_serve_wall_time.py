@@ -95,6 +95,7 @@ def raw_clients(resources):
 
 
 @pytest.mark.parametrize("time_scale, lockout_wait", [(1.0, 5.5), (20.0, 0.3)])
+@pytest.mark.slow
 def test_a_raw_client_following_the_seed_board_manual_gets_runs_in_wall_time(time_scale, lockout_wait):
     """In01, Go: a run. Go again at once: dropped (the firmware's 5 s lock-out). Wait 5.5 s
     of wall time (5.5 s / N with --time-scale N), Go: a run. At time scale 1 this is the
@@ -121,6 +122,7 @@ def test_a_bad_time_scale_is_one_line_and_exit_2(args):
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "time" in done.stderr
 
 
+@pytest.mark.slow
 def test_retention_through_a_hardware_config_completes_against_sim_serve_time_scaled(tmp_path):
     """The host's bench clock runs at the config's [clock].time_scale, the served world's
     at --time-scale: a retention to 2e4 s of bench time takes about 2 s of wall time."""

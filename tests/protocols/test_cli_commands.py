@@ -105,7 +105,8 @@ def test_info_json_is_the_stable_document(capsys, tmp_path):
     assert code == 0
     doc = json.loads(doc)
     assert set(doc) == {"status", "protocol", "steps_completed", "steps_total", "parameters",
-                        "started", "ended", "error", "datasets", "outcome", "snapshot"}
+                        "started", "ended", "error", "datasets", "outcome", "snapshot",
+                        "protocol_source", "sample"}
     assert doc["datasets"]["/entry/data/conductance"] == {"shape": [1, 32, 32], "dtype": "float32",
                                                           "units": "S"}
     assert all(set(d) == {"shape", "dtype", "units"} for d in doc["datasets"].values())
@@ -140,7 +141,7 @@ class Boom(Protocol):
 
 
 def test_an_exception_in_a_step_fails_the_run_with_its_text_and_exit_1(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr(protocols.engine.registry, "registry", lambda: {"boom": Boom})
+    monkeypatch.setattr(protocols.engine.registry, "registry", lambda paths=(): {"boom": Boom})
     code, out, err = run_cli(capsys, "run", "boom", "--out", tmp_path)
     assert code == 1
     assert "the cell caught fire" in err

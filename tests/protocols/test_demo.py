@@ -10,6 +10,7 @@ from protocols.cli.main import main
 from protocols.diffusion.demo import run_demo, summary
 
 
+@pytest.mark.slow
 def test_reduced_demo_writes_readable_run_files_figures_and_a_summary(tmp_path):
     """Program, sample, score and draw: two completed run files, the PNGs, and a table
     with the analog and software metrics side by side."""
@@ -29,6 +30,7 @@ def test_reduced_demo_writes_readable_run_files_figures_and_a_summary(tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
 
+@pytest.mark.slow
 def test_the_command_prints_the_table_and_a_second_run_keeps_the_first_files(tmp_path, capsys):
     """`rrambench demo` prints the summary; run files are never overwritten."""
     out = tmp_path / "demo"

@@ -27,6 +27,7 @@ def run_sweep(path: Path, **values) -> object:
     return open_run(path)
 
 
+@pytest.mark.slow
 def test_3x3_grid_of_both_models_completes_on_a_local_dask_cluster(tmp_path):
     """Every point of 2 models x 3 read x 3 write levels is recorded, and the heatmaps are full."""
     f = run_sweep(tmp_path / "sweep.h5", read_noise=[0.5, 1.0, 2.0], write_noise=[0.5, 1.0, 2.0],
@@ -45,6 +46,7 @@ def test_3x3_grid_of_both_models_completes_on_a_local_dask_cluster(tmp_path):
     assert np.all(err[:, :, 2] > err[:, :, 0]), "more write noise leaves larger weight errors"
 
 
+@pytest.mark.slow
 def test_the_same_code_path_runs_on_an_existing_cluster_and_matches_the_serial_results(tmp_path):
     """A scheduler and a worker started as separate processes on 127.0.0.1 run the sweep;
     each point's result is a function of the point alone (identical to running it in process)."""

@@ -63,6 +63,7 @@ def unreachable_hardware(tmp_path: Path) -> Path:
 
 
 # -- seeds ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_rerun_with_the_recorded_run_and_world_seeds_writes_bit_identical_datasets(capsys, tmp_path):
     """sample (reverse SDE: draws from the run seed; reads and writes draw from the world's):
     --seed 11 --world-seed 3, then a rerun with the seeds read back from the first file.

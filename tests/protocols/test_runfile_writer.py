@@ -99,7 +99,7 @@ def test_schema_round_trip_reader_returns_what_the_writer_wrote(tmp_path):
     assert (run.steps_completed, run.steps_total) == (1, 7)
     assert run.bench_config == header.bench_config
     assert run.instruments == header.identities and run.settings == header.settings
-    assert run.schema_version == schema.SCHEMA_VERSION == "1.1"
+    assert run.schema_version == schema.SCHEMA_VERSION == "1.2"
     entry = run.journal[0]
     assert (entry.index, entry.name, entry.status) == (0, "first step", "completed")
     assert (entry.start, entry.end, entry.clock_start, entry.clock_end) == (10.0, 11.0, 0.0, 1e6)
@@ -109,7 +109,8 @@ def test_schema_round_trip_reader_returns_what_the_writer_wrote(tmp_path):
     assert run.read("/entry/instrument/scope/ch").tolist() == [[1, 2, 3, 4]]
     doc = run.to_json()
     assert set(doc) == {"status", "protocol", "steps_completed", "steps_total", "parameters",
-                        "started", "ended", "error", "datasets", "outcome", "snapshot"}
+                        "started", "ended", "error", "datasets", "outcome", "snapshot",
+                        "protocol_source", "sample"}
     assert json.loads(json.dumps(doc)) == doc
 
 
@@ -155,7 +156,7 @@ def test_schema_document_names_every_attribute_and_column():
              schema.INTERPRETATION, schema.COORDINATES, schema.SETTINGS, schema.SNAPSHOT_TIME,
              *schema.INSTRUMENT_NAMES, schema.RESUME_SNAPSHOT.format("<n>")]
     assert [n for n in names if n not in doc] == []
-    for path in (schema.DATA, schema.SCOPE, schema.PULSES, schema.JOURNAL, schema.PLOT, schema.OUTCOME,
+    for path in (schema.DATA, schema.SCOPE, schema.PULSES, schema.JOURNAL, schema.PLOT, schema.OUTCOME, schema.SAMPLE,
                  *(f"{schema.ENTRY}/{n}" for n, *_ in schema.RUN_FIELDS)):
         assert f"`{path}" in doc, path
 

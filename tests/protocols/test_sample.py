@@ -28,6 +28,7 @@ def _run(bench, path, **values):
     return open_run(path)
 
 
+@pytest.mark.slow
 def test_ring_samples_waveforms_and_baseline_are_recorded(bench, tmp_path):
     """Final samples (N x 2, data units), the same initial noise through the software sampler,
     and one scope segment per stored sample whose integrator trace starts at the initial

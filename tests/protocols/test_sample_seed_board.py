@@ -29,6 +29,7 @@ def bench():
         yield b
 
 
+@pytest.mark.slow
 def test_a_ring_sampled_through_the_seed_board_meets_the_ring_quality_bar(bench, tmp_path):
     """Issue 6's ring acceptance through the seed board on the default (relaxing) device: radius
     within 0.05 of 0.7, KL within 1.5x the software baseline's (same initial noise, read on the

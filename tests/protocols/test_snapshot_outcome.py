@@ -162,7 +162,7 @@ def test_run_prints_the_outcome_after_the_path_and_info_shows_it_with_the_settin
     assert main(["run", "read-array", "--out", str(tmp_path), "--seed", "2"]) == 0
     out, err = capsys.readouterr()
     (path,) = out.strip().splitlines()  # stdout: the path alone
-    assert err.index("read-array outcome:") >= 0 and "median_conductance" in err and " uS" in err
+    assert err.index("read-array outcome:") >= 0 and "median_conductance" in err and " µS" in err
 
     assert main(["info", path]) == 0
     text = capsys.readouterr().out

@@ -68,6 +68,7 @@ def test_a_damaged_file_is_one_line_and_exit_2_within_a_bound(tmp_path, good_run
 
 
 @pytest.mark.parametrize("command", ["info", "resume"])
+@pytest.mark.slow
 def test_a_file_that_hangs_the_hdf5_library_is_exit_2_once_the_check_stalls(tmp_path, command):
     hanging = make_hanging(tmp_path)
     proc, took = _cli(command, hanging, tmp_path)

@@ -59,6 +59,7 @@ def resume(path: Path, config: Path) -> int:
 
 
 @pytest.mark.parametrize(("link", "fault", "phase"), CASES, ids=["-".join(c) for c in CASES])
+@pytest.mark.slow
 def test_fault_ends_in_documented_state(tmp_path, link, fault, phase):
     """A fault on one link ends the run in its documented status, outputs safe, file readable, resumable."""
     want = expected(link, fault, phase)
@@ -101,6 +102,7 @@ sys.exit(main(sys.argv[2:]))
 
 
 @pytest.mark.parametrize(("link", "fault", "phase"), KILL_CASES, ids=["-".join(c) for c in KILL_CASES])
+@pytest.mark.slow
 def test_killed_run_is_interrupted_readable_and_resumable(tmp_path, link, fault, phase):
     """SIGKILL of `rrambench run` in any phase leaves a readable file, reported interrupted, that resumes."""
     config = write_config(tmp_path, "smu")

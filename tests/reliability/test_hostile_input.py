@@ -65,6 +65,7 @@ def exercise(path) -> None:
         run.attrs(name)
 
 
+@pytest.mark.slow
 def test_a_thousand_mutated_run_files_give_only_clear_errors(run_file, tmp_path):
     original = open(run_file, "rb").read()
     rng = np.random.default_rng(2026)
@@ -95,6 +96,7 @@ def test_info_on_a_mutated_file_is_one_line_and_exit_2(run_file, tmp_path):
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(max_size=300))
+@pytest.mark.slow
 def test_malformed_toml_is_a_config_error_never_a_crash(tmp_path, text):
     path = tmp_path / "bench.toml"
     path.write_text(text, encoding="utf-8")
@@ -133,6 +135,7 @@ ARG_WORDS = st.sampled_from([
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(ARG_WORDS, min_size=1, max_size=5))
+@pytest.mark.slow
 def test_random_cli_arguments_never_end_in_a_traceback(args):
     if args[:2] == ["sim", "serve"] and "--host" not in args and not any(a.startswith("--route") for a in args):
         args = [*args, "--route", "x"]  # never leave a server running in this test

@@ -100,6 +100,7 @@ def _wait_for(condition, what: str, timeout: float = 60.0) -> None:
 
 
 @pytest.mark.parametrize("viewers", [1, 3])
+@pytest.mark.slow
 def test_a_run_ends_completed_while_swmr_readers_hold_its_file(tmp_path, viewers):
     """1 and 3 reader processes hold the file (swmr=True, refresh in a loop) from before the
     first step to after the run's end: the run exits 0, the file says completed, and the
@@ -126,6 +127,7 @@ def test_a_run_ends_completed_while_swmr_readers_hold_its_file(tmp_path, viewers
     assert open_run(path).status == "completed"
 
 
+@pytest.mark.slow
 def test_info_follow_prints_each_step_as_it_lands_and_the_final_status(tmp_path):
     """The follower prints step 2 while the run waits before step 3 (it is live), holds the
     file through the end, and ends with the final status, exit 0; the run completes."""
@@ -148,6 +150,7 @@ def test_info_follow_prints_each_step_as_it_lands_and_the_final_status(tmp_path)
     assert open_run(path).status == "completed"
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_info_follow_cleanly_and_the_run_goes_on(tmp_path):
     run, gate, path, follow = _follow_a_live_run(tmp_path, released=1)
     try:

@@ -30,6 +30,7 @@ def _conductance_of(i: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 # -- quasi-static I-V --------------------------------------------------------------------
+@pytest.mark.slow
 def test_dual_iv_sweep_shows_abrupt_set_at_compliance_and_gradual_reset():
     world = SimWorld(seed=3)
     positive = np.r_[_branch(0, 1.5), _branch(1.5, 0)]

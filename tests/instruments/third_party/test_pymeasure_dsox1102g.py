@@ -89,6 +89,7 @@ def test_digitize_and_waveform_download_in_every_format(scope):
     assert scope.check_errors() == []
 
 
+@pytest.mark.slow
 def test_screen_image_shows_the_acquisition(scope, sim):
     scope.timebase_scale = 100e-6
     scope.timebase_offset = 500e-6

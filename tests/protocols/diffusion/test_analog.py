@@ -117,6 +117,7 @@ def test_reverse_sde_on_the_loop_matches_the_software_sde(ring):
     assert np.all(coordinate_kl(analog, reference) <= 1.5 * coordinate_kl(software, reference) + 0.02)
 
 
+@pytest.mark.slow
 def test_noise_aware_training_helps_at_twice_the_read_and_write_noise():
     """With read and write noise at 2x the default, the noise-trained ring model samples
     closer to the ring than the plain-trained one: lower median histogram KL over 12

@@ -1,0 +1,227 @@
+"""What the run catalogue knows about a run, read cheaply from its run file.
+
+:func:`read_record` reads only what the catalogue indexes (the run attributes of
+``/entry``, the run state, the journal's status column, the outcome and the sample),
+through h5py's low-level interface: indexing a folder of a thousand runs must cost
+little more than opening each file once, and the high-level attribute access costs
+several times an open per attribute. :func:`analysis.run_reader.open_run` stays the
+reader of record (datasets, snapshots, journal entries); this one never reads data.
+
+A record is a plain JSON-serialisable dict (``RECORD_KEYS``): the watched helper
+process of :mod:`analysis.isolation` sends it back as one line. Standard library,
+numpy and h5py only, so that helper starts without SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from analysis.run_reader import RunFileError, _open, _writer_alive
+from analysis.schema import (
+    COMPLETED,
+    ENTRY,
+    ERROR_BYTES,
+    INTERRUPTED,
+    JOURNAL,
+    OUTCOME,
+    OUTCOME_BYTES,
+    RUN_FIELDS,
+    RUNNING,
+    SAMPLE,
+    SCHEMA_VERSIONS,
+    STATUS_BYTES,
+    TIME_BYTES,
+    RunAttr,
+    RunField,
+)
+
+#: The sample keys the catalogue has a column for (filters such as ``--chip``); other keys
+#: stay in the record's ``sample`` dict.
+SAMPLE_KEYS = ("chip", "wafer", "die", "operator", "notes")
+#: Every key of a record, in the catalogue's column order.
+RECORD_KEYS = ("host", "path", "folder", "protocol", "status", "steps_completed", "steps_total", "started",
+               "ended", "error", "simulated", "instruments", "sample", "parameters", "outcome", "seed",
+               "world_seed", "writer_pid", "schema_version")
+
+_ATTRS = (RunAttr.SCHEMA_VERSION, RunAttr.PROTOCOL, RunAttr.PARAMETERS, RunAttr.START_TIME, RunAttr.SEED,
+          RunAttr.WORLD_SEED, RunAttr.SIMULATED, RunAttr.STEPS_TOTAL, RunAttr.INSTRUMENTS)
+_WRITER = (RunAttr.WRITER_PID, RunAttr.WRITER_HOST)  # read only for a file that still says "running"
+
+
+def new_record(path: str | Path, **fields: Any) -> dict[str, Any]:
+    """A record of the run file at ``path`` on this host; ``fields`` are the other keys."""
+    path = Path(os.path.abspath(path))
+    record = {"host": socket.gethostname(), "path": str(path), "folder": str(path.parent)}
+    record.update(fields)
+    missing = [k for k in RECORD_KEYS if k not in record]
+    if missing:
+        raise ValueError(f"record of {path} lacks {', '.join(missing)}")
+    return record
+
+
+def read_record(path: str | Path) -> dict[str, Any]:
+    """The catalogue record of the run file at ``path``; RunFileError if it is not a readable run file.
+
+    A "running" file whose writer is gone reads "interrupted", as in ``open_run``. Run
+    it in the watched helper (:func:`analysis.isolation.read_records`) for files of
+    unknown health: a damaged file can make the HDF5 library loop.
+    """
+    path = Path(path)
+    try:
+        with _open(path) as h5:
+            fid = h5.id
+            if not _exists(fid, ENTRY):
+                raise RunFileError(f"{path}: HDF5 file but not an rrambench run file (no /entry)")
+            entry = h5py.h5g.open(fid, ENTRY.encode())
+            a = {name: _attr(entry, name) for name in _ATTRS}
+            if a[RunAttr.PROTOCOL] is None:
+                raise RunFileError(f"{path}: HDF5 file but not an rrambench run file (no /entry protocol)")
+            if a[RunAttr.SCHEMA_VERSION] not in SCHEMA_VERSIONS:
+                raise RunFileError(f"{path}: run-file schema {a[RunAttr.SCHEMA_VERSION]!r} unknown to this reader")
+            status, ended, error = _run_state(fid, entry)
+            if status == RUNNING:
+                a.update({name: _attr(entry, name) for name in _WRITER})
+            completed = _completed_steps(fid)
+            outcome = json.loads(_dataset(fid, OUTCOME, f"S{OUTCOME_BYTES}") or "{}") \
+                if status == COMPLETED and _exists(fid, OUTCOME) else {}
+            sample = _sample(fid)
+    except RunFileError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError,
+            UnicodeDecodeError, OverflowError) as exc:
+        raise RunFileError(f"{path}: damaged or truncated run file ({type(exc).__name__}: {exc})") from None
+    if not status:
+        raise RunFileError(f"{path}: damaged run file (it records no status)")
+    if status == RUNNING and not _writer_alive(a):
+        status = INTERRUPTED
+    if not isinstance(outcome, dict):
+        raise RunFileError(f"{path}: damaged run file (/entry/outcome is not a JSON object)")
+    return new_record(
+        path, protocol=str(a[RunAttr.PROTOCOL]), status=status, steps_completed=completed,
+        steps_total=int(a[RunAttr.STEPS_TOTAL] or 0), started=str(a[RunAttr.START_TIME] or ""),
+        ended=ended or None, error=error, simulated=bool(a[RunAttr.SIMULATED]),
+        instruments=_loads(path, a, RunAttr.INSTRUMENTS, dict, "{}"), sample=sample,
+        parameters=_loads(path, a, RunAttr.PARAMETERS, dict, "{}"), outcome=outcome,
+        seed=_loads(path, a, RunAttr.SEED, (int, type(None)), "null"),
+        world_seed=_loads(path, a, RunAttr.WORLD_SEED, (int, type(None)), "null"),
+        writer_pid=int(a.get(RunAttr.WRITER_PID) or 0), schema_version=str(a[RunAttr.SCHEMA_VERSION]))
+
+
+def _exists(fid: h5py.h5f.FileID, path: str) -> bool:
+    """Does the object at the absolute ``path`` exist (each link of the path checked in turn)?"""
+    root = h5py.h5g.open(fid, b"/")
+    parts = path.strip("/").split("/")
+    return all(root.links.exists("/".join(parts[:i]).encode()) for i in range(1, len(parts) + 1))
+
+
+def _attr(obj: Any, name: str) -> Any:
+    """Attribute ``name`` of the low-level object ``obj`` as a plain value; None if absent."""
+    try:
+        attr = h5py.h5a.open(obj, name.encode())
+    except KeyError:
+        return None
+    # The run attributes are scalars, mostly variable-length strings: read each as the schema
+    # says with a memory type built once (asking an attribute its type and shape costs more
+    # than the read); anything else fails that read and is read as it is.
+    dtype, mtype = _KNOWN.get(name, _VLEN)
+    out = np.zeros((), dtype=dtype)  # zeros, not empty: h5py frees what the object array held
+    try:
+        attr.read(out, mtype=mtype)
+    except Exception:
+        out = np.zeros(attr.shape, dtype=attr.dtype)
+        attr.read(out)
+    return _plain(out[()])
+
+
+_VLEN = (h5py.string_dtype("utf-8"), h5py.h5t.py_create(h5py.string_dtype("utf-8")))
+_KNOWN = {RunAttr.SIMULATED: (np.dtype(bool), h5py.h5t.py_create(np.dtype(bool))),
+          RunAttr.STEPS_TOTAL: (np.dtype("i8"), h5py.h5t.py_create(np.dtype("i8"))),
+          RunAttr.WRITER_PID: (np.dtype("i8"), h5py.h5t.py_create(np.dtype("i8")))}
+
+
+def _dataset(fid: h5py.h5f.FileID, path: str, dtype: str | None = None, shape: Any = None) -> Any:
+    """The whole (small) dataset at ``path`` as a plain value (an array if it is not scalar).
+
+    ``dtype``: what the schema says it is, read without asking (``shape(ds)``: its shape; scalar
+    if None)."""
+    ds = h5py.h5d.open(fid, path.encode())
+    if dtype is not None:
+        out = np.zeros(() if shape is None else shape(ds), dtype=dtype)
+        try:
+            ds.read(h5py.h5s.ALL, h5py.h5s.ALL, out, mtype=_fixed_type(dtype))
+            return _plain(out[()]) if out.ndim == 0 else out
+        except Exception:
+            pass  # not as the schema says: read it as it is
+    out = np.zeros(ds.shape, dtype=ds.dtype)
+    if out.size:
+        ds.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
+    return _plain(out[()]) if out.ndim == 0 else out
+
+
+@functools.cache
+def _fixed_type(dtype: Any) -> Any:
+    return h5py.h5t.py_create(np.dtype(dtype))
+
+
+def _run_state(fid: h5py.h5f.FileID, entry: Any) -> tuple[str, str, str]:
+    """(status, end time, error): the run-state datasets (schema 1.1) or attributes (1.0)."""
+    try:
+        status = str(_dataset(fid, f"{ENTRY}/{RunField.STATUS}", f"S{STATUS_BYTES}"))
+    except KeyError:  # schema 1.0: the run state is in attributes
+        return tuple(str(_attr(entry, name) or "") for name, *_ in RUN_FIELDS)
+    ended = str(_dataset(fid, f"{ENTRY}/{RunField.END_TIME}", f"S{TIME_BYTES}"))
+    # an error only where a run did not complete (it is 4 kB of mostly nothing)
+    error = "" if status == COMPLETED else str(_dataset(fid, f"{ENTRY}/{RunField.ERROR}", f"S{ERROR_BYTES}"))
+    return status, ended, error
+
+
+def _completed_steps(fid: h5py.h5f.FileID) -> int:
+    """Leading completed steps of the journal (its status column only)."""
+    if not _exists(fid, f"{JOURNAL}/status"):
+        return 0
+    done = 0
+    for status in _dataset(fid, f"{JOURNAL}/status", f"S{STATUS_BYTES}", lambda ds: ds.shape):
+        if _plain(status) != COMPLETED:
+            break
+        done += 1
+    return done
+
+
+def _sample(fid: h5py.h5f.FileID) -> dict[str, str]:
+    """The NXsample group: key -> text (empty values dropped); {} in files without one."""
+    if not _exists(fid, SAMPLE):
+        return {}
+    out: dict[str, str] = {}
+    group = h5py.h5g.open(fid, SAMPLE.encode())
+    for i in range(group.get_num_objs()):
+        name = group.get_objname_by_idx(i).decode("utf-8")
+        if group.get_objtype_by_idx(i) != h5py.h5g.DATASET:
+            continue
+        value = _dataset(fid, f"{SAMPLE}/{name}", _VLEN[0])
+        text = str(value) if not isinstance(value, np.ndarray) else " ".join(str(_plain(v)) for v in value)
+        if text:
+            out[name] = text
+    return out
+
+
+def _loads(path: Path, attrs: dict[str, Any], key: str, kind: type | tuple[type, ...], default: str) -> Any:
+    value = json.loads(attrs[key] if attrs[key] is not None else default)
+    if not isinstance(value, kind):
+        raise RunFileError(f"{path}: damaged run file (attribute {key!r} is not a JSON {kind})")
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8").rstrip("\x00")
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
