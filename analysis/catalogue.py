@@ -422,27 +422,42 @@ class Catalogue:
 
         folder = Path(os.path.abspath(folder))
         paths = sorted(p for p in folder.glob("*.h5") if not p.name.startswith("."))
-        records, skipped = [], []
-        for path, result in read_records(paths, workers=workers):
-            if isinstance(result, str):
-                skipped.append(f"skipped {path.name}: {result.removeprefix(f'{path}: ')}")
-                self.warn(skipped[-1])
-            else:
-                records.append(_row(result))
+        skipped: list[str] = []
+
+        def insert(conn: sa.Connection, records: list[dict[str, Any]]) -> None:
+            # one executemany, then the ids by (host, path): RETURNING in parameter order costs
+            # SQLite one statement per row
+            conn.execute(runs.insert(), records)
+            found = sa.select(runs.c.id, runs.c.host, runs.c.path).where(
+                runs.c.host.in_({r["host"] for r in records}) & runs.c.path.in_([r["path"] for r in records]))
+            ids = {(h, p): i for i, h, p in conn.execute(found)}
+            params = [p for r in records for p in _parameter_rows(ids[r["host"], r["path"]], r["parameters"])]
+            if params:
+                conn.execute(run_parameters.insert(), params)
 
         def work(conn: sa.Connection) -> int:
+            skipped.clear()  # work runs again after rebuilding a damaged catalogue
             mine = (runs.c.host == self.host) & (runs.c.folder == str(folder))
             conn.execute(run_parameters.delete().where(
                 run_parameters.c.run_id.in_(sa.select(runs.c.id).where(mine))))
             conn.execute(runs.delete().where(mine))
-            if records:
-                ids = conn.execute(runs.insert().returning(runs.c.id, sort_by_parameter_order=True),
-                                   records).scalars().all()
-                params = [p for i, r in zip(ids, records, strict=True) for p in _parameter_rows(i, r["parameters"])]
-                if params:
-                    conn.execute(run_parameters.insert(), params)
+            # rows go in by batches while the helpers read on: the database's work overlaps theirs
+            batch: list[dict[str, Any]] = []
+            indexed = 0
+            for path, result in read_records(paths, workers=workers):
+                if isinstance(result, str):
+                    skipped.append(f"skipped {path.name}: {result.removeprefix(f'{path}: ')}")
+                    self.warn(skipped[-1])
+                    continue
+                batch.append(_row(result))
+                if len(batch) == REINDEX_BATCH:
+                    insert(conn, batch)
+                    indexed, batch = indexed + len(batch), []
+            if batch:
+                insert(conn, batch)
+                indexed += len(batch)
             conn.exec_driver_sql("ANALYZE")  # the planner's statistics: which index is the selective one
-            return len(records)
+            return indexed
 
         return self._run(work), skipped
 
@@ -463,6 +478,10 @@ class Catalogue:
         if flt.status == "missing":
             found = [r for r in found if r["missing"]][:limit]
         return found
+
+
+#: Rows :meth:`Catalogue.reindex` inserts at a time while the files are still being read.
+REINDEX_BATCH = 200
 
 
 def select_runs(flt: RunFilter, *, host: str, folder: str | None = None) -> sa.Select:

@@ -22,6 +22,7 @@ callers opt in with ``open_run(path, isolate=True)``.
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import queue
@@ -179,6 +180,7 @@ def read_records(paths: Iterable[str | Path], *, timeout: float = CHECK_TIMEOUT,
     todo = deque(Path(p) for p in paths)
     if not todo:
         return
+    _resolved_folder.cache_clear()  # a folder's symlinks may have changed since the last call
     if os.name != "posix":  # no select() on pipes: one file at a time through the shared helper
         for path in todo:
             try:
@@ -224,7 +226,8 @@ def read_records(paths: Iterable[str | Path], *, timeout: float = CHECK_TIMEOUT,
 class _Worker:
     """One helper of :func:`read_records`: requests out on one pipe, JSON lines back on another."""
 
-    DEPTH = 8  # requests in flight per helper: it never waits for the next path
+    DEPTH = 64  # requests in flight per helper: it never waits for the next path, even while
+    # the caller stores a batch of records
 
     def __init__(self) -> None:
         self.sent: deque[Path] = deque()
@@ -270,7 +273,7 @@ class _Worker:
         while todo and len(self.sent) < self.DEPTH:
             path = todo.popleft()
             self.sent.append(path)
-            lines.append(json.dumps({"path": str(path.resolve()), "record": True}).encode() + b"\n")
+            lines.append(b'{"record": true, "path": %s}\n' % json.dumps(_resolved(path)).encode())
         if lines:
             os.write(self.wfd, b"".join(lines))  # a few hundred bytes: never blocks on the pipe
 
@@ -307,6 +310,19 @@ class _Worker:
             except (ProcessLookupError, ChildProcessError):
                 pass
             self.pid = 0
+
+
+def _resolved(path: Path) -> str:
+    """``path.resolve()``, its folder's part resolved once per folder (a thousand files of one
+    folder cost one resolution, not a thousand: this runs in the parent while helpers read)."""
+    if path.is_symlink():
+        return str(path.resolve())
+    return os.path.join(_resolved_folder(path.parent), path.name)
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved_folder(folder: Path) -> str:
+    return str(folder.resolve())
 
 
 # -- the helper process -----------------------------------------------------------------------

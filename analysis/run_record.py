@@ -24,8 +24,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from analysis.run_reader import RunFileError, _open, _writer_alive
+from analysis.run_reader import RunFileError, _open_id, _writer_alive
 from analysis.schema import (
+    CATALOGUE_KEYS,
     COMPLETED,
     ENTRY,
     ERROR_BYTES,
@@ -75,51 +76,65 @@ def read_record(path: str | Path) -> dict[str, Any]:
     unknown health: a damaged file can make the HDF5 library loop.
     """
     path = Path(path)
+    fid = _open_id(path)
     try:
-        with _open(path) as h5:
-            fid = h5.id
-            if not _exists(fid, ENTRY):
-                raise RunFileError(f"{path}: HDF5 file but not an rrambench run file (no /entry)")
+        try:
             entry = h5py.h5g.open(fid, ENTRY.encode())
-            a = {name: _attr(entry, name) for name in _ATTRS}
-            if a[RunAttr.PROTOCOL] is None:
-                raise RunFileError(f"{path}: HDF5 file but not an rrambench run file (no /entry protocol)")
-            if a[RunAttr.SCHEMA_VERSION] not in SCHEMA_VERSIONS:
-                raise RunFileError(f"{path}: run-file schema {a[RunAttr.SCHEMA_VERSION]!r} unknown to this reader")
-            status, ended, error = _run_state(fid, entry)
-            if status == RUNNING:
-                a.update({name: _attr(entry, name) for name in _WRITER})
-            completed = _completed_steps(fid)
-            outcome = json.loads(_dataset(fid, OUTCOME, f"S{OUTCOME_BYTES}") or "{}") \
-                if status == COMPLETED and _exists(fid, OUTCOME) else {}
-            sample = _sample(fid)
+        except KeyError:
+            raise RunFileError(f"{path}: HDF5 file but not an rrambench run file (no /entry)") from None
+        fixed = _fixed_fields(path, fid, entry)
+        status, ended, error = _run_state(fid, entry)
+        if status == RUNNING:
+            fixed.update({name: _attr(entry, name) for name in _WRITER})
+        # the engine ends a run "completed" only after its last step: the journal need not be read
+        completed = int(fixed["steps_total"] or 0) if status == COMPLETED else _completed_steps(fid)
+        outcome = json.loads(_optional(fid, OUTCOME, f"S{OUTCOME_BYTES}") or "{}") if status == COMPLETED else {}
     except RunFileError:
         raise
     except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError,
             UnicodeDecodeError, OverflowError) as exc:
         raise RunFileError(f"{path}: damaged or truncated run file ({type(exc).__name__}: {exc})") from None
+    finally:
+        fid.close()
     if not status:
         raise RunFileError(f"{path}: damaged run file (it records no status)")
-    if status == RUNNING and not _writer_alive(a):
+    if status == RUNNING and not _writer_alive(fixed):
         status = INTERRUPTED
     if not isinstance(outcome, dict):
         raise RunFileError(f"{path}: damaged run file (/entry/outcome is not a JSON object)")
     return new_record(
-        path, protocol=str(a[RunAttr.PROTOCOL]), status=status, steps_completed=completed,
-        steps_total=int(a[RunAttr.STEPS_TOTAL] or 0), started=str(a[RunAttr.START_TIME] or ""),
-        ended=ended or None, error=error, simulated=bool(a[RunAttr.SIMULATED]),
-        instruments=_loads(path, a, RunAttr.INSTRUMENTS, dict, "{}"), sample=sample,
-        parameters=_loads(path, a, RunAttr.PARAMETERS, dict, "{}"), outcome=outcome,
-        seed=_loads(path, a, RunAttr.SEED, (int, type(None)), "null"),
-        world_seed=_loads(path, a, RunAttr.WORLD_SEED, (int, type(None)), "null"),
-        writer_pid=int(a.get(RunAttr.WRITER_PID) or 0), schema_version=str(a[RunAttr.SCHEMA_VERSION]))
+        path, protocol=str(fixed["protocol"]), status=status, steps_completed=completed,
+        steps_total=int(fixed["steps_total"] or 0), started=str(fixed["started"] or ""), ended=ended or None,
+        error=error, simulated=bool(fixed["simulated"]), instruments=fixed["instruments"], sample=fixed["sample"],
+        parameters=fixed["parameters"], outcome=outcome, seed=fixed["seed"], world_seed=fixed["world_seed"],
+        writer_pid=int(fixed.get(RunAttr.WRITER_PID) or 0), schema_version=str(fixed["schema_version"]))
 
 
-def _exists(fid: h5py.h5f.FileID, path: str) -> bool:
-    """Does the object at the absolute ``path`` exist (each link of the path checked in turn)?"""
-    root = h5py.h5g.open(fid, b"/")
-    parts = path.strip("/").split("/")
-    return all(root.links.exists("/".join(parts[:i]).encode()) for i in range(1, len(parts) + 1))
+def _fixed_fields(path: Path, fid: h5py.h5f.FileID, entry: Any) -> dict[str, Any]:
+    """What never changes after creation (``CATALOGUE_KEYS``), checked: from the ``catalogue``
+    attribute (one read, schema 1.3), else from the run attributes and ``/entry/sample``."""
+    text = _attr(entry, RunAttr.CATALOGUE)
+    if text is not None:
+        fixed = json.loads(text)
+        if not isinstance(fixed, dict) or set(fixed) != set(CATALOGUE_KEYS):
+            raise RunFileError(f"{path}: damaged run file (attribute {RunAttr.CATALOGUE!r} is not its JSON object)")
+    else:
+        a = {name: _attr(entry, name) for name in _ATTRS}
+        fixed = {"schema_version": a[RunAttr.SCHEMA_VERSION], "protocol": a[RunAttr.PROTOCOL],
+                 "started": a[RunAttr.START_TIME], "simulated": a[RunAttr.SIMULATED],
+                 "steps_total": a[RunAttr.STEPS_TOTAL], "sample": _sample(fid),
+                 **{key: _loads(a[name], default) for key, name, default in (
+                     ("parameters", RunAttr.PARAMETERS, "{}"), ("instruments", RunAttr.INSTRUMENTS, "{}"),
+                     ("seed", RunAttr.SEED, "null"), ("world_seed", RunAttr.WORLD_SEED, "null"))}}
+    if fixed["protocol"] is None:
+        raise RunFileError(f"{path}: HDF5 file but not an rrambench run file (no /entry protocol)")
+    if fixed["schema_version"] not in SCHEMA_VERSIONS:
+        raise RunFileError(f"{path}: run-file schema {fixed['schema_version']!r} unknown to this reader")
+    for key, kind in (("parameters", dict), ("instruments", dict), ("sample", dict),
+                      ("seed", (int, type(None))), ("world_seed", (int, type(None)))):
+        if not isinstance(fixed[key], kind) or isinstance(fixed[key], bool):
+            raise RunFileError(f"{path}: damaged run file ({key} is not a JSON {kind})")
+    return fixed
 
 
 def _attr(obj: Any, name: str) -> Any:
@@ -171,6 +186,14 @@ def _fixed_type(dtype: Any) -> Any:
     return h5py.h5t.py_create(np.dtype(dtype))
 
 
+def _optional(fid: h5py.h5f.FileID, path: str, dtype: str | None = None, shape: Any = None) -> Any:
+    """:func:`_dataset`, or None where the file has no such dataset."""
+    try:
+        return _dataset(fid, path, dtype, shape)
+    except KeyError:
+        return None
+
+
 def _run_state(fid: h5py.h5f.FileID, entry: Any) -> tuple[str, str, str]:
     """(status, end time, error): the run-state datasets (schema 1.1) or attributes (1.0)."""
     try:
@@ -185,10 +208,9 @@ def _run_state(fid: h5py.h5f.FileID, entry: Any) -> tuple[str, str, str]:
 
 def _completed_steps(fid: h5py.h5f.FileID) -> int:
     """Leading completed steps of the journal (its status column only)."""
-    if not _exists(fid, f"{JOURNAL}/status"):
-        return 0
+    column = _optional(fid, f"{JOURNAL}/status", f"S{STATUS_BYTES}", lambda ds: ds.shape)
     done = 0
-    for status in _dataset(fid, f"{JOURNAL}/status", f"S{STATUS_BYTES}", lambda ds: ds.shape):
+    for status in () if column is None else column:
         if _plain(status) != COMPLETED:
             break
         done += 1
@@ -197,10 +219,11 @@ def _completed_steps(fid: h5py.h5f.FileID) -> int:
 
 def _sample(fid: h5py.h5f.FileID) -> dict[str, str]:
     """The NXsample group: key -> text (empty values dropped); {} in files without one."""
-    if not _exists(fid, SAMPLE):
+    try:
+        group = h5py.h5g.open(fid, SAMPLE.encode())
+    except KeyError:
         return {}
     out: dict[str, str] = {}
-    group = h5py.h5g.open(fid, SAMPLE.encode())
     for i in range(group.get_num_objs()):
         name = group.get_objname_by_idx(i).decode("utf-8")
         if group.get_objtype_by_idx(i) != h5py.h5g.DATASET:
@@ -212,11 +235,8 @@ def _sample(fid: h5py.h5f.FileID) -> dict[str, str]:
     return out
 
 
-def _loads(path: Path, attrs: dict[str, Any], key: str, kind: type | tuple[type, ...], default: str) -> Any:
-    value = json.loads(attrs[key] if attrs[key] is not None else default)
-    if not isinstance(value, kind):
-        raise RunFileError(f"{path}: damaged run file (attribute {key!r} is not a JSON {kind})")
-    return value
+def _loads(text: str | None, default: str) -> Any:
+    return json.loads(text if text is not None else default)
 
 
 def _plain(value: Any) -> Any:

@@ -19,10 +19,11 @@ from __future__ import annotations
 #: ``error``) moved from run attributes to datasets of ``/entry`` (``RUN_FIELDS``); the
 #: instruments' settings (``/entry/instrument/<name>``), the run's ``outcome`` and the
 #: default plot (``/entry/plot``) were added. 1.2: where the protocol came from (run attribute
-#: ``protocol_source``) and the sample (``/entry/sample``) were added.
-SCHEMA_VERSION = "1.2"
+#: ``protocol_source``) and the sample (``/entry/sample``) were added. 1.3: the run attribute
+#: ``catalogue`` (the catalogue's fixed fields in one JSON object) was added.
+SCHEMA_VERSION = "1.3"
 #: Every version the reader opens.
-SCHEMA_VERSIONS = ("1.0", "1.1", "1.2")
+SCHEMA_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
 
 # -- object paths -------------------------------------------------------------------------
 ENTRY = "/entry"
@@ -60,7 +61,14 @@ class RunAttr:
     WRITER_HOST = "writer_host"
     RESUMES = "resumes"  # JSON list
     PROTOCOL_SOURCE = "protocol_source"  # JSON object: origin, reference, module, class, file, sha256
+    CATALOGUE = "catalogue"  # JSON object: the run catalogue's fixed fields in one read (1.3)
 
+
+#: Keys of the ``catalogue`` run attribute: what the run catalogue indexes that never changes
+#: after the file is created, copied from the attributes and ``/entry/sample`` so that indexing
+#: a folder reads one attribute per file instead of a dozen objects.
+CATALOGUE_KEYS = ("schema_version", "protocol", "parameters", "started", "seed", "world_seed", "simulated",
+                  "steps_total", "instruments", "sample")
 
 #: Every run attribute, in the order the writer creates them.
 RUN_ATTRIBUTES = tuple(v for k, v in vars(RunAttr).items() if k.isupper())

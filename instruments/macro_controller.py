@@ -34,15 +34,13 @@ from instruments import macro_controller_wire as ops
 from instruments.errors import InstrumentError, InstrumentTimeout, LinkError
 from instruments.limits import Limits
 from instruments.macro_controller_wire import (
-    LOOP_DT_STEP,
-    LOOP_RC,
-    LOOP_V_RAIL,
     MAX_PAYLOAD,
     REPLY_FLAG,
     BoardInfo,
     BoardStatus,
     FrameError,
     LayerRegion,
+    LoopInfo,
     Op,
     Status,
     decode,
@@ -51,7 +49,7 @@ from instruments.macro_controller_wire import (
 from instruments.serial_link import SerialLink
 from instruments.transport import Settings
 
-__all__ = ["BoardInfo", "BoardStatus", "LayerRegion", "MacroController"]
+__all__ = ["BoardInfo", "BoardStatus", "LayerRegion", "LoopInfo", "MacroController"]
 
 _RETRY = (Status.BAD_CRC, Status.BUSY)
 #: Units of the settings :meth:`MacroController.snapshot` reports (others are dimensionless).
@@ -105,6 +103,7 @@ class MacroController:
         self.mapping_v_bias: float | None = None
         self.stream_dt: float | None = None  # s, time step of the last DAC streams
         self.stream_steps: int | None = None
+        self._loop: LoopInfo | None = None  # the board's loop constants, asked once (they are hardware)
 
     # -- identity and state ------------------------------------------------------------
     def info(self) -> BoardInfo:
@@ -118,6 +117,31 @@ class MacroController:
         """Identity string ``MAKER,MODEL,SERIAL,FIRMWARE`` (like ``*IDN?``)."""
         return self.info().text
 
+    def loop_info(self) -> LoopInfo:
+        """The closed loop's constants as the board reports them (LOOP_INFO): RC, fine step, rail."""
+        self._loop = LoopInfo.unpack(self._request(Op.LOOP_INFO))
+        return self._loop
+
+    @property
+    def loop(self) -> LoopInfo:
+        """The board's loop constants, asked of it at the first use (fixed when it was built)."""
+        return self._loop if self._loop is not None else self.loop_info()
+
+    @property
+    def loop_rc(self) -> float:
+        """Integrator time constant RC of the board's loop, s (as the board reports it)."""
+        return self.loop.rc
+
+    @property
+    def loop_dt_step(self) -> float:
+        """Fine step of the board's loop, s: the DAC streams' update interval (as the board reports it)."""
+        return self.loop.dt_step
+
+    @property
+    def loop_v_rail(self) -> float:
+        """Rail of the board's activation amplifiers, V (as the board reports it)."""
+        return self.loop.v_rail
+
     def status(self) -> BoardStatus:
         """Board state and its last error (reading clears the error)."""
         return BoardStatus.unpack(self._request(Op.STATUS))
@@ -129,13 +153,13 @@ class MacroController:
     def snapshot(self) -> Settings:
         """The board's state (name -> (value, unit)): asked of it (IDENTIFY: firmware,
         protocol, geometry; STATUS: route, integrators, mapping loaded, DAC peak, board
-        clock, frame counters), the loop's time constants, and what this driver last
+        clock, frame counters; LOOP_INFO, once: the loop's constants), and what this driver last
         loaded (mapping, bias-row voltage, DAC stream time step; None before any).
 
         Reading STATUS clears the board's last error; the driver has already raised
         every refused request as an :class:`InstrumentError`, so nothing is lost.
         """
-        info, status = self.info(), self.status()
+        info, status, loop = self.info(), self.status(), self.loop
         values = dict(
             identity=info.text, protocol_version=info.protocol, staging_capacity=info.max_staged,
             macros=info.n_macros, rows=info.rows, cols=info.cols,
@@ -143,7 +167,7 @@ class MacroController:
             integrators_running=status.integrators_running, mapping_loaded=status.mapping_loaded,
             dac_max=status.dac_max, board_clock=status.clock, frames_handled=status.frames,
             frames_refused=status.refused, last_error=status.last_error,
-            loop_rc=LOOP_RC, loop_dt_step=LOOP_DT_STEP, loop_v_rail=LOOP_V_RAIL,
+            loop_rc=loop.rc, loop_dt_step=loop.dt_step, loop_v_rail=loop.v_rail,
             mapping=None if self.mapping is None else json.dumps([dataclasses.asdict(r) for r in self.mapping]),
             mapping_v_bias=self.mapping_v_bias, stream_dt=self.stream_dt, stream_steps=self.stream_steps,
             max_payload=self.max_payload, max_retries=self.max_retries,

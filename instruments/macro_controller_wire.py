@@ -143,7 +143,8 @@ def peek_seq_op(wire: bytes) -> tuple[int, int]:
 BOARD_MACROS, BOARD_ROWS, BOARD_COLS = 8, 32, 32
 
 # -- opcodes and payloads ----------------------------------------------------------------
-PROTOCOL_VERSION = 1
+#: Version 2 added LOOP_INFO (the loop's time constants); every other op is as in version 1.
+PROTOCOL_VERSION = 2
 
 
 class Op(enum.IntEnum):
@@ -162,6 +163,7 @@ class Op(enum.IntEnum):
     SET_INITIAL = 0x32
     RUN_SAMPLES = 0x33
     FETCH_END = 0x34
+    LOOP_INFO = 0x35
     STAGE = 0x40
     EXEC_STAGED = 0x41
 
@@ -181,6 +183,7 @@ INITIAL_HEAD = struct.Struct("<IH")  # N samples, D dimensions
 RUN_REQ = struct.Struct("<IfBI")  # count, duration s, sde (0/1), noise seed
 FETCH_REQ = struct.Struct("<II")  # first sample, most values wanted
 FETCH_REPLY = struct.Struct("<IIIH")  # first sample, count, total samples N, D
+LOOP_INFO_REPLY = struct.Struct("<ddd")  # rc s, dt_step s, v_rail V: the loop's constants as built
 STAGE_HEAD = struct.Struct("<I")  # offset in the staging buffer, bytes
 EXEC_STAGED_REQ = struct.Struct("<BII")  # op, staged length bytes, CRC-32 of the staged bytes
 U32 = struct.Struct("<I")
@@ -203,6 +206,8 @@ ACTIVATIONS = ("linear", "relu")
 REPLY_ROOM = MAX_PAYLOAD - 1
 
 # -- the board's closed loop (``RC dx/dtau = a x + b y + c xi``, docs/circuit-model.md) ------
+# The board as built. A board reports its own at LOOP_INFO (:class:`LoopInfo`), and hosts use
+# what it reports; the simulated board's circuit is built with these (``CircuitParams``).
 #: Integrator time constant RC of the board, s.
 LOOP_RC = 1e-3
 #: Fine time step of the board's loop, s: the DAC streams' update interval (the emulator's integration step).
@@ -303,6 +308,22 @@ class BoardInfo:
     n_macros: int
     rows: int
     cols: int
+
+
+@dataclass(frozen=True)
+class LoopInfo:
+    """What LOOP_INFO reports: the closed loop's constants, fixed when the board was built."""
+
+    rc: float  # s, integrator time constant RC
+    dt_step: float  # s, fine step: the DAC streams' update interval
+    v_rail: float  # V, rail of the activation amplifiers
+
+    def pack(self) -> bytes:
+        return LOOP_INFO_REPLY.pack(self.rc, self.dt_step, self.v_rail)
+
+    @classmethod
+    def unpack(cls, body: bytes) -> LoopInfo:
+        return cls(*(float(v) for v in LOOP_INFO_REPLY.unpack_from(body)))
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,7 @@ class MacroControllerEmulator:
             Op.SET_INITIAL: self.ops.set_initial,
             Op.RUN_SAMPLES: self.ops.run_samples,
             Op.FETCH_END: self.ops.fetch_end,
+            Op.LOOP_INFO: self.ops.loop_info,
             Op.STAGE: self._stage,
             Op.EXEC_STAGED: self._exec_staged,
         }
@@ -343,6 +344,14 @@ class MacroControllerOps:
             raise Refusal(Status.BAD_ARGUMENT, f"max_values {max_values} holds no sample of {dims} values")
         block = self._end[first : first + count].astype(ops.VALUE)
         return ops.FETCH_REPLY.pack(first, count, total, dims) + block.tobytes()
+
+    def loop_info(self, payload: bytes) -> bytes:
+        """The loop's constants: those of the world's circuit (built with the wire's LOOP_*),
+        so what the board reports is what it integrates with."""
+        _expect(payload, 0)
+        with self.world.lock:  # the seed board's run swaps the circuit's settings under this lock
+            p = self.world.loop.params
+            return ops.LoopInfo(p.rc, p.dt_step, p.v_rail).pack()
 
     def _drive_dacs(self, group: str, volts: float) -> None:
         """Loaded DACs output their (first) value at once: the world sees the largest |V|."""

@@ -11,6 +11,7 @@ noise, how many samples one run takes and how the scope sees them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -18,10 +19,12 @@ import numpy as np
 
 from instruments.config import SAMPLER_BOARDS
 from protocols.engine.datasets import Constant, Spec
+from protocols.engine.params import ParameterError
 
 if TYPE_CHECKING:
     from protocols.diffusion.mapping import MappedNetwork
     from protocols.diffusion.weights import TrainedModel
+    from protocols.engine.bench_shape import BenchShape
     from protocols.engine.protocol import Protocol as Run
 
 #: Scope channels: integrators x0, x1 on 1 and 2, the time-embedding probe on 3.
@@ -41,10 +44,15 @@ class Batch:
     samples_before: int     # samples the run has taken before this one
 
 
+#: Relative difference within which a host's ``rc`` or ``dt_step`` is the board's own (rounding).
+TIME_TOLERANCE = 1e-6
+
+
 @dataclass(frozen=True)
 class LoopSettings:
     """How the loop integrates on our board: solver steps per sample, time per step (s),
-    integrator time constant RC (s), reverse SDE (True) or probability-flow ODE."""
+    integrator time constant RC (s), reverse SDE (True) or probability-flow ODE. The two
+    times are the board's own (:meth:`BoardSampler.time_base`)."""
 
     steps: int
     dt_step: float
@@ -61,6 +69,13 @@ class BoardSampler(Protocol):
     refresh_every: ClassVar[int]        # default samples between refreshes of the network (0: never)
 
     def __init__(self, mapped: MappedNetwork, model: TrainedModel, loop: LoopSettings) -> None: ...
+
+    @staticmethod
+    def time_base(rc: float, dt_step: float, shape: BenchShape) -> tuple[float, float]:
+        """(rc, dt_step) in s the loop runs with: the board's own, whatever the host says.
+        ``rc``, ``dt_step``: the ``sample`` parameters (0: the board's); a value that is
+        not the board's is refused (ParameterError, one line) before anything runs."""
+        ...
 
     def specs(self) -> list[Spec]:
         """What it records besides the samples: ``duration``, ``sampler_board``, its settings."""
@@ -83,6 +98,15 @@ def board_specs(board: str, duration: float) -> list[Spec]:
         Constant("sampler_board", units="", data=np.array(SAMPLER_BOARDS.index(board), dtype="i1"),
                  long_name="board that ran the closed loop: 0 macro_controller (ours), 1 seed_board (the seed's)"),
     ]
+
+
+def board_time(name: str, given: float, board: float, what: str) -> float:
+    """The board's time ``board`` (s) for the parameter ``name``, given as ``given`` (0: the
+    board's); a given value more than :data:`TIME_TOLERANCE` off the board's is refused."""
+    if given and not math.isclose(given, board, rel_tol=TIME_TOLERANCE):
+        raise ParameterError(f"{name}={given:g} s is not the board's: the macro controller's {what} is {board:g} s "
+                             f"(leave {name} at 0 to take the board's)")
+    return board
 
 
 def record_waveform(run: Run, name: str, wave: Any) -> None:

@@ -15,12 +15,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from protocols.diffusion.analog import board_load, board_sample, check_noise_limit, initial_noise
-from protocols.diffusion.board_sampler import CHANNELS, WAVE_POINTS, Batch, LoopSettings, board_specs, record_waveform
+from protocols.diffusion.board_sampler import (
+    CHANNELS,
+    WAVE_POINTS,
+    Batch,
+    LoopSettings,
+    board_specs,
+    board_time,
+    record_waveform,
+)
 from protocols.diffusion.loop_streams import LoopStreams, loop_streams
 
 if TYPE_CHECKING:
     from protocols.diffusion.mapping import MappedNetwork
     from protocols.diffusion.weights import TrainedModel
+    from protocols.engine.bench_shape import BenchShape
     from protocols.engine.datasets import Spec
     from protocols.engine.protocol import Protocol as Run
 
@@ -37,6 +46,13 @@ class MacroControllerSampler:
     def __init__(self, mapped: MappedNetwork, model: TrainedModel, loop: LoopSettings) -> None:
         check_noise_limit(mapped.config.v_dac / mapped.x_scale)  # the DACs hold the initial noise it draws
         self.mapped, self.model, self.loop = mapped, model, loop
+
+    @staticmethod
+    def time_base(rc: float, dt_step: float, shape: BenchShape) -> tuple[float, float]:
+        """The board's integrator RC and fine step (what it reports, ``shape``); the parameters
+        may only repeat them."""
+        return (board_time("rc", rc, shape.loop_rc, "integrator time constant RC"),
+                board_time("dt_step", dt_step, shape.loop_dt_step, "fine step (DAC update interval)"))
 
     def streams(self, condition: int | None) -> LoopStreams:
         """The DAC streams of one sample (time embedding, noise gain) for class ``condition``."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property, partial
+from typing import Any
 
 import numpy as np
 
@@ -67,8 +68,10 @@ class Sample(Protocol):
         batch: int = param(1000, limits=(2, 1000), help="samples per closed-loop run (one scope segment each)")
         sde: bool = param(False, help="reverse SDE with injected noise instead of the probability-flow ODE")
         steps: int = param(1500, limits=(10, 65535), help="solver steps per sample (DAC updates)")
-        dt_step: float = param(1e-6, unit="s", limits=(1e-9, 1e-3), help="time per step (DAC update interval)")
-        rc: float = param(1e-3, unit="s", limits=(1e-9, 1.0), help="integrator time constant RC of the board")
+        dt_step: float = param(0.0, unit="s", limits=(0.0, 1e-3), help="time per step (DAC update interval): the "
+                               "board's own fine step (0: as the board reports it; another value is refused)")
+        rc: float = param(0.0, unit="s", limits=(0.0, 1.0), help="integrator time constant RC: the board's own "
+                          "(0: as the board reports it; another value is refused)")
         software_steps: int = param(0, limits=(0, 100_000), help="baseline Euler steps (0: the model's own)")
         program: bool = param(True, help="program the network first (false: it is already programmed)")
         placement_run: str = param("", help="program-model run file whose placement to use when program=false")
@@ -86,7 +89,8 @@ class Sample(Protocol):
         super().__init__(params)
         check_window(self.p)
         self._placed: MappedNetwork | None = None
-        self._config_board = "macro_controller"  # the bench config's [sampler] board (validate)
+        self._shape = BenchShape()  # the bench validate checked against (the board as built before)
+        self._time: tuple[float, float] | None = None  # (rc, dt_step) s the loop runs with (sampler)
 
     # -- the procedure ----------------------------------------------------------------------
     def plan(self) -> Iterator[Step]:
@@ -155,14 +159,24 @@ class Sample(Protocol):
         """"macro_controller" or "seed_board": the ``board`` parameter, else the bench config's choice."""
         if self.p.board:
             return self.p.board
-        return self.bench.config.sampler_board if self.bench is not None else self._config_board
+        return self.bench.config.sampler_board if self.bench is not None else self._shape.sampler_board
 
     @cached_property
     def sampler(self) -> BoardSampler:
-        """The sampler of the board running the loop. Built in ``validate``, where it refuses
-        what its board cannot run, before anything is programmed."""
-        loop = LoopSettings(steps=self.p.steps, dt_step=self.p.dt_step, rc=self.p.rc, sde=self.p.sde)
-        return SAMPLERS[self.sampler_board](self.mapped, self.model, loop)
+        """The sampler of the board running the loop, on the board's time base (its RC and fine
+        step, as it reports them). Built in ``validate``, where it refuses what its board cannot
+        run (an ``rc`` or ``dt_step`` that is not the board's too), before anything is sent."""
+        board = SAMPLERS[self.sampler_board]
+        rc, dt_step = self._time = board.time_base(self.p.rc, self.p.dt_step, self._shape)
+        return board(self.mapped, self.model, LoopSettings(steps=self.p.steps, dt_step=dt_step, rc=rc, sde=self.p.sde))
+
+    def parameters(self) -> dict[str, Any]:
+        """The parameters as run: ``rc`` and ``dt_step`` the board's once validated (0 for the
+        seed board, which takes neither)."""
+        values = super().parameters()
+        if self._time is not None:
+            values["rc"], values["dt_step"] = self._time
+        return values
 
     @cached_property
     def scorer(self) -> RingScorer | DigitsScorer:
@@ -231,11 +245,14 @@ class Sample(Protocol):
     # -- declared data ----------------------------------------------------------------------
     def validate(self, shape: BenchShape) -> None:
         """placement_run only with program=false, and a readable run of this model; the board
-        exists and can run the loop (the model, the mapping's scales, the DAC streams); the
-        network fits the board."""
+        exists and can run the loop (the model, the mapping's scales, the DAC streams, ``rc``
+        and ``dt_step`` the board's own); the network fits the board."""
         if self.p.program and self.p.placement_run:
             raise ParameterError("placement_run applies only with program=false")
-        self._config_board = shape.sampler_board
+        if shape != self._shape:  # another bench than the last check's: its board decides again
+            self.__dict__.pop("sampler", None)
+            self._time = None
+        self._shape = shape
         if self.sampler_board == "seed_board" and not shape.seed_board:
             raise ParameterError("board=seed_board: this bench has no seed board (set [resources].seed_board)")
         self.sampler.specs()

@@ -27,9 +27,11 @@ from instruments.seed_board import RUN_DURATION, SAMPLE_TIME
 from protocols.diffusion.board_sampler import CHANNELS, WAVE_POINTS, Batch, LoopSettings, board_specs, record_waveform
 from protocols.diffusion.mapping import MappedNetwork
 from protocols.engine.datasets import Constant, Spec
+from protocols.engine.params import ParameterError
 
 if TYPE_CHECKING:
     from protocols.diffusion.weights import TrainedModel
+    from protocols.engine.bench_shape import BenchShape
     from protocols.engine.protocol import Protocol as Run
 
 log = logging.getLogger(__name__)
@@ -138,6 +140,16 @@ class SeedBoardSampler:
         if loop.sde:
             raise ValueError("board=seed_board: the seed board integrates the probability-flow ODE only (sde=false)")
         self.settings = seed_board_settings(mapped, model)
+
+    @staticmethod
+    def time_base(rc: float, dt_step: float, shape: BenchShape) -> tuple[float, float]:
+        """None of ours: the firmware keeps its own fixed time base, so the parameters must
+        stay 0; returns (0, 0)."""
+        for name, given in (("rc", rc), ("dt_step", dt_step)):
+            if given:
+                raise ParameterError(f"{name}={given:g} s: board=seed_board runs on its firmware's own fixed time "
+                                     f"base (5 ms ticks, t from 0 to 1.2); leave {name} at 0")
+        return 0.0, 0.0
 
     def specs(self) -> list[Spec]:
         return board_specs(self.board, SAMPLE_TIME) + [

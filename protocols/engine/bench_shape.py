@@ -11,9 +11,10 @@ parameters). Both paths call it with the same protocol code:
 
 On the simulated bench the two are the same by construction: its world is the board as
 built (:data:`~instruments.macro_controller_wire.BOARD_MACROS` macros of
-``BOARD_ROWS`` x ``BOARD_COLS``). On hardware the dry run assumes the board as built,
-and the run checks against the geometry the board reports at IDENTIFY: only a board of
-another size can refuse (or accept) there what the dry run did not.
+``BOARD_ROWS`` x ``BOARD_COLS``, loop constants ``LOOP_RC`` and ``LOOP_DT_STEP``). On
+hardware the dry run assumes the board as built, and the run checks against the geometry
+the board reports at IDENTIFY and the loop constants it reports at LOOP_INFO: only a board
+of another size or time base can refuse (or accept) there what the dry run did not.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from instruments.macro_controller_wire import BOARD_COLS, BOARD_MACROS, BOARD_ROWS
+from instruments.macro_controller_wire import BOARD_COLS, BOARD_MACROS, BOARD_ROWS, LOOP_DT_STEP, LOOP_RC
 
 if TYPE_CHECKING:
     from instruments.bench import Bench
@@ -33,14 +34,17 @@ __all__ = ["BenchShape"]
 @dataclass(frozen=True)
 class BenchShape:
     """The bench facts protocols validate against: the macro controller's geometry
-    (macros, rows, columns), the board that runs ``sample``'s loop (``[sampler] board``)
-    and whether the bench has the seed's board."""
+    (macros, rows, columns), the board that runs ``sample``'s loop (``[sampler] board``),
+    whether the bench has the seed's board, and the macro controller's loop constants
+    (integrator time constant ``loop_rc`` and fine step ``loop_dt_step``, s)."""
 
     n_macros: int = BOARD_MACROS
     rows: int = BOARD_ROWS
     cols: int = BOARD_COLS
     sampler_board: str = "macro_controller"
     seed_board: bool = True
+    loop_rc: float = LOOP_RC
+    loop_dt_step: float = LOOP_DT_STEP
 
     @property
     def geometry(self) -> tuple[int, int, int]:
@@ -48,7 +52,8 @@ class BenchShape:
         return self.n_macros, self.rows, self.cols
 
     def describe(self) -> str:
-        return f"{self.n_macros} macros of {self.rows}x{self.cols}"
+        return (f"{self.n_macros} macros of {self.rows}x{self.cols}, loop RC {self.loop_rc:g} s, "
+                f"fine step {self.loop_dt_step:g} s")
 
     @classmethod
     def of_config(cls, config: BenchConfig) -> BenchShape:
@@ -59,9 +64,11 @@ class BenchShape:
 
     @classmethod
     def of_bench(cls, bench: Bench | None) -> BenchShape:
-        """What the open bench reports (the board's IDENTIFY); the board as built when there
-        is no bench (a protocol that touches no instrument)."""
+        """What the open bench reports (the board's IDENTIFY and LOOP_INFO); the board as built
+        when there is no bench (a protocol that touches no instrument)."""
         if bench is None:
             return cls()
-        info = bench.macro_controller.info()
-        return cls(info.n_macros, info.rows, info.cols, bench.config.sampler_board, bench.seed_board is not None)
+        board = bench.macro_controller
+        info, loop = board.info(), board.loop
+        return cls(info.n_macros, info.rows, info.cols, bench.config.sampler_board, bench.seed_board is not None,
+                   loop.rc, loop.dt_step)

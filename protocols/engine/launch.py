@@ -295,7 +295,8 @@ def dry_run_lines(prepared: Prepared) -> list[str]:
     steps = list(protocol.plan())
     return [f"{protocol.name}: parameters valid and within the safety envelope",
             f"  checked against    {shape.describe()}"
-            + ("" if config.simulated else " (the board as built; the run checks the size the board reports)"),
+            + ("" if config.simulated else " (the board as built; the run checks the size the board reports, "
+                                             "and its loop constants)"),
             f"  steps              {len(steps)}",
             f"  estimated duration {format_duration(protocol.estimate_duration())}"]
 

@@ -29,6 +29,7 @@ import numpy as np
 from analysis.run_reader import run_state
 from analysis.schema import (
     AXES,
+    CATALOGUE_KEYS,
     CHANNEL,
     COLUMNS,
     COORDINATES,
@@ -437,6 +438,10 @@ def _write_header(h5: h5py.File, path: Path, header: RunHeader) -> None:
         RunAttr.SIMULATED_PARTS: json.dumps(list(header.simulated_parts)),
         RunAttr.STEPS_TOTAL: int(header.steps_total),
         RunAttr.PROTOCOL_SOURCE: json.dumps(header.protocol_source, sort_keys=True),
+        RunAttr.CATALOGUE: json.dumps(dict(zip(CATALOGUE_KEYS, (
+            SCHEMA_VERSION, header.protocol, header.parameters, header.started, header.seed, header.world_seed,
+            bool(header.simulated), int(header.steps_total), header.identities,
+            {k: str(v) for k, v in header.sample.items() if str(v)}), strict=True)), sort_keys=True, default=str),
     }
     # Every run attribute of the schema, none else: those of the writer's process are in the skeleton.
     new_attrs(open_group(h5, ENTRY), {key: values[key] for key in RUN_ATTRIBUTES if key not in _PROCESS_ATTRS})

@@ -131,6 +131,36 @@ def test_reindex_rebuilds_the_index_from_the_files_and_skips_damaged_ones(catalo
     assert [r["path"] for r in json.loads(out)] == [str(good.resolve())]
 
 
+def test_the_catalogue_attribute_reads_as_the_run_attributes_and_sample_do(tmp_path, capsys):
+    """Schema 1.3 copies the fixed fields into one attribute for reindexing; a file without it
+    (1.2) reads the same record from its attributes and /entry/sample, and a damaged copy is
+    a damaged file, never a wrong record."""
+    import h5py
+
+    from analysis.run_reader import RunFileError
+    from analysis.run_record import read_record
+
+    path = run(capsys, tmp_path, None, "--sample", "chip=C7", "--sample", "die=3")
+    record = read_record(path)
+    assert record["sample"] == {"chip": "C7", "die": "3"} and record["protocol"] == "read-array"
+    assert record["schema_version"] == "1.3" and record["steps_completed"] == record["steps_total"] == 1
+    old = tmp_path / "old.h5"
+    old.write_bytes(path.read_bytes())
+    with h5py.File(old, "r+") as h5:
+        del h5["entry"].attrs["catalogue"]
+        h5["entry"].attrs["schema_version"] = "1.2"
+    again = read_record(old)
+    assert {k: v for k, v in again.items() if k not in ("path", "schema_version")} == \
+        {k: v for k, v in record.items() if k not in ("path", "schema_version")}
+    with h5py.File(old, "r+") as h5:  # a run that did not complete: its steps are counted in the journal
+        h5["entry/status"][()] = b"aborted"
+    assert (read_record(old)["status"], read_record(old)["steps_completed"]) == ("aborted", 1)
+    with h5py.File(old, "r+") as h5:
+        h5["entry"].attrs["catalogue"] = json.dumps({"protocol": "read-array"})
+    with pytest.raises(RunFileError, match="catalogue"):
+        read_record(old)
+
+
 BAD = {
     "malformed --where": (["--where", "bias"], "--where 'bias'"),
     "text with <": (["--where", "mode<abc"], "compares numbers"),

@@ -107,6 +107,7 @@ CASES = {
         struct.pack("<IfBI", 4, 1e-4, 1, 9),
     ),
     "fetch_end_values": (run_then_fetch, 0x34, struct.pack("<II", 0, (65535 - 1 - 14) // 4)),
+    "loop_info": (lambda c: c.loop_info(), 0x35, b""),
 }
 
 

@@ -99,7 +99,7 @@ def test_schema_round_trip_reader_returns_what_the_writer_wrote(tmp_path):
     assert (run.steps_completed, run.steps_total) == (1, 7)
     assert run.bench_config == header.bench_config
     assert run.instruments == header.identities and run.settings == header.settings
-    assert run.schema_version == schema.SCHEMA_VERSION == "1.2"
+    assert run.schema_version == schema.SCHEMA_VERSION == "1.3"
     entry = run.journal[0]
     assert (entry.index, entry.name, entry.status) == (0, "first step", "completed")
     assert (entry.start, entry.end, entry.clock_start, entry.clock_end) == (10.0, 11.0, 0.0, 1e6)
