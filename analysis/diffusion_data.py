@@ -6,11 +6,12 @@ streams cut to their common length (killed runs), None when a run holds no such 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from analysis.characterization_data import common_length, has, optional, units
+from analysis.metrics import grouped_quartiles, nearest_default
 from analysis.run_reader import Run
 from analysis.schema import DATA
 
@@ -56,12 +57,21 @@ def load_samples(run: Run) -> SampleData | None:
                       acc[-1] if acc is not None and len(acc) else None, scores)
 
 
+#: Datasets of a noise sweep that are axes or point coordinates, not per-point metrics.
+SWEEP_COORDINATES = ("read_noise", "write_noise", "model_index", "model_noise_trained", "point_model",
+                     "point_read_noise", "point_write_noise", "point_world", "world_seeds")
+
+
 @dataclass(frozen=True)
 class NoiseSweepData:
-    """A read-noise x write-noise sweep: multipliers ``read_noise`` (R,), ``write_noise`` (W,);
-    ``models`` (M,) names and ``noise_trained`` (M,) flags; ``grids`` metric -> (M, R, W) (NaN
-    where a point is missing, rebuilt from the finished points for a killed run);
-    ``units`` metric -> unit; ``points`` metric -> per-point values with ``point_*`` coordinates."""
+    """A read-noise x write-noise sweep over simulated worlds: multipliers ``read_noise`` (R,),
+    ``write_noise`` (W,); ``models`` (M,) names and ``noise_trained`` (M,) flags; ``grids``
+    metric -> (M, R, W) median over worlds, ``q25``/``q75`` the quartiles, ``worlds`` (M, R, W)
+    how many worlds finished each setting (NaN / 0 where none: a killed run, or off the two lines
+    of an ``axes`` sweep), all recomputed from the per-point rows; ``units`` metric -> unit;
+    ``points`` metric -> per-point values, one row per world, with ``point_cell`` (n, 3) their
+    (model, read index, write index) and ``point_world`` (n,). Files from before worlds existed
+    have one world per point (``point_world`` all 0)."""
 
     read_noise: np.ndarray
     write_noise: np.ndarray
@@ -69,6 +79,22 @@ class NoiseSweepData:
     noise_trained: np.ndarray | None
     grids: dict[str, np.ndarray]
     units: dict[str, str]
+    q25: dict[str, np.ndarray] = field(default_factory=dict)
+    q75: dict[str, np.ndarray] = field(default_factory=dict)
+    worlds: np.ndarray | None = None
+    points: dict[str, np.ndarray] = field(default_factory=dict)
+    point_cell: np.ndarray | None = None
+    point_world: np.ndarray | None = None
+
+    @property
+    def full(self) -> bool:
+        """True when some setting off the two lines through the default level was run (a map)."""
+        if self.worlds is None:
+            return False
+        i0, j0 = nearest_default(self.read_noise), nearest_default(self.write_noise)
+        off = np.ones(self.worlds.shape[1:], bool)
+        off[i0, :] = off[:, j0] = False
+        return bool(np.any(self.worlds[:, off] > 0))
 
 
 def load_noise_sweep(run: Run) -> NoiseSweepData | None:
@@ -80,18 +106,28 @@ def load_noise_sweep(run: Run) -> NoiseSweepData | None:
     trained = optional(run, "model_noise_trained")
     m = len(models) or (len(trained) if trained is not None else 1)
     models = models or [f"model {i}" for i in range(m)]
-    pm, pr, pw = common_length(run.read("point_model"), run.read("point_read_noise"), run.read("point_write_noise"))
+    world = optional(run, "point_world")
+    pm, pr, pw, world = common_length(run.read("point_model"), run.read("point_read_noise"),
+                                      run.read("point_write_noise"), world)
+    n = len(pm)
+    world = np.zeros(n, int) if world is None else world.astype(int)
+    i = np.argmin(np.abs(rn[None, :] - pr[:, None]), axis=1) if n else np.zeros(0, int)  # axes need not be sorted
+    j = np.argmin(np.abs(wn[None, :] - pw[:, None]), axis=1) if n else np.zeros(0, int)
+    ok = (pm >= 0) & (pm < m)
+    cell = np.stack([pm, i, j], axis=1)[ok].astype(int)
+    shape = (m, rn.size, wn.size)
+    worlds = np.zeros(shape, int)
+    np.add.at(worlds, tuple(cell.T), 1)
     metric_names = [p.rsplit("/", 1)[1] for p, info in run.datasets.items()
-                    if p.startswith(f"{DATA}/") and len(info.shape) == 1 and not p.endswith(("read_noise",
-                    "write_noise", "model_index", "model_noise_trained", "point_model"))]
-    grids, unit = {}, {}
+                    if p.startswith(f"{DATA}/") and len(info.shape) == 1
+                    and p.rsplit("/", 1)[1] not in SWEEP_COORDINATES]
+    grids, q25, q75, unit, points = {}, {}, {}, {}, {}
     for name in metric_names:
-        values = run.read(name)[: len(pm)].astype(float)
-        grid = np.full((m, rn.size, wn.size), np.nan)
-        n = len(values)
-        i = np.argmin(np.abs(rn[None, :] - pr[:n, None]), axis=1)  # grid axes need not be sorted
-        j = np.argmin(np.abs(wn[None, :] - pw[:n, None]), axis=1)
-        ok = (pm[:n] >= 0) & (pm[:n] < m)
-        grid[pm[:n][ok], i[ok], j[ok]] = values[ok]
-        grids[name], unit[name] = grid, units(run, name)
-    return NoiseSweepData(rn, wn, models, trained, grids, unit)
+        values = run.read(name)[:n].astype(float)
+        if len(values) < n:  # a metric stream shorter than the coordinates: pad the missing rows
+            values = np.concatenate([values, np.full(n - len(values), np.nan)])
+        points[name] = values[ok]
+        stats = grouped_quartiles(points[name], cell, shape)
+        grids[name], q25[name], q75[name] = stats["median"], stats["q25"], stats["q75"]
+        unit[name] = units(run, name)
+    return NoiseSweepData(rn, wn, models, trained, grids, unit, q25, q75, worlds, points, cell, world[ok])

@@ -162,3 +162,31 @@ def per_class_accuracy(
             raise ValueError(f"conditions: no output for condition {k} ({cls})")
         out[cls] = float(np.mean(predicted[mask] == cls))
     return out
+
+
+def grouped_quartiles(values: np.ndarray, where: np.ndarray, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Median and quartiles of ``values`` (n,) grouped by grid cell ``where`` (n, len(shape)).
+
+    Returns ``{"median", "q25", "q75"}``, each an array of ``shape``: NaN where no value fell
+    (or all its values are NaN); NaN values are left out. Used over simulated worlds, where
+    the median and interquartile range are robust to the odd broken world.
+    """
+    values = np.asarray(values, float).ravel()
+    where = np.asarray(where, int).reshape(len(values), len(shape))
+    out = {k: np.full(shape, np.nan) for k in ("median", "q25", "q75")}
+    if not len(values):
+        return out
+    flat = np.ravel_multi_index(tuple(where.T), shape)
+    for cell in np.unique(flat):
+        v = values[flat == cell]
+        v = v[~np.isnan(v)]
+        if v.size:
+            index = np.unravel_index(cell, shape)
+            out["q25"][index], out["median"][index], out["q75"][index] = np.percentile(v, (25, 50, 75))
+    return out
+
+
+def nearest_default(levels: Sequence[float]) -> int:
+    """Index of the noise multiplier nearest the device model's default 1x: where a noise
+    sweep's ``grid=axes`` holds one noise while it sweeps the other (writer and reader agree)."""
+    return int(np.argmin(np.abs(np.asarray(levels, float) - 1.0)))

@@ -20,41 +20,79 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
+
+#: Numeric fields of :class:`Assumptions` (the rest name parts).
+_NUMERIC = ("t_reset", "t_convert", "amp_power", "dac_power", "adc_energy", "cpu_power", "link_rate",
+            "bits_per_byte", "reset_over_rc")
 
 
 @dataclass(frozen=True)
 class Assumptions:
     """Figures the estimate rests on; SI units; each with its source in ``sources``.
 
-    t_reset: integrator reset before each sample (s). t_convert: one ADC conversion (s).
-    amp_power: one amplifier's supply power (W). dac_power: one DAC channel (W).
-    adc_energy: one ADC conversion (J). cpu_power: power drawn by the CPU running the
-    software baseline (W).
+    Parts (``amp_part``, ``dac_part``, ``adc_part``): those of the circuit-level loop
+    (``instruments/sim/opamp.py``, ``instruments/sim/loop_circuit.py``; ``docs/circuit-model.md``).
+    t_reset: integrator reset before each sample (s; :func:`for_rc` scales it with RC).
+    t_convert: one ADC conversion (s). amp_power: one amplifier's supply power (W).
+    dac_power: one DAC channel (W). adc_energy: one ADC conversion (J). cpu_power: power of
+    one busy CPU core running the digital baseline (W). link_rate: host-board link (bit/s);
+    bits_per_byte: line bits per byte (8N1 UART: 10). reset_over_rc: reset time over RC.
     """
 
+    amp_part: str = "TI OPA2320"
+    dac_part: str = "ADI AD5542A"
+    adc_part: str = "TI ADS8688"
     t_reset: float = 10e-6
-    t_convert: float = 1e-6
-    amp_power: float = 5.2e-3 * 5.0
-    dac_power: float = 0.7e-3 * 3.0 / 8
-    adc_energy: float = 3.6e-3 / 1e6
+    t_convert: float = 2e-6
+    amp_power: float = 1.45e-3 * 5.0
+    dac_power: float = 125e-6 * 5.0
+    adc_energy: float = 65e-3 / 500e3
     cpu_power: float = 15.0
+    link_rate: float = 921_600.0
+    bits_per_byte: float = 10.0
+    reset_over_rc: float = 0.1
     sources: dict[str, str] = field(default_factory=lambda: {
-        "t_reset": "assumption: analog switch discharging the integrator capacitor, 10 time constants of ~1 us",
-        "t_convert": "AD7476 12-bit SAR ADC, 1 MSPS (Analog Devices datasheet)",
-        "amp_power": "OPA350 rail-to-rail op amp, 5.2 mA typical quiescent current at 5 V (TI SBOS099)",
-        "dac_power": "AD5328 octal 12-bit DAC, 0.7 mA at 3 V for 8 channels (Analog Devices datasheet)",
-        "adc_energy": "AD7476: 3.6 mW at 1 MSPS with a 3 V supply (Analog Devices datasheet)",
+        "amp_part": "op-amp of the circuit model (docs/circuit-opamps.md): dual, 20 MHz GBW, 10 V/us, RRIO",
+        "dac_part": "stream DACs of the circuit model (instruments/sim/loop_circuit.py): 16 bit, 1 us settling",
+        "adc_part": "readout ADC of the circuit model (instruments/sim/loop_circuit.py): 16 bit SAR, 500 kSPS",
+        "t_reset": "assumption: reset switch R_on C = RC / 100 (switch ~1 % of the integrator's input "
+                   "resistance), 10 R_on C to discharge: reset_over_rc x RC",
+        "t_convert": "TI ADS8688: 500 kSPS, 2 us per conversion (datasheet SBAS582, throughput)",
+        "amp_power": "TI OPA2320: 1.45 mA typical quiescent current per amplifier (SBOS513) on the "
+                     "board's 5 V (+-2.5 V) analog supply",
+        "dac_power": "ADI AD5542A: about 125 uA supply current at 5 V per single-channel DAC (datasheet "
+                     "feature list, typical; reference buffer excluded; to verify line by line)",
+        "adc_energy": "TI ADS8688: about 65 mW at 500 kSPS (datasheet feature list, typical; to verify "
+                      "line by line) -> 130 nJ per conversion",
         "cpu_power": "assumption: one busy core of a desktop/laptop CPU package, ~15 W",
+        "link_rate": "the board's UART link, SerialLink.open default 921600 bit/s (instruments/serial_link.py)",
+        "bits_per_byte": "UART 8N1: start + 8 data + stop bits",
+        "reset_over_rc": "see t_reset",
     })
 
     def __post_init__(self) -> None:
-        for name in ("t_reset", "t_convert", "amp_power", "dac_power", "adc_energy", "cpu_power"):
+        for name in _NUMERIC:
             value = getattr(self, name)
             if not (np.isfinite(value) and value >= 0):
                 raise ValueError(f"Assumptions.{name} must be a finite number >= 0, got {value!r}")
+        if not (self.link_rate > 0 and self.bits_per_byte > 0):
+            raise ValueError("Assumptions.link_rate and bits_per_byte must be > 0")
+
+    def for_rc(self, rc: float) -> Assumptions:
+        """The same assumptions with the integrator reset scaled to a board built with ``rc`` (s)."""
+        return replace(self, t_reset=self.reset_over_rc * float(rc))
+
+    def link_time(self, n_bytes: float) -> float:
+        """Time (s) ``n_bytes`` take on the host-board link."""
+        return float(n_bytes) * self.bits_per_byte / self.link_rate
+
+    def table(self) -> list[dict[str, object]]:
+        """Every assumption: ``{"name", "value", "source"}`` (value in SI units, or the part's name)."""
+        values = asdict(self)
+        return [{"name": name, "value": values[name], "source": source} for name, source in self.sources.items()]
 
 
 @dataclass(frozen=True)
@@ -91,13 +129,16 @@ class AnalogEstimate:
 
 
 def analog_estimate(layers: Sequence[LayerLoad], *, duration: float, dim: int, dac_channels: int,
-                    assumptions: Assumptions | None = None) -> AnalogEstimate:
+                    assumptions: Assumptions | None = None, transfer: float = 0.0) -> AnalogEstimate:
     """Time and energy per sample of the closed-loop analog sampler.
 
     layers: the mapped layers' loads; duration: closed-loop run per sample (s, > 0);
     dim: integrators = ADC conversions per sample (>= 1); dac_channels: DAC channels
     driving the loop (time and condition embedding, gains, bias, initial conditions; >= 0).
     Amplifiers: a TIA and an activation amplifier per layer output, one per integrator.
+    transfer: host-board transfer time per sample (s, >= 0; initial values in, end values
+    out); the board stays powered while it lasts. Programming the conductances is excluded:
+    it happens once per network, not per sample.
     """
     a = assumptions or Assumptions()
     if not (np.isfinite(duration) and duration > 0):
@@ -108,7 +149,11 @@ def analog_estimate(layers: Sequence[LayerLoad], *, duration: float, dim: int, d
     counts = {"tia": outputs, "activation": outputs, "integrator": int(dim), "dac": int(dac_channels),
               "adc_conversions": int(dim)}
     n_amp = counts["tia"] + counts["activation"] + counts["integrator"]
+    if not (np.isfinite(transfer) and transfer >= 0):
+        raise ValueError(f"transfer must be a time >= 0 s, got {transfer!r}")
     time_terms = {"reset": a.t_reset, "run": float(duration), "readout": dim * a.t_convert}
+    if transfer:
+        time_terms["transfer"] = float(transfer)
     t = sum(time_terms.values())
     p_array = sum(layer.power() for layer in layers)
     energy_terms = {
@@ -167,9 +212,10 @@ def summary(analog: AnalogEstimate, software: SoftwareBaseline, assumptions: Ass
         f"steps each, numpy on this machine; energy = cpu_power x time",
         "assumptions:",
     ]
-    values = asdict(a)
-    for name, source in a.sources.items():
-        lines.append(f"  {name} = {values[name]:.4g}  ({source})")
+    for row in a.table():
+        value = row["value"]
+        lines.append(f"  {row['name']} = {value if isinstance(value, str) else format(value, '.4g')}  "
+                     f"({row['source']})")
     return "\n".join(lines)
 
 

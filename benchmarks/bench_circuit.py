@@ -8,6 +8,11 @@ per step), in one process. Prints both times, their ratio (target <= 3.0) and th
 memory. Both sides run single-threaded BLAS (the machine is shared; small products
 gain nothing from threads).
 
+Then the circuit-level loop (``CircuitParams.model="circuit"``: op-amp lags, DACs, ADC,
+crossbar IR drop and nonlinearity) against the ideal loop over the same physical
+duration, read noise on (issue 14: ratio <= 5), and how its cost grows with the
+trajectories and with the sub-steps per board interval.
+
     python benchmarks/bench_circuit.py            # 10,000 x 1,000
     python benchmarks/bench_circuit.py --quick    # 1,000 x 200
 """
@@ -19,11 +24,13 @@ import json
 import resource
 import time
 import tracemalloc
+from dataclasses import replace
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from instruments.macro_controller_wire import LOOP_DT_STEP, LOOP_RC, LayerRegion
+from instruments.sim import loop_circuit  # noqa: F401  imported here so that no timing includes its import
 from instruments.sim.circuit import CircuitParams
 from instruments.sim.world import SimWorld
 
@@ -32,10 +39,11 @@ R_FEEDBACK = 20e3     # ohm
 V_BIAS = 0.1          # V on the bias rows
 
 
-def build_world(n_steps: int, seed: int) -> SimWorld:
+def build_world(n_steps: int, seed: int, model: str = "ideal") -> SimWorld:
     """A world whose macros 0..2 form the 2->14->14->2 network as they are programmed."""
     world = SimWorld(seed=seed, n_macros=3)
-    world.loop.params = CircuitParams(rc=LOOP_RC, dt_step=LOOP_DT_STEP, trace_rate=1 / (10 * LOOP_DT_STEP))
+    world.loop.params = CircuitParams(rc=LOOP_RC, dt_step=LOOP_DT_STEP, trace_rate=1 / (10 * LOOP_DT_STEP),
+                                      model=model)
     layers = [
         LayerRegion(macro=0, row0=0, col0=0, n_in=2, n_out=HIDDEN, bias_rows=1, activation="relu",
                     r_feedback=R_FEEDBACK),
@@ -110,6 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
         "peak_rss_MiB": rss, "rms_end_difference_V": float(np.sqrt(np.mean((ode.end - software) ** 2))),
     }
     if args.json:
+        figures.update(circuit_figures(world, x0, duration, n_traj))
         print(json.dumps(figures))
         return figures
     print(f"circuit benchmark: {n_traj} trajectories x {n_steps} steps = {passes:.3g} forward passes, "
@@ -123,7 +132,46 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"  analog vs software end values (noise on): rms difference "
           f"{np.sqrt(np.mean((ode.end - software) ** 2)) * 1e3:.3f} mV")
 
+    figures.update(circuit_figures(world, x0, duration, n_traj))
+    print("circuit-level loop (model='circuit') vs ideal loop, same physical duration, read noise on:")
+    print(f"  ideal ODE {figures['ideal_ode_s']:.3f} s, circuit ODE {figures['circuit_ode_s']:.3f} s: "
+          f"ratio {figures['ratio_circuit_ode']:.2f}; SDE {figures['ideal_sde_s']:.3f} s vs "
+          f"{figures['circuit_sde_s']:.3f} s: ratio {figures['ratio_circuit_sde']:.2f}  (target <= 5)")
+    print("  cost vs trajectories (circuit ODE): " + ", ".join(
+        f"{n}: {t:.3f} s" for n, t in figures["circuit_vs_trajectories"].items()))
+    print("  cost vs sub-steps per interval (circuit ODE): " + ", ".join(
+        f"{k}: {t:.3f} s" for k, t in figures["circuit_vs_substeps"].items()))
     return figures
+
+
+def circuit_figures(world: SimWorld, x0: np.ndarray, duration: float, n_traj: int) -> dict:
+    """Wall times (s) of the circuit-level loop against the ideal one, and its growth."""
+    loop = world.loop
+    base = loop.params
+    times = {}
+    for model in ("ideal", "circuit"):
+        loop.params = replace(base, model=model)
+        for sde in (False, True):
+            start = time.perf_counter()
+            loop.run(x0, duration, sde=sde, rng=np.random.default_rng(4))
+            times[f"{model}_{'sde' if sde else 'ode'}_s"] = time.perf_counter() - start
+    loop.params = replace(base, model="circuit")
+    by_traj = {}
+    for n in sorted({max(1, n_traj // 10), max(1, n_traj // 3), n_traj}):
+        start = time.perf_counter()
+        loop.run(x0[:n], duration, sde=False, rng=np.random.default_rng(5))
+        by_traj[n] = time.perf_counter() - start
+    by_sub = {}
+    for k in (1, 2, 4):
+        loop.params = replace(base, model="circuit", substeps=k)
+        start = time.perf_counter()
+        loop.run(x0[: max(1, n_traj // 10)], duration, sde=False, rng=np.random.default_rng(5))
+        by_sub[k] = time.perf_counter() - start
+    loop.params = base
+    return {**times, "ratio_circuit_ode": times["circuit_ode_s"] / times["ideal_ode_s"],
+            "ratio_circuit_sde": times["circuit_sde_s"] / times["ideal_sde_s"],
+            "circuit_vs_trajectories": by_traj, "circuit_vs_substeps": by_sub}
+
 
 if __name__ == "__main__":
     main()

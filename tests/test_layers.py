@@ -48,6 +48,9 @@ SIM_USERS = {
     "protocols.engine.launch": "resuming a simulated run reloads its world checkpoint",
     "analysis.calibration": "fits the simulator's device model (DeviceParams and its read-noise law)",
     "analysis.calibration_runs": "the same fit, from run files",
+    "protocols.diffusion.time_scale": "simulated-only (like noise-sweep): each point builds a board of its RC in a "
+                                      "simulated world of its own",
+    "protocols.diffusion.speed_energy": "the host-board transfer time is measured on the emulated board's link",
 }
 
 

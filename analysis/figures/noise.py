@@ -4,9 +4,11 @@ distributions, and the noise-impact curves and heatmaps of a noise sweep."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from analysis.device_metrics import ReadNoise
 from analysis.figures.style import WIDE, colors, label, legend, new_figure, no_data, plain_log_ticks, scale, title
@@ -92,15 +94,68 @@ def noise_heatmaps(read_levels: np.ndarray, write_levels: np.ndarray, grids: Map
     return fig
 
 
-def noise_curves(levels: np.ndarray, curves: Mapping[str, np.ndarray], metric: str, xlabel: str,
-                 run_label: str = "") -> Figure:
-    """Metric against a noise level (x default), one curve per model or condition."""
-    fig, (ax,) = new_figure()
-    for (name, y), col in zip(curves.items(), colors(len(curves), "tab10"), strict=True):
-        ax.plot(levels, y, "o-", color=col, label=name)
-    if not curves:
-        no_data(ax)
-    legend(ax, len(curves))
-    ax.set(xlabel=xlabel, ylabel=metric, title=f"{metric} vs noise")
-    title(fig, "Noise impact", run_label)
+#: Colours of the noise-aware (noise-injection trained) and plain models.
+MODEL_COLORS = {True: "tab:blue", False: "tab:orange"}
+
+
+@dataclass(frozen=True)
+class RobustnessLine:
+    """One model's quality against one noise multiplier: ``levels`` (x device default), the
+    ``median`` and quartiles ``q25``, ``q75`` over simulated worlds (same length), ``worlds``
+    finished at each level; ``baseline``: the noise-free software sampler's median at each
+    level (None: not drawn)."""
+
+    levels: np.ndarray
+    median: np.ndarray
+    q25: np.ndarray
+    q75: np.ndarray
+    worlds: np.ndarray
+    baseline: np.ndarray | None = None
+
+
+def noise_robustness(panels: Sequence[tuple[str, str, Mapping[str, tuple[bool, RobustnessLine]]]],
+                     run_label: str = "", heading: str = "Noise robustness", note: str = "") -> Figure:
+    """Fig. 5e/f style: one panel per (x label, y label, {model: (noise-aware, line)}); per
+    model the median over worlds as a line and the interquartile range as a band, the
+    noise multiplier on a log2 axis; y on a log axis when the medians span more than a
+    decade. ``note``: a line under the panels (what the metric is, what was not swept)."""
+    fig, axes = new_figure((4.2 * max(len(panels), 1), 4.4), ncols=max(len(panels), 1))
+    for ax, (xlabel, ylabel, lines) in zip(axes, panels, strict=False):
+        ax.set(xlabel=xlabel, ylabel=ylabel)
+        for model, (aware, line) in lines.items():
+            ok = line.worlds > 0
+            if not ok.any():
+                continue
+            color = MODEL_COLORS[aware]
+            n = int(line.worlds[ok].max())
+            ax.fill_between(line.levels[ok], line.q25[ok], line.q75[ok], color=color, alpha=0.2, lw=0)
+            ax.plot(line.levels[ok], line.median[ok], "o-", color=color, ms=4,
+                    label=f"{model} ({'noise-aware' if aware else 'plain'}), median, IQR band, n = {n}")
+            if line.baseline is not None:
+                ax.plot(line.levels[ok], line.baseline[ok], "--", color=color, lw=1,
+                        label=f"{model}, noise-free software sampler, median")
+        if not ax.lines:
+            no_data(ax, "no point finished")
+            continue
+        levels = np.unique(np.concatenate([np.asarray(ln.get_xdata(), float) for ln in ax.lines]))
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(levels, [f"{v:g}" for v in levels])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ys = np.concatenate([np.asarray(ln.get_ydata(), float) for ln in ax.lines])
+        ys = ys[np.isfinite(ys) & (ys > 0)]
+        if ys.size and ys.max() / ys.min() > 10:
+            # decades and their 2x, 5x, labelled as plain numbers; unlabelled minor ticks between
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.axvline(1.0, color="0.5", lw=0.8, ls=":")
+    # one legend for all panels (the same models), where it hides least of the first
+    drawn = [ax for ax in axes if ax.lines]
+    if drawn:
+        drawn[0].legend(loc="best", frameon=False)
+    if note:
+        fig.text(0.01, 0.0, note, fontsize=7, color="0.3", ha="left", va="bottom", wrap=True)
+        fig.get_layout_engine().set(rect=(0, 0.06, 1, 0.94))
+    title(fig, heading, run_label)
     return fig

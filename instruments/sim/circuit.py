@@ -5,7 +5,9 @@ The board loads a mapping (which macro regions form which layer), DAC streams (t
 embedding, condition, gains a, b, c) and runs the closed loop
 ``RC dx/dtau = a x + b y(x, tau) + c xi`` for many initial conditions at once
 (``docs/circuit-model.md``). The maths lives in :mod:`instruments.sim.analog_network`
-(the network in volts, usable without a world) and :mod:`instruments.sim.integrator`.
+(the network in volts, usable without a world) and :mod:`instruments.sim.integrator`
+(the ideal loop), or :mod:`instruments.sim.loop_circuit` (the board's parts:
+``CircuitParams.model = "circuit"``, the default).
 
 Layout of a layer region (:class:`~instruments.macro_controller_wire.LayerRegion`) in a
 macro: rows ``row0 .. row0 + n_in - 1`` take the input voltages, the next ``bias_rows``
@@ -36,6 +38,14 @@ from instruments.sim.analog_network import (
 from instruments.sim.device import read_noise_sigma
 from instruments.sim.integrator import LoopSettings, StepStreams, integrate
 
+#: Circuit loop models: ``"ideal"`` (instant, exact amplifiers; ``integrator.py``) or
+#: ``"circuit"`` (parts, converters and crossbar parasitics; ``loop_circuit.py``).
+LOOP_MODELS = ("ideal", "circuit")
+#: Largest change per sub-step of the circuit model's fastest own mode: the loop's time
+#: constants are RC over its gains a, b, so a sub-step h keeps max(|a|, |b|) h / RC below
+#: this (1 %; the ring's streams at the board's defaults: 0.6 %, one sub-step).
+CIRCUIT_GAIN_STEP = 1e-2
+
 __all__ = [
     "AnalogLayer", "AnalogLoop", "CircuitParams", "LoopResult", "network_forward",
 ]
@@ -64,7 +74,11 @@ class CircuitParams:
     rate (Hz, > 0). trigger_level: trigger output (V) on the last trace channel in ODE
     runs. probe_channel: index of the time-embedding DAC shown on the trace (>= 0).
     chunk: trajectories integrated per cache-sized block (>= 1; results depend on it
-    only through the order of random draws).
+    only through the order of random draws). model: ``"ideal"`` or ``"circuit"`` (op-amp
+    lags and limits, DACs, ADC, crossbar IR drop and nonlinearity;
+    ``docs/circuit-model.md``). substeps: least number of sub-steps per ``dt_step`` in the
+    circuit model (>= 1); it takes more when the streams' largest gain over RC would change
+    the loop by more than ``CIRCUIT_GAIN_STEP`` per sub-step.
     """
 
     rc: float = LOOP_RC
@@ -78,6 +92,8 @@ class CircuitParams:
     trigger_level: float = 1.0
     probe_channel: int = 0
     chunk: int = 2048
+    model: str = "circuit"
+    substeps: int = 1
 
     def __post_init__(self) -> None:
         for name in ("rc", "dt_step", "v_rail", "x_rail", "v_dac", "noise_window", "trace_rate"):
@@ -89,12 +105,13 @@ class CircuitParams:
             raise ValueError(f"CircuitParams.read_noise_scale must be >= 0, got {self.read_noise_scale!r}")
         if not math.isfinite(self.trigger_level):
             raise ValueError(f"CircuitParams.trigger_level must be finite, got {self.trigger_level!r}")
-        for name in ("probe_channel", "chunk"):
+        for name in ("probe_channel", "chunk", "substeps"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
-                    or value < (1 if name == "chunk" else 0):
-                raise ValueError(f"CircuitParams.{name} must be an integer "
-                                 f">= {1 if name == 'chunk' else 0}, got {value!r}")
+            least = 0 if name == "probe_channel" else 1
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+                raise ValueError(f"CircuitParams.{name} must be an integer >= {least}, got {value!r}")
+        if self.model not in LOOP_MODELS:
+            raise ValueError(f"CircuitParams.model must be one of {LOOP_MODELS}, got {self.model!r}")
 
 
 @dataclass(frozen=True)
@@ -260,6 +277,8 @@ class AnalogLoop:
         if rate * step > 1 + 1e-9:
             raise ValueError(f"sample_rate {rate:g} Hz exceeds the simulation rate {1 / step:g} Hz")
         every = max(1, round(1.0 / (rate * step)))
+        if p.model == "circuit":
+            return self._run_circuit(x0, n_steps, step, duration, every, bool(sde), rng)
         streams = self._step_streams(n_steps, step, duration)
         settings = LoopSettings(h=step / p.rc, every=every, v_rail=p.v_rail, x_rail=p.x_rail,
                                 trigger_level=p.trigger_level, chunk=p.chunk)
@@ -278,8 +297,67 @@ class AnalogLoop:
             log.info("%d of %d trajectories reached the integrator rail", int(saturated.sum()), len(saturated))
         return LoopResult(end=end, traces=traces, trace_dt=every * step, saturated=saturated)
 
-    def _step_streams(self, n_steps: int, step: float, duration: float) -> StepStreams:
-        """DAC values held during each fine step (zero-order hold of the loaded streams)."""
+    def _run_circuit(self, x0: np.ndarray, n_steps: int, step: float, duration: float, every: int, sde: bool,
+                     rng: np.random.Generator) -> LoopResult:
+        """The circuit-level loop (``loop_circuit.py``): the same run, through the board's parts."""
+        from instruments.sim import loop_circuit as lc
+
+        p = self.params
+        index = self._stream_index(n_steps, step, duration)
+        s = self._streams
+        gain = max(float(np.max(np.abs(s["a"][index]))), float(np.max(np.abs(s["b"][index]))))
+        k = max(p.substeps, math.ceil(gain * step / p.rc / CIRCUIT_GAIN_STEP - _REL_TOL))
+        h = step / k
+        dac = lc.AD5542A
+        gains = {name: lc.dac_substeps(s[name][index], k, step, dac, lc.gain_full_scale(s[name], dac))
+                 for name in ("a", "b")}
+        embedding = lc.dac_substeps(s["embedding"][index], k, step, dac)
+        hidden = (embedding + dac.quantize(s["condition"])).astype(np.float32)
+        streams = lc.CircuitStreams(a=gains["a"], b=gains["b"], c=lc.dac_substeps(s["c"][index], k, step, dac),
+                                    hidden=hidden, probe=embedding[:, p.probe_channel])
+        op = lc.OPA2320
+        x_rail = min(p.x_rail, op.v_out_high, -op.v_out_low)
+        leak, drift = lc.integrator_constants(p.rc, op)
+        slew = op.slew_rate * h
+        worst = h / p.rc * (float(np.max(np.abs(streams.a))) * x_rail + float(np.max(np.abs(streams.b))) * p.v_rail
+                            + drift) + float(np.max(np.abs(streams.c))) * math.sqrt(h / p.rc) * lc.Z_MAX
+        settings = lc.CircuitSettings(h=h / p.rc, k=k, every=every, leak=leak, drift=drift, x_rail=x_rail,
+                                      slew=slew if worst > slew else None, trigger_level=p.trigger_level,
+                                      chunk=p.chunk)
+        world = self._world
+        with world.lock:
+            layers = self._circuit_layers(h, x_rail)
+            world.outputs.integrators_running = True
+            try:
+                with threadpool_limits(limits=1, user_api="blas"):
+                    end, traces, saturated = lc.integrate_circuit(layers, np.clip(x0, -x_rail, x_rail), streams,
+                                                                  settings, sde, rng)
+                world.clock.sleep(x0.shape[0] * duration)
+            finally:
+                world.outputs.integrators_running = False
+        if np.any(saturated):
+            log.info("%d of %d trajectories reached the integrator rail", int(saturated.sum()), len(saturated))
+        return LoopResult(end=lc.ADS8688.quantize(end), traces=traces, trace_dt=every * step, saturated=saturated)
+
+    def _circuit_layers(self, h: float, x_rail: float) -> list[Any]:
+        """The mapped regions at circuit level for sub-step ``h`` (s); call with the world locked."""
+        from instruments.sim import loop_circuit as lc
+        from instruments.sim.crossbar import CrossbarParams
+
+        p = self.params
+        rows = self._world.shape[1]
+        result = []
+        for k, (region, layer) in enumerate(zip(self.layers, self.analog_layers(), strict=True)):
+            result.append(lc.build_layer(
+                layer.g_pos, layer.g_neg, n_bias=layer.n_bias, v_bias=self.v_bias, r_feedback=layer.r_feedback,
+                relu=layer.activation == "relu", v_max=x_rail if k == 0 else p.v_rail, v_rail=p.v_rail, h=h,
+                row0=region.row0, col0=region.col0, macro_rows=rows, crossbar=CrossbarParams(),
+                device=self._world.params, sigma_pos=layer.sigma_pos, sigma_neg=layer.sigma_neg,
+                noise_window=p.noise_window))
+        return result
+
+    def _stream_index(self, n_steps: int, step: float, duration: float) -> np.ndarray:
+        """Index of the loaded stream value held during each fine step (checks the streams fit)."""
         s = self._streams
         dt, emb = s["stream_dt"], s["embedding"]
         if emb.shape[0] * dt < duration * (1 - _REL_TOL):
@@ -291,7 +369,13 @@ class AnalogLoop:
                                  f"streams have H = {hidden}")
         if self.params.probe_channel >= hidden:
             raise ValueError(f"CircuitParams.probe_channel {self.params.probe_channel} >= H = {hidden}")
-        index = np.minimum((np.arange(n_steps) * (step / dt) * (1 + _REL_TOL)).astype(int), emb.shape[0] - 1)
+        return np.minimum((np.arange(n_steps) * (step / dt) * (1 + _REL_TOL)).astype(int), emb.shape[0] - 1)
+
+    def _step_streams(self, n_steps: int, step: float, duration: float) -> StepStreams:
+        """DAC values held during each fine step (zero-order hold of the loaded streams)."""
+        s = self._streams
+        emb = s["embedding"]
+        index = self._stream_index(n_steps, step, duration)
         return StepStreams(a=s["a"][index], b=s["b"][index], c=s["c"][index],
                            hidden=(emb[index] + s["condition"]).astype(np.float32),
                            probe=emb[index, self.params.probe_channel])
@@ -318,8 +402,9 @@ class AnalogLoop:
         """Restore what :meth:`state_dict` returned (keys it lacks keep their defaults)."""
         defaults = asdict(CircuitParams())
         params = {name: d.get(f"param.{name}", default) for name, default in defaults.items()}
-        for name in ("probe_channel", "chunk"):
+        for name in ("probe_channel", "chunk", "substeps"):
             params[name] = int(params[name])
+        params["model"] = str(params["model"])
         self.params = CircuitParams(**params)
         self.v_bias = None if d.get("v_bias") is None else float(d["v_bias"])
         ints = d.get("layer_ints")

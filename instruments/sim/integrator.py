@@ -152,20 +152,27 @@ def _integrate_block(net: Sequence[CompiledLayer], x0: np.ndarray, streams: Step
             z_sde = z_all[n_net_noise:n_normals]
             dx += (streams.c[k] * sqrt_h) * z_sde
         if k % s.every == 0:
-            if sde:
-                np.multiply(z_sde[0], streams.c[k] * aux_scale, out=trace_aux)
-            else:
-                trace_aux.fill(s.trigger_level)
-            _record(traces, point, x, streams.probe[k], trace_aux)
+            aux_channel(trace_aux, z_sde[0] if sde else None, streams.c[k] * aux_scale, s.trigger_level)
+            record_trace(traces, point, x, streams.probe[k], trace_aux)
             point += 1
         x += dx
         np.clip(x, -s.x_rail, s.x_rail, out=x)
     if streams.n_steps % s.every == 0:
-        _record(traces, point, x, streams.probe[-1], trace_aux)
+        record_trace(traces, point, x, streams.probe[-1], trace_aux)
     return x.T
 
 
-def _record(traces: np.ndarray, point: int, x: np.ndarray, probe: float, aux: np.ndarray) -> None:
+def aux_channel(out: np.ndarray, z: np.ndarray | None, scale: float, trigger_level: float) -> None:
+    """The last trace channel into ``out``: the held noise voltage ``scale z`` (SDE, ``z`` the
+    integrator-0 normals) or the trigger level (ODE, ``z`` None)."""
+    if z is not None:
+        np.multiply(z, scale, out=out)
+    else:
+        out.fill(trigger_level)
+
+
+def record_trace(traces: np.ndarray, point: int, x: np.ndarray, probe: float, aux: np.ndarray) -> None:
+    """Write trace sample ``point``: integrators x (D, n), the probed DAC, the noise/trigger channel."""
     dim = x.shape[0]
     traces[:, :dim, point] = x.T
     traces[:, dim, point] = probe

@@ -247,7 +247,10 @@ class SeedBoardEmulator:
             saved = loop.state_dict()
             h = TICK / circuit.rc
             try:
-                loop.params = replace(loop.params, rc=circuit.rc, dt_step=TICK, trace_rate=1.0 / TICK)
+                # the seed board's own circuit (SeedBoardCircuit; its DACs quantise in dac()), not the
+                # macro controller's parts, which loop_circuit.py models: the ideal loop
+                loop.params = replace(loop.params, rc=circuit.rc, dt_step=TICK, trace_rate=1.0 / TICK,
+                                      model="ideal")
                 loop.load_mapping(loop.layers, self.bias_latched)
                 amplitude = math.sqrt(h) * circuit.noise_gain * self.noise_scale * np.abs(s["beta"])
                 loop.set_streams(TICK, s["embedding"], np.zeros(s["embedding"].shape[1]),

@@ -20,7 +20,7 @@ from instruments.errors import ConfigError, LimitError
 from protocols.engine.errors import UsageError
 
 # Order is the order of `rrambench --help`.
-COMMANDS = ("demo", "sim", "list", "run", "runs", "info", "report", "calibrate", "train", "gui")
+COMMANDS = ("demo", "sim", "list", "run", "runs", "info", "report", "calibrate", "speed-energy", "train", "gui")
 
 
 __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
@@ -42,10 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: I/O trace)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
+        module_name = f"protocols.cli.{name.replace('-', '_')}"  # speed-energy lives in speed_energy.py
         try:
-            module = importlib.import_module(f"protocols.cli.{name}")
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name == f"protocols.cli.{name}":
+            if exc.name == module_name:
                 continue  # command not built yet in this checkout
             raise
         module.register(sub)

@@ -191,10 +191,12 @@ class AnalogSamples:
 
 def world_sample(world: Any, mapped: MappedNetwork, model: TrainedModel, x0: np.ndarray, *, sde: bool,
                  rng: np.random.Generator, cond: int | None = None, n_steps: int = N_STEPS,
-                 read_noise_scale: float | None = None) -> AnalogSamples:
+                 read_noise_scale: float | None = None, stream_points: int | None = None) -> AnalogSamples:
     """Sample on ``world.loop`` in process: load mapping and streams, run from ``x0`` (data units).
 
-    read_noise_scale: override of the loop's read-noise multiplier for this run (None keeps it).
+    read_noise_scale: override of the loop's read-noise multiplier for this run (None keeps it);
+    stream_points: DAC updates per sample (None: one per fine step; fewer where the DAC's
+    update rate cannot follow the board's step, :func:`~protocols.diffusion.loop_streams.loop_streams`).
     """
     loop = world.loop
     saved = loop.params
@@ -202,7 +204,7 @@ def world_sample(world: Any, mapped: MappedNetwork, model: TrainedModel, x0: np.
         loop.params = replace(saved, read_noise_scale=float(read_noise_scale))
     try:
         streams = loop_streams(mapped, model, n_steps=n_steps, dt_step=loop.params.dt_step, rc=loop.params.rc,
-                               sde=sde, cond=cond)
+                               sde=sde, cond=cond, stream_points=stream_points)
         loop.load_mapping(list(mapped.layers), mapped.v_bias)
         loop.set_streams(*streams.as_args())
         result = loop.run(mapped.to_volts(x0), streams.duration, sde, rng)

@@ -12,7 +12,19 @@ Noise levels are multiples of the device model's defaults (``docs/device-model.m
   ``relax_drift_rel``) times ``m_w``; the network is write-verified, left to relax
   for ``settle`` seconds, then used;
 * **read noise** ``m_r``: the read noise on every conductance while the network
-  computes, ``CircuitParams.read_noise_scale = m_r`` (``docs/circuit-model.md``).
+  computes, ``CircuitParams.read_noise_scale = m_r`` (``docs/circuit-model.md``), passed
+  through :func:`protocols.diffusion.analog.world_sample` (the one place the sweep couples to
+  the loop's read noise).
+
+Quality is the seed's metric: the 1-D histogram KL of each coordinate (50 bins over
+[-4, 4]) against fresh ring points, and ``kl_mean`` their mean (per coordinate, not pooled).
+``kl_mean_software`` is the same for the model's noise-free numpy Euler sampler from the
+same initial states (same step count): the baseline each world's analog samples are compared
+with, since at 200 samples the histogram KL carries a finite-sample floor and the two models
+differ before any noise. Samples that diverge or leave [-4, 4] fall out of the histograms, so ``lost_fraction``
+records how many did; a coordinate with no sample left scores :func:`kl_ceiling`, the
+metric's value for all mass in one bin the ring never reaches, so that broken worlds rank
+worst in the medians instead of dropping out.
 """
 
 from __future__ import annotations
@@ -30,7 +42,7 @@ log = logging.getLogger("rrambench.noise_sweep")
 REFERENCE_POINTS = 10_000
 #: Metrics a point returns, in the order of the run file's ``metrics`` stream.
 METRICS = ("kl_x", "kl_y", "kl_mean", "hist2d_distance", "mean_radius", "radial_std",
-           "programming_rms_error", "saturated_fraction", "worker_seconds")
+           "programming_rms_error", "saturated_fraction", "lost_fraction", "kl_mean_software", "worker_seconds")
 #: Units of each metric (SI; "" for dimensionless or data units).
 METRIC_UNITS = {"programming_rms_error": "S", "worker_seconds": "s"}
 #: Macros of each point's world: the network's three plus spares to move layers off stuck cells.
@@ -45,7 +57,9 @@ class SweepPoint:
     write_noise: multipliers (>= 0) of the device model's defaults; samples: sampled
     trajectories (>= 1); n_steps: loop fine steps per sample (>= 1); settle: time between
     programming and sampling (s, >= 0); seed: world and initial-state seed (>= 0), the
-    same for every point of a sweep (common random numbers).
+    same for every point of one simulated world (common random numbers: noise levels and
+    models are compared on the same devices and initial states); world: index of that
+    world in its sweep (>= 0; recorded, the seed alone decides the result).
     """
 
     model: str
@@ -55,15 +69,16 @@ class SweepPoint:
     n_steps: int
     settle: float
     seed: int
+    world: int = 0
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.read_noise) and self.read_noise >= 0):
             raise ValueError(f"read_noise must be a multiplier >= 0, got {self.read_noise!r}")
         if not (np.isfinite(self.write_noise) and self.write_noise >= 0):
             raise ValueError(f"write_noise must be a multiplier >= 0, got {self.write_noise!r}")
-        if self.samples < 1 or self.n_steps < 1 or self.seed < 0:
-            raise ValueError(f"samples, n_steps must be >= 1 and seed >= 0, got {self.samples}, "
-                             f"{self.n_steps}, {self.seed}")
+        if self.samples < 1 or self.n_steps < 1 or self.seed < 0 or self.world < 0:
+            raise ValueError(f"samples, n_steps must be >= 1 and seed, world >= 0, got {self.samples}, "
+                             f"{self.n_steps}, {self.seed}, {self.world}")
         if not (np.isfinite(self.settle) and self.settle >= 0):
             raise ValueError(f"settle must be a time >= 0 s, got {self.settle!r}")
 
@@ -89,6 +104,46 @@ def mapped_model(name: str):
     return model, map_score_net(model)
 
 
+def world_seeds(seed: int, worlds: int) -> list[int]:
+    """One independent seed per simulated world, spawned from the run's ``seed`` (>= 0)."""
+    return [int(child.generate_state(1, dtype=np.uint32)[0])
+            for child in np.random.SeedSequence(seed).spawn(worlds)]
+
+
+def kl_ceiling(reference: np.ndarray) -> float:
+    """The histogram KL of samples all in the outermost bin of [-4, 4] (nats): what a
+    coordinate scores when no sample is left inside the histogram range."""
+    from analysis.metrics import KL_BINS, KL_RANGE, histogram_kl
+
+    edge = KL_RANGE[1] - 0.5 * (KL_RANGE[1] - KL_RANGE[0]) / KL_BINS
+    return histogram_kl(np.array([edge]), reference)
+
+
+def sample_quality(final: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """Per-coordinate KL (nats), their mean, 2-D histogram distance, radius statistics and the
+    fraction of samples lost (non-finite or outside the KL range) of ``final`` (N, 2)."""
+    from analysis.metrics import KL_RANGE, histogram2d_distance, histogram_kl, ring_statistics
+
+    finite = np.all(np.isfinite(final), axis=1)
+    kept = final[finite]
+    inside = finite.copy()
+    inside[finite] = np.all((kept >= KL_RANGE[0]) & (kept <= KL_RANGE[1]), axis=1)
+    kl = []
+    for d in range(final.shape[1]):
+        column = kept[:, d]
+        in_range = column[(column >= KL_RANGE[0]) & (column <= KL_RANGE[1])]
+        kl.append(histogram_kl(in_range, reference[:, d]) if in_range.size else kl_ceiling(reference[:, d]))
+    nan = float("nan")
+    if kept.size:
+        stats = ring_statistics(kept)
+        radius, spread = stats.mean_radius, stats.radial_std
+        distance = float(histogram2d_distance(kept, reference))
+    else:
+        radius = spread = distance = nan
+    return {"kl_x": float(kl[0]), "kl_y": float(kl[1]), "kl_mean": float(np.mean(kl)), "hist2d_distance": distance,
+            "mean_radius": radius, "radial_std": spread, "lost_fraction": float(1.0 - np.mean(inside))}
+
+
 def run_point(point: SweepPoint) -> dict[str, object]:
     """Program the model's network into a fresh simulated world and sample it.
 
@@ -96,10 +151,10 @@ def run_point(point: SweepPoint) -> dict[str, object]:
     metric names and units: :data:`METRICS`, :data:`METRIC_UNITS`. ``programming_rms_error``
     is the RMS error of the programmed weights G+ - G- (S) when sampling starts.
     """
-    from analysis.metrics import coordinate_kl, histogram2d_distance, ring_statistics
     from instruments.sim.direct import DirectArrayAccess
     from instruments.sim.world import SimWorld
     from protocols.diffusion.analog import initial_noise, program_network, world_sample
+    from protocols.diffusion.samplers import sample_probability_flow
     from protocols.diffusion.tasks import ring_samples
 
     start = time.perf_counter()
@@ -118,16 +173,14 @@ def run_point(point: SweepPoint) -> dict[str, object]:
                           read_noise_scale=point.read_noise)
     final = result.final
     reference = ring_samples(REFERENCE_POINTS, np.random.default_rng(point.seed + 1))
-    finite = np.all(np.isfinite(final), axis=1)
-    kl = coordinate_kl(final[finite], reference)
-    stats = ring_statistics(final[finite])
+    software = sample_probability_flow(model.net, model.sampling_sde, x0, point.n_steps, model.sampling.t_end).final
     metrics = {
-        "kl_x": float(kl[0]), "kl_y": float(kl[1]), "kl_mean": float(np.mean(kl)),
-        "hist2d_distance": float(histogram2d_distance(final[finite], reference)),
-        "mean_radius": stats.mean_radius, "radial_std": stats.radial_std,
+        **sample_quality(final, reference),
+        "kl_mean_software": sample_quality(software, reference)["kl_mean"],
         "programming_rms_error": float(np.sqrt(np.mean(np.concatenate([e.ravel() for e in weight_error]) ** 2))),
         "saturated_fraction": float(np.mean(result.saturated)) if result.saturated is not None else 0.0,
         "worker_seconds": time.perf_counter() - start,
     }
-    log.info("%s read x%g write x%g: KL %.3g", point.model, point.read_noise, point.write_noise, metrics["kl_mean"])
+    log.info("%s read x%g write x%g world %d: KL %.3g", point.model, point.read_noise, point.write_noise,
+             point.world, metrics["kl_mean"])
     return {"point": point, "metrics": metrics, "final": final.astype(np.float32)}

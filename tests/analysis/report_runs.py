@@ -27,7 +27,8 @@ SMALL: dict[str, dict[str, Any]] = {
     "program-model": {},
     "sample": {"samples": 100, "batch": 100, "steps": 200, "waveforms": 10},
     "noise-sweep": {"read_noise": [0.5, 1.0, 2.0], "write_noise": [1.0, 2.0], "samples": 50, "n_steps": 200,
-                    "scheduler": "serial", "models": ["ring"]},
+                    "scheduler": "serial", "models": ["ring"], "grid": "full", "worlds": 1},
+    "time-scale": {"rc": [1e-3, 1e-5], "samples": 50, "n_steps": 200, "scheduler": "serial"},
 }
 
 _DIR = Path(tempfile.mkdtemp(prefix="rrambench-report-runs-"))

@@ -33,6 +33,7 @@ EXPECTED = {
     "program-model": ("/entry/plot", "programmed_weight", (".", "target_weight")),
     "sample": ("/entry/plot", "final_radius", ("final_x", "final_y")),
     "noise-sweep": ("/entry/data", "kl_mean_grid", (".", "model_index", "read_noise", "write_noise")),
+    "time-scale": ("/entry/plot", "kl_mean", ("rc",)),
 }
 
 

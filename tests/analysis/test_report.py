@@ -129,8 +129,9 @@ def test_noise_sweep_report_has_heatmaps_over_the_grid_and_curves_per_model():
     heat = [ax for ax in data_axes(figs["noise_heatmaps_ring"]) if ax.images]
     assert heat and all(ax.images[0].get_array().shape == (3, 2) for ax in heat)
     assert heat[0].get_xlabel() == "write noise (x default)"
-    (curve,) = data_axes(figs["noise_curves_read"])
-    assert len(curve.lines) == 1 and len(curve.lines[0].get_xdata()) == 3
+    read = data_axes(figs["noise_robustness_ring"])[0]
+    (median,) = [ln for ln in read.lines if "IQR" in ln.get_label()]
+    assert len(median.get_xdata()) == 3 and "read-noise multiplier" in read.get_xlabel()
 
 
 def test_decoded_images_figure_has_one_row_per_class():

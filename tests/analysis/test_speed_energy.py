@@ -39,7 +39,7 @@ def test_summary_prints_both_sides_the_ratios_and_every_assumption_with_its_sour
     assert f"{e_soft / est.energy_per_sample:.3g}x" in text, "energy ratio uses cpu_power x measured time"
     for name, source in ROUND.sources.items():
         assert name in text and source in text
-    for part in ("OPA350", "AD5328", "AD7476"):
+    for part in ("OPA2320", "AD5542A", "ADS8688"):
         assert part in text, "documented component figures are named"
 
 

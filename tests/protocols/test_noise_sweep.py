@@ -1,19 +1,33 @@
-"""noise-sweep: a 3x3 grid on a local Dask cluster, the same code on an existing cluster, parameters."""
+"""noise-sweep: a 3x3 grid on a local Dask cluster, the same code on an existing cluster, worlds with
+their median and quartiles, the Fig. 5e/f figure, files from before worlds existed, parameters."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
-from analysis import open_run
-from protocols.diffusion.noise_sweep import NoiseSweep, run_grid
-from protocols.diffusion.simulated_sweep import METRICS, SweepPoint, run_point, scaled_device
+from analysis import diffusion_data, open_run
+from analysis.figures import style
+from analysis.report_diffusion import noise_sweep_section
+from protocols.diffusion.noise_sweep import GRIDS, STATISTICS, NoiseSweep, run_grid, settings
+from protocols.diffusion.simulated_sweep import (
+    METRICS,
+    SweepPoint,
+    kl_ceiling,
+    run_point,
+    sample_quality,
+    scaled_device,
+    world_seeds,
+)
+from protocols.diffusion.tasks import ring_samples
 from protocols.engine.protocol import ParameterError
 from protocols.engine.runner import RunEngine, RunState, step_rng
 
@@ -31,7 +45,7 @@ def run_sweep(path: Path, **values) -> object:
 def test_3x3_grid_of_both_models_completes_on_a_local_dask_cluster(tmp_path):
     """Every point of 2 models x 3 read x 3 write levels is recorded, and the heatmaps are full."""
     f = run_sweep(tmp_path / "sweep.h5", read_noise=[0.5, 1.0, 2.0], write_noise=[0.5, 1.0, 2.0],
-                  scheduler="local", workers=2)
+                  grid="full", worlds=1, scheduler="local", workers=2)
     assert len(f.read("kl_mean")) == 18
     seen = set(zip(f.read("point_model").tolist(), f.read("point_read_noise").tolist(),
                    f.read("point_write_noise").tolist(), strict=True))
@@ -67,7 +81,7 @@ def test_the_same_code_path_runs_on_an_existing_cluster_and_matches_the_serial_r
                                        "--no-dashboard", "--dashboard-address", "127.0.0.1:0"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         f = run_sweep(tmp_path / "remote.h5", read_noise=[0.5, 2.0], write_noise=[1.0], models=["ring"],
-                      scheduler=address)
+                      worlds=1, scheduler=address)
     finally:
         for proc in reversed(procs):
             proc.terminate()
@@ -86,7 +100,8 @@ def test_the_same_code_path_runs_on_an_existing_cluster_and_matches_the_serial_r
         serial[result["point"].read_noise] = result["metrics"]["kl_mean"]
 
     # the run's points share one seed drawn from the step's generator (run seed 5, step 0)
-    sweep = NoiseSweep.from_values({**TINY, "read_noise": [0.5, 2.0], "write_noise": [1.0], "models": ["ring"]})
+    sweep = NoiseSweep.from_values({**TINY, "read_noise": [0.5, 2.0], "write_noise": [1.0], "models": ["ring"],
+                                    "worlds": 1})
     seed = int(step_rng(5, 0).integers(2**31))
     run_grid(sweep.points(seed), keep, scheduler="serial")
     for r, value in zip(reads, kl, strict=True):
@@ -100,6 +115,7 @@ def test_write_noise_scales_programming_noise_and_relaxation_only():
     assert double.read_q0 == base.read_q0 and double.v_set == base.v_set
 
 
+@pytest.mark.slow
 def test_a_point_returns_every_declared_metric():
     out = run_point(SweepPoint("ring", 1.0, 1.0, samples=8, n_steps=50, settle=0.0, seed=0))
     assert set(out["metrics"]) == set(METRICS) and out["final"].shape == (8, 2)
@@ -110,7 +126,120 @@ def test_a_point_returns_every_declared_metric():
     ({"read_noise": [1.0, 1.0]}, "read_noise"),
     ({"models": ["digits"]}, "models"),
     ({"write_noise": [-1.0]}, "write_noise"),
+    ({"grid": "diagonal"}, "grid"),
+    ({"worlds": 0}, "worlds"),
 ])
 def test_bad_parameters_are_refused_naming_them(values, match):
     with pytest.raises(ParameterError, match=match):
         NoiseSweep.from_values(values)
+
+
+def test_axes_settings_are_two_lines_through_the_level_nearest_the_default():
+    read, write = [0.5, 1.0, 4.0], [2.0, 8.0]  # write has no 1x: the line runs at 2x
+    assert settings(read, write, "axes") == [(0, 0), (1, 0), (2, 0), (1, 1)]
+    assert settings(read, write, "full") == [(i, j) for i in range(3) for j in range(2)]
+
+
+def test_every_setting_and_model_runs_on_the_same_spawned_worlds():
+    """One point per model x setting x world; the world seeds are spawned from the run seed,
+    distinct, and shared by every setting and model (paired comparison)."""
+    sweep = NoiseSweep.from_values({**TINY, "read_noise": [1.0, 4.0], "write_noise": [1.0, 8.0], "worlds": 3})
+    points = sweep.points(seed=11)
+    assert len(points) == 2 * 3 * 3
+    seeds = world_seeds(11, 3)
+    assert len(set(seeds)) == 3 and seeds != world_seeds(12, 3)
+    assert [p.seed for p in points] == seeds * 6 and [p.world for p in points] == [0, 1, 2] * 6
+    assert {(p.read_noise, p.write_noise) for p in points} == {(1.0, 1.0), (4.0, 1.0), (1.0, 8.0)}
+
+
+def test_the_default_sweep_is_the_two_lines_over_eight_worlds_and_fits_a_few_minutes_on_two_cores():
+    sweep = NoiseSweep.from_values({})
+    assert sweep.p.grid == "axes" and sweep.p.worlds == 8 and sweep.p.workers == 2
+    assert min(sweep.p.read_noise) == 0.5 and max(sweep.p.read_noise) >= 16 and max(sweep.p.write_noise) == 16
+    (step,) = sweep.plan()
+    assert len(sweep.points(0)) == 2 * (len(sweep.p.read_noise) + len(sweep.p.write_noise) - 1) * 8
+    assert step.estimate < 300
+
+
+def test_a_world_whose_samples_all_leave_the_histogram_range_scores_the_kl_ceiling():
+    reference = ring_samples(2000, np.random.default_rng(0))
+    lost = sample_quality(np.full((10, 2), 50.0), reference)
+    assert lost["lost_fraction"] == 1.0
+    assert lost["kl_mean"] == pytest.approx(kl_ceiling(reference[:, 0]), rel=0.05) and lost["kl_mean"] > 10
+    good = sample_quality(ring_samples(500, np.random.default_rng(1)), reference)
+    assert good["lost_fraction"] == 0.0 and good["kl_mean"] < 0.5
+
+
+@pytest.fixture(scope="module")
+def worlds_run(tmp_path_factory) -> Path:
+    """Both models, read 0.5/1/4 at write 1, write 8 at read 1, two worlds, in process."""
+    path = tmp_path_factory.mktemp("sweep") / "worlds.h5"
+    run_sweep(path, read_noise=[0.5, 1.0, 4.0], write_noise=[1.0, 8.0], worlds=2, scheduler="serial")
+    return path
+
+
+@pytest.mark.slow
+def test_every_world_is_a_row_and_the_grids_are_its_median_and_quartiles(worlds_run):
+    f = open_run(worlds_run)
+    assert len(f.read("kl_mean")) == 2 * 4 * 2
+    assert sorted(f.read("point_world").tolist()) == [0] * 8 + [1] * 8
+    assert f.read("world_seeds").shape == (1, 2)
+    median, q25, q75 = (f.read(f"kl_mean{STATISTICS[s]}")[-1] for s in ("median", "q25", "q75"))
+    assert median.shape == (2, 3, 2)
+    ran = np.isfinite(median)
+    assert ran.sum() == 2 * 4 and not ran[:, 0, 1].any(), "axes: nothing off the two lines"
+    assert np.all(q25[ran] <= median[ran]) and np.all(median[ran] <= q75[ran])
+    rows = (f.read("point_model") == 1) & (f.read("point_write_noise") == 8.0)
+    assert median[1, 1, 1] == pytest.approx(np.median(f.read("kl_mean")[rows]))
+    for k in GRIDS:
+        for suffix in STATISTICS.values():
+            assert f.attrs(f"/entry/data/{k}{suffix}")["units"] == ("S" if k == "programming_rms_error" else "")
+    data = diffusion_data.load_noise_sweep(f)
+    np.testing.assert_allclose(data.grids["kl_mean"], median, equal_nan=True)
+    np.testing.assert_allclose(data.q75["kl_mean"], q75, equal_nan=True)
+    assert data.worlds[ran].tolist() == [2] * 8 and not data.full
+
+
+@pytest.mark.slow
+def test_the_report_draws_one_fig5_figure_per_task_with_a_median_line_and_iqr_band_per_model(worlds_run, tmp_path):
+    with style.context():
+        sec = noise_sweep_section(open_run(worlds_run))
+    figures = dict(sec.figures)
+    assert set(figures) == {"noise_robustness_ring"}, "axes sweep: no heatmaps; digits has no plain model"
+    read, write, error = (ax for ax in figures["noise_robustness_ring"].axes if ax.lines)
+    assert "read-noise multiplier" in read.get_xlabel() and "write-noise multiplier" in write.get_xlabel()
+    assert "(µS)" in error.get_ylabel() and "nats" in read.get_ylabel()
+    for ax in (read, write):
+        assert len([ln for ln in ax.lines if "IQR" in ln.get_label()]) == 2 and len(ax.collections) == 2
+        assert len([ln for ln in ax.lines if "software" in ln.get_label()]) == 2, "noise-free baseline per model"
+    assert "no plain conditional model" in sec.metrics["not swept"]
+    png = style.save(figures["noise_robustness_ring"], tmp_path / "noise_robustness_ring.png")
+    assert png.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_a_file_from_before_worlds_is_read_and_drawn(tmp_path):
+    """Old files have one world per point and no point_world, world_seeds, quartile grids,
+    lost_fraction or software baseline: the view takes each point as world 0 and its value as
+    median and quartiles, and the figure draws no baseline."""
+    new = tmp_path / "new.h5"
+    run_sweep(new, read_noise=[1.0, 2.0], write_noise=[1.0], models=["ring", "ring-plain"], worlds=1,
+              scheduler="serial", samples=8, n_steps=50)
+    old = tmp_path / "old.h5"
+    shutil.copy(new, old)
+    with h5py.File(old, "r+") as h5:
+        data = h5["/entry/data"]
+        for name in list(data):
+            if (name in ("point_world", "world_seeds") or name.startswith(("lost_fraction", "kl_mean_software"))
+                    or name.endswith(("_q25_grid", "_q75_grid"))):
+                del data[name]
+    run = open_run(old)
+    view = diffusion_data.load_noise_sweep(run)
+    assert "lost_fraction" not in view.grids and view.point_world.tolist() == [0] * 4
+    np.testing.assert_allclose(view.grids["kl_mean"], run.read("kl_mean_grid")[-1], equal_nan=True)
+    np.testing.assert_allclose(view.q25["kl_mean"], view.grids["kl_mean"], equal_nan=True)
+    with style.context():
+        sec = noise_sweep_section(run)
+    assert sec.metrics["worlds_per_setting"] == 1
+    read = dict(sec.figures)["noise_robustness_ring"].axes[0]
+    assert [ln.get_label() for ln in read.lines if "software" in ln.get_label()] == []

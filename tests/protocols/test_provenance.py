@@ -30,7 +30,7 @@ from protocols.engine.runner import RunEngine, RunState
 WALL_CLOCK = {"/entry/journal/start", "/entry/journal/end", "/entry/start_time", "/entry/end_time"}
 SAMPLE = ["--set", "samples=20", "--set", "batch=20", "--set", "waveforms=0", "--set", "sde=true"]
 TINY_SWEEP = ["--set", "models=ring", "--set", "read_noise=1", "--set", "write_noise=1", "--set", "samples=8",
-              "--set", "n_steps=50", "--set", "settle=0", "--set", "scheduler=serial"]
+              "--set", "n_steps=50", "--set", "settle=0", "--set", "scheduler=serial", "--set", "worlds=1"]
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:

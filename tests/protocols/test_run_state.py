@@ -40,7 +40,7 @@ def test_the_run_state_is_datasets_the_reader_reads_but_does_not_list(tmp_path):
         assert not {n for n, *_ in schema.RUN_FIELDS} & set(entry.attrs)
     run = open_run(path)
     assert (run.status, run.ended, run.error, run.schema_version) == (
-        "failed", "2026-01-01T00:00:09.000000Z", "ValueError: bad", "1.2")
+        "failed", "2026-01-01T00:00:09.000000Z", "ValueError: bad", schema.SCHEMA_VERSION)
     assert not set(run.datasets) & {f"{schema.ENTRY}/{n}" for n, *_ in schema.RUN_FIELDS}
 
 

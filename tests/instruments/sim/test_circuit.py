@@ -86,8 +86,10 @@ def world() -> SimWorld:
 
 
 def decay_loop(world: SimWorld, noise_scale: float = 0.0) -> AnalogLoop:
-    """One linear layer y = -x (R_f (G+ - G-) = -I), gains a = 0, b = 1: RC dx/dtau = -x."""
-    world.loop.params = CircuitParams(rc=1e-3, dt_step=1e-6, read_noise_scale=noise_scale)
+    """One linear layer y = -x (R_f (G+ - G-) = -I), gains a = 0, b = 1: RC dx/dtau = -x.
+
+    The ideal loop: these tests check its maths (test_loop_circuit.py checks the parts')."""
+    world.loop.params = CircuitParams(rc=1e-3, dt_step=1e-6, read_noise_scale=noise_scale, model="ideal")
     layer = AnalogLayer(*pair_conductances(-np.eye(2)), r_feedback=R_F, activation="linear")
     world.loop.load_mapping(map_network(world, [layer]), v_bias=0.1)
     constant_streams(world.loop, a=0.0, b=1.0, c=0.0)
@@ -178,7 +180,7 @@ def test_decay_with_default_read_noise_still_within_one_percent(world):
 def test_closed_loop_network_matches_numpy_euler_solution(world):
     """2->14->14->2 ReLU network with embedding in the loop, noise off, against numpy."""
     weights, v_bias, v_rail = mlp_weights(), 0.2, 0.5
-    world.loop.params = CircuitParams(read_noise_scale=0.0, v_rail=v_rail)
+    world.loop.params = CircuitParams(read_noise_scale=0.0, v_rail=v_rail, model="ideal")
     world.loop.load_mapping(map_network(world, analog_mlp(weights, v_bias)), v_bias)
     emb = np.linspace(-0.1, 0.1, HIDDEN)
     constant_streams(world.loop, a=-0.5, b=1.0, c=0.0, emb=emb)

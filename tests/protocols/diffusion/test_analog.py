@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -34,6 +36,7 @@ def test_ideal_loop_is_the_software_euler_sampler(ring):
     with the same number of steps (the streams are one value per step)."""
     model, mapped = ring
     world = SimWorld(params=DeviceParams(stuck_fraction=0.0), seed=0)   # set_conductance cannot move stuck cells
+    world.loop.params = replace(world.loop.params, model="ideal")     # the parts: test_analog_circuit.py
     macro, row, col, target = mapped.cells()
     world.set_conductance(macro, row, col, target)
     x0 = initial_noise(np.random.default_rng(1), 200)

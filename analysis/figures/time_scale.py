@@ -1,0 +1,48 @@
+"""Time-scale figures: sample quality against the physical time of one analog sample."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from analysis.figures.style import WIDE, label, new_figure, no_data, title
+
+
+def quality_vs_time(time_per_sample: np.ndarray, rc: np.ndarray, kl: np.ndarray, bar: np.ndarray | None,
+                    saturated: np.ndarray, kl_digits: np.ndarray | None = None, run_label: str = "") -> Figure:
+    """Left: ring KL per coordinate (and the digits latents', if given) against time per sample (s),
+    the bar as a dashed line, each point labelled with its RC. Right: fraction of trajectories on a rail.
+
+    time_per_sample, rc (P,) s; kl, kl_digits (P, 2); bar (2,) largest passing KL per coordinate.
+    """
+    fig, (q, sat) = new_figure(WIDE, ncols=2)
+    _labels(q, sat)
+    if not len(time_per_sample):  # a run killed before its first point
+        no_data(q)
+        no_data(sat)
+        title(fig, "Time scale of the analog solver", run_label)
+        return fig
+    order = np.argsort(time_per_sample)
+    t = np.asarray(time_per_sample, float)[order] * 1e6  # us: the study spans ns to ms, µs reads best
+    for k, (name, style, col) in enumerate((("x", "o-", "tab:blue"), ("y", "s-", "tab:orange"))):
+        q.loglog(t, np.asarray(kl)[order, k], style, color=col, label=f"ring KL {name}")
+        if kl_digits is not None and len(kl_digits) == len(t):
+            q.loglog(t, np.asarray(kl_digits)[order, k], style[0] + ":", color=col, mfc="none",
+                     label=f"digits latent KL {name}")
+        if bar is not None:
+            q.axhline(float(bar[k]), color=col, ls="--", lw=1, label=f"ring bar {name} (1.5 x software + 0.02)")
+    for tk, rk, kk in zip(t, np.asarray(rc)[order], np.max(np.asarray(kl)[order], axis=1), strict=True):
+        q.annotate(f"RC {rk:.0e} s", (tk, kk), textcoords="offset points", xytext=(4, 6), fontsize=7)
+    q.legend(frameon=False, fontsize=8)
+    sat.semilogx(t, np.asarray(saturated)[order] * 100, "o-")
+    title(fig, "Time scale of the analog solver", run_label)
+    return fig
+
+
+def _labels(q: Any, sat: Any) -> None:
+    q.set(xlabel=label("time per sample (closed-loop run)", "µs"), ylabel="KL divergence vs reference",
+          title="quality against speed")
+    sat.set(xlabel=label("time per sample (closed-loop run)", "µs"),
+            ylabel=label("trajectories on an integrator rail", "%"), title="saturation", ylim=(-5, 105))
