@@ -548,9 +548,21 @@ def _parameter_rows(run_id: int, parameters: dict[str, Any]) -> list[dict[str, A
             number = float(value)
         elif isinstance(value, (int, float)) and math.isfinite(float(value)):
             number = float(value)
-        text = value if isinstance(value, str) else json.dumps(value)
+        text = _parameter_text(value, number)
         out.append({"run_id": run_id, "name": str(name)[:128], "number": number, "text": text[:TEXT_BYTES]})
     return out
+
+
+def _parameter_text(value: Any, number: float | None) -> str:
+    """A parameter as text: strings as they are, anything else as JSON; finite numbers and
+    booleans spelled as JSON spells them without its encoder's cost (a reindex writes thousands)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if number is not None and type(value) in (int, float):
+        return str(value)
+    return json.dumps(value)
 
 
 def _utc(text: str | None) -> datetime | None:

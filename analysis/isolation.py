@@ -197,6 +197,10 @@ def read_records(paths: Iterable[str | Path], *, timeout: float = CHECK_TIMEOUT,
             for w in pool:
                 w.fill(todo)
             busy = [w for w in pool if w.sent]
+            if all(len(w.sent) > w.DEPTH // 2 for w in busy):
+                # every helper has files queued: let answers gather, so that one wake-up of
+                # this process takes many (a wake-up per file cost it ~0.2 ms a file)
+                time.sleep(GATHER)
             wait = max(0.0, min(w.deadline(timeout) for w in busy) - time.monotonic())
             readable = set(select.select([w.rfd for w in busy], [], [], wait)[0])
             for w in busy:
@@ -221,6 +225,10 @@ def read_records(paths: Iterable[str | Path], *, timeout: float = CHECK_TIMEOUT,
     finally:
         for w in pool:
             w.stop()
+
+
+#: s, how long :func:`read_records` lets answers gather while every helper has files queued.
+GATHER = 0.005
 
 
 class _Worker:

@@ -320,6 +320,59 @@ class _Stage:
         return self.y
 
 
+def layer_stages(layer: CircuitLayer, n: int) -> tuple[_Stage, _Stage]:
+    """The lagged TIA and summing-stage outputs of ``layer`` for ``n`` trajectories, at 0 V."""
+    return (_Stage(layer.n_out, n, layer.alpha_tia, layer.slew_tia),
+            _Stage(layer.n_out, n, layer.alpha_sum, layer.slew_sum))
+
+
+def layer_substep(layer: CircuitLayer, u: np.ndarray, stages: tuple[_Stage, _Stage], hidden: np.ndarray | None,
+                  settle: bool, work: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
+    """One sub-step of a layer's amplifiers; returns its outputs (n_out, n) V (the summing lag's state).
+
+    u: row voltages (n_rows, n) V held over the sub-step; stages: from :func:`layer_stages`;
+    hidden: DAC input of a ReLU layer's summing stages, broadcast to (n_out, n) V (unused
+    by a linear layer); settle: jump to the targets (first sub-step); work: (n_out, n)
+    float32 scratch; noise: read noise at the TIA output (n_out, n) V, or None.
+    TIA target = crossbar + noise, clipped to the op-amp rails, followed by the TIA lag;
+    summing target = act(-V_tia + offset + hidden), clamped, followed by its lag.
+    """
+    tia, out = stages
+    t = layer.crossbar.column_currents_t(u, out=work)        # TIA target, V
+    if noise is not None:
+        t += noise
+    np.clip(t, -layer.tia_rail, layer.tia_rail, out=t)
+    v_tia = tia.follow(t, settle)
+    # summing stage: -V_tia + DAC input + its offset, then the clamp
+    np.negative(v_tia, out=t)
+    t += layer.sum_offset[:, None]
+    if layer.relu:
+        t += hidden
+    np.maximum(t, 0.0 if layer.relu else -layer.v_rail, out=t)
+    np.minimum(t, layer.v_rail, out=t)
+    return out.follow(t, settle)
+
+
+def integrator_substep(x: np.ndarray, y: np.ndarray, a: float, b: float, s: CircuitSettings, dx: np.ndarray,
+                       noise: np.ndarray | None = None) -> np.ndarray:
+    """One sub-step of the Miller integrators, in place on ``x`` (dim, n) V; returns x.
+
+    RC dx/dtau = (a - leak) x + b y + drift over ``s.h`` (= h / RC), plus ``noise`` (the
+    c xi input's increment, V, or None); the step limited to ``s.slew``, x clipped to
+    the rails. y: the last layer's outputs (dim, n) V; dx: scratch like x.
+    """
+    np.multiply(x, s.h * (a - s.leak), out=dx)
+    dx += (s.h * b) * y
+    dx += s.h * s.drift
+    if noise is not None:
+        dx += noise
+    if s.slew is not None:
+        np.clip(dx, -s.slew, s.slew, out=dx)
+    x += dx
+    np.clip(x, -s.x_rail, s.x_rail, out=x)
+    return x
+
+
 def _block(layers: Sequence[CircuitLayer], x0: np.ndarray, st: CircuitStreams, s: CircuitSettings, sde: bool,
            rng: np.random.Generator, traces: np.ndarray, n_steps: int) -> np.ndarray:
     n, dim = x0.shape
@@ -329,8 +382,7 @@ def _block(layers: Sequence[CircuitLayer], x0: np.ndarray, st: CircuitStreams, s
     n_net = sum(widths)
     n_normals = n_net + (dim if sde else 0)
     normals = NormalSource(rng, n, n_normals) if n_normals else None
-    tia = [_Stage(layer.n_out, n, layer.alpha_tia, layer.slew_tia) for layer in layers]
-    out = [_Stage(layer.n_out, n, layer.alpha_sum, layer.slew_sum) for layer in layers]
+    stages = [layer_stages(layer, n) for layer in layers]
     target = [np.empty((layer.n_out, n), dtype=COMPUTE_DTYPE) for layer in layers]
     sq = [np.empty((layer.crossbar.n_rows, n), dtype=COMPUTE_DTYPE) if layer.s2 is not None else None
           for layer in layers]
@@ -347,42 +399,23 @@ def _block(layers: Sequence[CircuitLayer], x0: np.ndarray, st: CircuitStreams, s
         u = v_in
         row = 0
         for k, layer in enumerate(layers):
-            t = layer.crossbar.column_currents_t(u, out=target[k])        # TIA target, V
+            noise = None
             if layer.s2 is not None:
                 np.multiply(u, u, out=sq[k])
                 np.matmul(layer.s2, sq[k], out=std[k])
                 std[k] += layer.var_b
                 np.sqrt(std[k], out=std[k])
                 std[k] *= z_all[row:row + layer.n_out]
-                t += std[k]
+                noise = std[k]
                 row += layer.n_out
-            np.clip(t, -layer.tia_rail, layer.tia_rail, out=t)
-            v_tia = tia[k].follow(t, i == 0)
-            # summing stage: -V_tia + DAC input + its offset, then the clamp
-            np.negative(v_tia, out=t)
-            t += layer.sum_offset[:, None]
-            if layer.relu:
-                t += st.hidden[i][:, None]
-            np.maximum(t, 0.0 if layer.relu else -layer.v_rail, out=t)
-            np.minimum(t, layer.v_rail, out=t)
-            u = out[k].follow(t, i == 0)
-        y = u
-        # RC dx/dtau = (a - leak) x + b y + drift + c xi over one sub-step
-        np.multiply(x, s.h * (st.a[i] - s.leak), out=dx)
-        dx += (s.h * st.b[i]) * y
-        dx += s.h * s.drift
-        if sde:
-            z_sde = z_all[n_net:n_normals]
-            dx += (st.c[i] * sqrt_h) * z_sde
-        if s.slew is not None:
-            np.clip(dx, -s.slew, s.slew, out=dx)
+            hidden = st.hidden[i][:, None] if layer.relu else None
+            u = layer_substep(layer, u, stages[k], hidden, i == 0, target[k], noise)
+        z_sde = z_all[n_net:n_normals] if sde else None
         if i % (s.every * s.k) == 0:
             aux_channel(trace_aux, z_sde[0] if sde else None, st.c[i] * aux_scale, s.trigger_level)
             record_trace(traces, point, x, st.probe[i], trace_aux)
             point += 1
-        x += dx
-        np.clip(x, -s.x_rail, s.x_rail, out=x)
+        integrator_substep(x, u, st.a[i], st.b[i], s, dx, (st.c[i] * sqrt_h) * z_sde if sde else None)
     if n_steps % s.every == 0:
         record_trace(traces, point, x, st.probe[-1], trace_aux)
     return x.T
-

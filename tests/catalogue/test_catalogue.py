@@ -215,3 +215,14 @@ def test_the_config_names_the_catalogue(tmp_path):
                         ({"catalogue": {"url": ""}}, "[catalogue].url must be")]:
         with pytest.raises(ConfigError, match=text.replace("[", r"\[").replace("]", r"\]")):
             parse_config(table)
+
+
+def test_parameters_are_indexed_as_json_text_and_finite_numbers():
+    from analysis.catalogue import _parameter_rows
+
+    values = {"i": 3, "f": 2.5, "tiny": 1e-7, "yes": True, "s": "pulses", "l": [0, 1], "nan": float("nan"),
+              "inf": float("inf"), "none": None, "d": {"k": 1}}
+    rows = {r["name"]: r for r in _parameter_rows(7, values)}
+    for name, value in values.items():
+        assert rows[name]["text"] == (value if isinstance(value, str) else json.dumps(value)), name
+    assert [rows[n]["number"] for n in ("i", "f", "yes", "nan", "s")] == [3.0, 2.5, 1.0, None, None]

@@ -10,8 +10,6 @@ RMS difference of every compared node within 1 % of its full scale.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -21,7 +19,6 @@ from instruments.sim.spice import (
     SUBCKT_NAME,
     LayerBench,
     Stimulus,
-    ngspice_available,
     simulate_spice,
     simulate_stages,
     spice_netlist,
@@ -61,14 +58,6 @@ def _stimuli() -> Stimulus:
 
 
 STIMULI = _stimuli()
-
-
-@pytest.fixture(scope="module")
-def ngspice() -> None:
-    if not ngspice_available():
-        if os.environ.get("CI"):
-            pytest.fail("ngspice is missing in CI (Debian: apt-get install ngspice)")
-        pytest.skip("ngspice not installed (Debian: apt-get install ngspice)")
 
 
 @pytest.fixture(scope="module")
