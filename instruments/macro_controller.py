@@ -295,7 +295,10 @@ class MacroController:
             raise ValueError(f"duration must be a positive time in s, got {duration}")
         if not 0 <= int(seed) <= 0xFFFFFFFF or int(seed) != seed:
             raise ValueError(f"seed must be an integer in 0..2^32-1, got {seed}")
-        self._request(Op.RUN_SAMPLES, ops.RUN_REQ.pack(int(count), duration, int(bool(sde)), int(seed)))
+        # the board answers when the last sample has run: each wait for the reply allows the
+        # loop's own time (count x duration) on top of the link's timeout
+        self._request(Op.RUN_SAMPLES, ops.RUN_REQ.pack(int(count), duration, int(bool(sde)), int(seed)),
+                      wait=self._link.timeout + int(count) * float(duration))
 
     def fetch_end_values(self) -> np.ndarray:
         """Integrator voltages at the end of the last run, (N, D) V."""
@@ -340,8 +343,10 @@ class MacroController:
             self._request(Op.STAGE, ops.STAGE_HEAD.pack(offset) + payload[offset : offset + room])
         return self._request(Op.EXEC_STAGED, ops.EXEC_STAGED_REQ.pack(op, len(payload), zlib.crc32(payload)))
 
-    def _request(self, op: Op, payload: bytes = b"") -> bytes:
-        """One request/reply exchange with retransmission; returns the body after the status."""
+    def _request(self, op: Op, payload: bytes = b"", wait: float | None = None) -> bytes:
+        """One request/reply exchange with retransmission; returns the body after the status.
+
+        wait: s to wait for each reply (default: the link's timeout)."""
         with self._link.lock:
             self._seq = (self._seq + 1) & 0xFF
             seq = self._seq
@@ -349,7 +354,7 @@ class MacroController:
             self._link.write(frame)
             failures: list[str] = []
             while True:
-                why = self._await(seq, op)
+                why = self._await(seq, op, wait)
                 if isinstance(why, bytes):
                     self.round_trips += 1
                     return why
@@ -365,11 +370,11 @@ class MacroController:
                 self._log.info("%s: retry %d of %s seq %d (%s)", self.name, len(failures), op.name, seq, why)
                 self._link.write(frame)
 
-    def _await(self, seq: int, op: Op) -> bytes | str:
+    def _await(self, seq: int, op: Op, wait: float | None = None) -> bytes | str:
         """Reply body for (seq, op), or the reason to retransmit; raises on a board error."""
         while True:
             try:
-                message = self._link.read_message()
+                message = self._link.read_message(wait)
             except InstrumentTimeout:
                 return "timeout"
             if not message:
