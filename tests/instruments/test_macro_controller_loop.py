@@ -124,3 +124,19 @@ def test_loaded_dacs_show_in_the_outputs_until_safe_state(rig):
     assert rig.world.outputs.dac_max == pytest.approx(0.45, rel=1e-6)
     rig.ctl.safe_state()
     assert rig.world.outputs_safe()
+
+
+def test_a_run_longer_than_the_link_timeout_is_waited_for_not_retried(rig, monkeypatch):
+    """The board answers RUN_SAMPLES when its last sample has run: count x duration of board
+    time may exceed the link's timeout, and the driver waits that long for the reply instead
+    of calling the run lost (a 100,000-sample run timed out after 8 retries before)."""
+    rig.ctl.load_mapping(LAYERS, V_BIAS)
+    rig.ctl.set_streams(*streams(200))
+    x0 = np.random.default_rng(0).uniform(-0.3, 0.3, (4, 2))
+    rig.ctl.set_initial(x0)
+    waits = []
+    read = rig.link.read_message
+    monkeypatch.setattr(rig.link, "read_message", lambda timeout=None: (waits.append(timeout), read(timeout))[1])
+    rig.ctl.run_samples(4, DURATION, False, seed=1)
+    assert waits and waits[0] == pytest.approx(rig.link.timeout + 4 * DURATION)
+    assert rig.ctl.retries == 0
