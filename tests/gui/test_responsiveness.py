@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from gui_helpers import RUN_TIMEOUT_MS, queue_run
+from gui_helpers import RUN_TIMEOUT_MS, host_steal, queue_run
 from PyQt5.QtCore import QTimer
 
 from protocols.engine.runner import RunState
@@ -18,10 +18,10 @@ SLACK = 2.5  # generous factor for a loaded CI machine
 
 @pytest.mark.slow
 def test_event_loop_never_blocks_while_read_array_streams(window, qtbot):
-    ticks: list[float] = []
+    ticks: list[tuple[float, float]] = []
     timer = QTimer()
     timer.setInterval(int(TICK * 1000))
-    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.timeout.connect(lambda: ticks.append((time.monotonic(), host_steal())))
     maps_before = window.maps.updates
     queue_run(window, "read-array", macros=[0, 1, 2, 3], repeats=400)
     qtbot.waitUntil(lambda: window.worker.engine is not None and window.worker.engine.state == RunState.RUNNING,
@@ -30,7 +30,9 @@ def test_event_loop_never_blocks_while_read_array_streams(window, qtbot):
     qtbot.waitUntil(lambda: window.last_done is not None, timeout=RUN_TIMEOUT_MS)
     timer.stop()
     assert window.last_done.state == "completed"
-    lateness = np.diff(ticks) - TICK
+    times, steal = np.array(ticks).T
+    # the host's pauses of the whole machine (its steal time per CPU) are taken out
+    lateness = np.diff(times) - TICK - np.diff(steal)
     assert len(ticks) > 20, "the run streamed long enough to measure"
     assert window.maps.updates - maps_before >= 4, "the maps were redrawn while the run streamed"
     assert np.percentile(lateness, 95) < BLOCK_LIMIT
