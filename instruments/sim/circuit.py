@@ -69,9 +69,10 @@ class CircuitParams:
     lie in [0, v_rail], linear outputs in [-v_rail, v_rail]. x_rail: rail of the
     integrators (V, > 0). v_dac: largest |DAC voltage| accepted for embeddings,
     conditions, the noise gain c and v_bias (V, > 0). noise_window: observation window
-    (s, > 0) of the read noise each step sees. read_noise_scale: multiplier (>= 0) of the
-    device read noise (0 turns it off, 2 doubles it). trace_rate: default trace sample
-    rate (Hz, > 0). trigger_level: trigger output (V) on the last trace channel in ODE
+    (s, > 0) of the read noise each step sees in the ideal model and EVAL_LAYER (the
+    circuit model draws the cells' spectrum, ``loop_noise.py``). read_noise_scale:
+    multiplier (>= 0) of the std of the device read noise (0 turns it off, 2 doubles it).
+    trace_rate: default trace sample rate (Hz, > 0). trigger_level: trigger output (V) on the last trace channel in ODE
     runs. probe_channel: index of the time-embedding DAC shown on the trace (>= 0).
     chunk: trajectories integrated per cache-sized block (>= 1; results depend on it
     only through the order of random draws). model: ``"ideal"`` or ``"circuit"`` (op-amp
@@ -120,9 +121,11 @@ class LoopResult:
 
     end: (N, D) integrator voltages at the end (V). traces: (N, D + 2, P) float32 node
     voltages (V): channels 0..D-1 the integrators, D the time-embedding DAC
-    ``probe_channel``, D + 1 the injected noise voltage of integrator 0 (SDE) or the
-    trigger output (ODE). trace_dt: time between trace samples (s); sample 0 is the
-    run start. saturated: (N,) True where an integrator sat on its rail at a sample.
+    ``probe_channel``, D + 1 the board's monitor output: the node :meth:`AnalogLoop.select_monitor`
+    chose (its activation amplifier's output), by default the injected noise voltage of
+    integrator 0 (SDE) or the trigger output (ODE). trace_dt: time between trace samples
+    (s); sample 0 is the run start. saturated: (N,) True where an integrator sat on its rail
+    at a sample.
     """
 
     end: np.ndarray
@@ -161,6 +164,8 @@ class AnalogLoop:
         self.params = params if params is not None else CircuitParams()
         self.layers: list[LayerRegion] = []
         self.v_bias: float | None = None
+        #: (layer, node) on the monitor output (trace channel D + 1), None: its default source
+        self.monitor: tuple[int, int] | None = None
         self._streams: dict[str, Any] = dict.fromkeys(_STREAM_KEYS)
 
     # -- configuration ----------------------------------------------------------------
@@ -188,6 +193,7 @@ class AnalogLoop:
             if k and layer.n_in != layers[k - 1].n_out:
                 raise ValueError(f"layers[{k}].n_in {layer.n_in} != layers[{k - 1}].n_out {layers[k - 1].n_out}")
         self.layers, self.v_bias = layers, float(v_bias)
+        self.monitor = None  # a new network: the monitor returns to its default source
         log.debug("mapping loaded: %d layers, v_bias %.3g V", len(layers), v_bias)
 
     def set_streams(self, dt: float, embedding: np.ndarray, condition: np.ndarray,
@@ -217,6 +223,24 @@ class AnalogLoop:
                 raise ValueError(f"{name} reaches {worst:.4g} V, beyond the DAC range +-{self.params.v_dac} V")
         self._streams = {"stream_dt": dt, "embedding": emb, "condition": cond, **gains}
 
+    def select_monitor(self, layer: int | None, node: int = 0) -> None:
+        """Route the output of node ``node`` of mapped layer ``layer`` (its activation
+        amplifier: a hidden ReLU output or an output-layer node, V) to the monitor output,
+        trace channel D + 1 of every later run; ``layer`` None returns it to its default
+        source (noise or trigger). Refused (ValueError) without a mapping or outside it;
+        loading a mapping returns the monitor to its default."""
+        if layer is None:
+            self.monitor = None
+            return
+        if not self.layers:
+            raise ValueError("no mapping loaded: the monitor selects a node of the loaded network")
+        if not 0 <= layer < len(self.layers):
+            raise ValueError(f"monitor layer {layer} outside the mapping's layers 0..{len(self.layers) - 1}")
+        n_out = self.layers[layer].n_out
+        if not 0 <= node < n_out:
+            raise ValueError(f"monitor node {node} outside layer {layer}'s outputs 0..{n_out - 1}")
+        self.monitor = (int(layer), int(node))
+
     def safe_state(self) -> None:
         """Integrators held (run switches open); mapping and streams stay loaded."""
         self._world.outputs.integrators_running = False
@@ -230,18 +254,54 @@ class AnalogLoop:
         with self._world.lock:
             g_by_macro = {m: self._world.conductance(m) for m in sorted({lay.macro for lay in self.layers})}
         scale = self.params.read_noise_scale if noise else 0.0
-        result = []
-        for layer in self.layers:
-            (rows_p, cols_p), (rows_n, cols_n) = layer.regions()
-            g = g_by_macro[layer.macro]
-            g_pos, g_neg = g[rows_p, cols_p], g[rows_n, cols_n]
-            sigma_pos = sigma_neg = None
-            if scale > 0:
-                sigma_pos = scale * read_noise_sigma(g_pos, self.params.noise_window, self._world.params)
-                sigma_neg = scale * read_noise_sigma(g_neg, self.params.noise_window, self._world.params)
-            result.append(AnalogLayer(g_pos, g_neg, n_bias=layer.bias_rows, r_feedback=layer.r_feedback,
-                                      activation=layer.activation, sigma_pos=sigma_pos, sigma_neg=sigma_neg))
-        return result
+        return [self._region_layer(layer, g_by_macro[layer.macro], scale) for layer in self.layers]
+
+    def _region_layer(self, layer: LayerRegion, g: np.ndarray, scale: float) -> AnalogLayer:
+        """The layer in region ``layer`` of a macro whose conductances are ``g`` (rows, cols) S,
+        with read-noise sigma times ``scale`` (none at 0)."""
+        (rows_p, cols_p), (rows_n, cols_n) = layer.regions()
+        g_pos, g_neg = g[rows_p, cols_p], g[rows_n, cols_n]
+        sigma_pos = sigma_neg = None
+        if scale > 0:
+            sigma_pos = scale * read_noise_sigma(g_pos, self.params.noise_window, self._world.params)
+            sigma_neg = scale * read_noise_sigma(g_neg, self.params.noise_window, self._world.params)
+        return AnalogLayer(g_pos, g_neg, n_bias=layer.bias_rows, r_feedback=layer.r_feedback,
+                           activation=layer.activation, sigma_pos=sigma_pos, sigma_neg=sigma_neg)
+
+    def evaluate_layer(self, layer: LayerRegion, v_bias: float, x: np.ndarray,
+                       rng: np.random.Generator) -> np.ndarray:
+        """One layer region evaluated open-loop (the board's EVAL_LAYER), outputs (N, n_out) V.
+
+        x: (N, n_in) input voltages, held on the region's input rows by the stream DACs
+        (quantised to their codes), the bias rows at ``v_bias``; each vector is one
+        conversion: the TIAs and the activation amplifiers (ReLU or linear, rail
+        ``params.v_rail``) settle, the readout ADC digitises every output. Read noise as in
+        the loop (``read_noise_scale``, ``noise_window``), drawn from ``rng``. The loaded
+        mapping and streams are untouched; ``world.clock`` advances by the ADC's conversion
+        time of every output. Amplifier lags and the crossbar's wire resistance are not
+        modelled here (the vector is held until the outputs settle).
+        """
+        from instruments.sim import loop_circuit as lc
+
+        p = self.params
+        n_macros, rows, cols = self._world.shape
+        if layer.macro >= n_macros or layer.row0 + layer.n_in + layer.bias_rows > rows \
+                or layer.col0 + 2 * layer.n_out > cols:
+            raise ValueError(f"layer region {layer} does not fit {n_macros} macros of {rows}x{cols} cells")
+        if not (math.isfinite(v_bias) and abs(v_bias) <= p.v_dac):
+            raise ValueError(f"v_bias must be finite with |v_bias| <= {p.v_dac} V, got {v_bias!r}")
+        x = _finite_array("x", x, 2)
+        if x.shape[0] == 0 or x.shape[1] != layer.n_in:
+            raise ValueError(f"x must have shape (N >= 1, {layer.n_in}), got {x.shape}")
+        if np.max(np.abs(x)) > p.v_dac:
+            raise ValueError(f"x reaches {np.max(np.abs(x)):.4g} V, beyond the DAC range +-{p.v_dac} V")
+        world = self._world
+        with world.lock:
+            analog = self._region_layer(layer, world.conductance(layer.macro), p.read_noise_scale)
+            y = network_forward([analog], lc.AD5542A.quantize(x), v_bias=v_bias, v_rail=p.v_rail,
+                                rng=rng if analog.noisy else None)
+            world.clock.sleep(x.shape[0] * layer.n_out / lc.ADS8688.rate)
+        return lc.ADS8688.quantize(y)
 
     # -- running ----------------------------------------------------------------------
     def run(self, x0: np.ndarray, duration: float, sde: bool, rng: np.random.Generator,
@@ -281,7 +341,7 @@ class AnalogLoop:
             return self._run_circuit(x0, n_steps, step, duration, every, bool(sde), rng)
         streams = self._step_streams(n_steps, step, duration)
         settings = LoopSettings(h=step / p.rc, every=every, v_rail=p.v_rail, x_rail=p.x_rail,
-                                trigger_level=p.trigger_level, chunk=p.chunk)
+                                trigger_level=p.trigger_level, chunk=p.chunk, monitor=self.monitor)
         world = self._world
         with world.lock:
             noise = p.read_noise_scale > 0
@@ -323,10 +383,10 @@ class AnalogLoop:
                             + drift) + float(np.max(np.abs(streams.c))) * math.sqrt(h / p.rc) * lc.Z_MAX
         settings = lc.CircuitSettings(h=h / p.rc, k=k, every=every, leak=leak, drift=drift, x_rail=x_rail,
                                       slew=slew if worst > slew else None, trigger_level=p.trigger_level,
-                                      chunk=p.chunk)
+                                      chunk=p.chunk, gain=lc.integrator_gain(p.rc, op), monitor=self.monitor)
         world = self._world
         with world.lock:
-            layers = self._circuit_layers(h, x_rail)
+            layers = self._circuit_layers(h, x_rail, step, duration)
             world.outputs.integrators_running = True
             try:
                 with threadpool_limits(limits=1, user_api="blas"):
@@ -339,21 +399,21 @@ class AnalogLoop:
             log.info("%d of %d trajectories reached the integrator rail", int(saturated.sum()), len(saturated))
         return LoopResult(end=lc.ADS8688.quantize(end), traces=traces, trace_dt=every * step, saturated=saturated)
 
-    def _circuit_layers(self, h: float, x_rail: float) -> list[Any]:
-        """The mapped regions at circuit level for sub-step ``h`` (s); call with the world locked."""
+    def _circuit_layers(self, h: float, x_rail: float, interval: float, duration: float) -> list[Any]:
+        """The mapped regions at circuit level for sub-step ``h``, board interval ``interval`` and
+        runs of ``duration`` (s), read noise from the cells' spectrum; call with the world locked."""
         from instruments.sim import loop_circuit as lc
         from instruments.sim.crossbar import CrossbarParams
 
         p = self.params
         rows = self._world.shape[1]
         result = []
-        for k, (region, layer) in enumerate(zip(self.layers, self.analog_layers(), strict=True)):
+        for k, (region, layer) in enumerate(zip(self.layers, self.analog_layers(noise=False), strict=True)):
             result.append(lc.build_layer(
                 layer.g_pos, layer.g_neg, n_bias=layer.n_bias, v_bias=self.v_bias, r_feedback=layer.r_feedback,
                 relu=layer.activation == "relu", v_max=x_rail if k == 0 else p.v_rail, v_rail=p.v_rail, h=h,
                 row0=region.row0, col0=region.col0, macro_rows=rows, crossbar=CrossbarParams(),
-                device=self._world.params, sigma_pos=layer.sigma_pos, sigma_neg=layer.sigma_neg,
-                noise_window=p.noise_window))
+                device=self._world.params, read_noise=p.read_noise_scale, interval=interval, t_run=duration))
         return result
 
     def _stream_index(self, n_steps: int, step: float, duration: float) -> np.ndarray:
@@ -385,6 +445,7 @@ class AnalogLoop:
         """Mapping, streams and parameters as numpy arrays, Python scalars and None."""
         d: dict[str, Any] = {f"param.{f.name}": getattr(self.params, f.name) for f in fields(self.params)}
         d["v_bias"] = self.v_bias
+        d["monitor"] = None if self.monitor is None else np.array(self.monitor, dtype=np.int64)
         if self.layers:
             d["layer_ints"] = np.array([[getattr(lay, n) for n in _LAYER_FIELDS] for lay in self.layers],
                                        dtype=np.int64)
@@ -417,6 +478,8 @@ class AnalogLoop:
                 for row, act, rf in zip(np.asarray(ints), np.asarray(d["layer_activation"]),
                                         np.asarray(d["layer_r_feedback"]), strict=True)
             ]
+        monitor = d.get("monitor")
+        self.monitor = None if monitor is None else (int(monitor[0]), int(monitor[1]))
         streams = {key: d.get(f"stream.{key}") for key in _STREAM_KEYS}
         streams = {k: (np.array(v, dtype=float) if v is not None and k != "stream_dt" else v)
                    for k, v in streams.items()}

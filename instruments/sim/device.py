@@ -11,6 +11,11 @@ to what (``g_prog``) and up to when relaxation was applied (``t_seen``). When a
 cell is observed or programmed, a Gaussian increment brings its accumulated
 variance up to ``relaxation_sigma(g_prog, now - t_prog)^2`` and the mean drift up
 to ``relaxation_drift``; the result does not depend on how often cells are looked at.
+
+Read noise is the cell's spectrum (:mod:`instruments.sim.noise_spectrum`): white
+(thermal and shot) drawn afresh per read, and 1/f noise whose state every cell keeps
+(:class:`~instruments.sim.noise_spectrum.CellFlicker`), so reads close in time are
+correlated as 1/f noise is.
 """
 
 from __future__ import annotations
@@ -23,12 +28,12 @@ from instruments.sim.device_physics import (
     dc_reset_target,
     gate_ceiling,
     nonlinearity,
-    read_noise_sigma,
     relaxation_drift,
     relaxation_sigma,
     switching_fraction,
 )
 from instruments.sim.device_validation import check_pulse_args, check_read_args, flat_index
+from instruments.sim.noise_spectrum import CellFlicker, ReadNoiseSpectrum, read_noise_sigma
 
 __all__ = [
     "CellArray", "DeviceParams", "Polarity", "check_pulse_args", "check_read_args",
@@ -40,6 +45,8 @@ CELL_PARAMS = ("g_floor", "g_top", "gate_vt", "v_set", "v_reset", "k_set", "k_re
                "relax_scale", "v_set_dc", "v_reset_dc", "v_hold", "v_form")
 #: Per-cell state that evolves.
 CELL_STATE = ("g", "formed", "stuck", "t_prog", "g_prog", "t_seen", "v_set_next", "v_reset_next")
+#: Per-cell 1/f read-noise state (``CellFlicker.state_dict``); older files lack it.
+CELL_NOISE = ("flicker_state", "flicker_t")
 
 
 class CellArray:
@@ -89,16 +96,24 @@ class CellArray:
         self.g_prog = self.g.copy()
         self.v_set_next = self.v_set_dc + p.v_set_dc_c2c * rng.standard_normal(n)
         self.v_reset_next = self.v_reset_dc + p.v_reset_dc_c2c * rng.standard_normal(n)
+        self._init_noise(n)
+
+    def _init_noise(self, n: int) -> None:
+        """The read-noise spectrum and each cell's 1/f process, started at its programming time."""
+        self.spectrum = ReadNoiseSpectrum.from_device(self.params)
+        self.flicker = CellFlicker(self.spectrum, n, t0=self.t_prog)
 
     # -- persistence -------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Every per-cell array (parameters and state), flat, copied."""
-        return {name: getattr(self, name).copy() for name in CELL_PARAMS + CELL_STATE}
+        """Every per-cell array (parameters and state), flat, copied; the 1/f state (n, M)."""
+        return {**{name: getattr(self, name).copy() for name in CELL_PARAMS + CELL_STATE},
+                **self.flicker.state_dict()}
 
     @classmethod
     def from_state(cls, params: DeviceParams, shape: tuple[int, int, int],
                    state: dict[str, np.ndarray]) -> CellArray:
-        """Rebuild an array saved by :meth:`state_dict` (no random draws)."""
+        """Rebuild an array saved by :meth:`state_dict` (no random draws; without the
+        :data:`CELL_NOISE` arrays every cell's 1/f state starts unseen)."""
         self = cls.__new__(cls)
         self.params, self.shape = params, tuple(int(s) for s in shape)
         n = int(np.prod(self.shape))
@@ -107,6 +122,8 @@ class CellArray:
             if arr.shape != (n,):
                 raise ValueError(f"saved cell array {name!r} has shape {arr.shape}, expected ({n},)")
             setattr(self, name, arr)
+        self._init_noise(n)
+        self.flicker.load_state_dict(state)
         return self
 
     # -- relaxation ----------------------------------------------------------------------
@@ -177,6 +194,7 @@ class CellArray:
         reprogrammed = moves | forming
         self.t_prog[idx] = np.where(reprogrammed, now, self.t_prog[idx])
         self.g_prog[idx] = np.where(reprogrammed, new, self.g_prog[idx])
+        self.flicker.restart(idx[reprogrammed], now)
 
     def _unique(self, idx: np.ndarray) -> np.ndarray:
         """Sorted unique flat indices (a mask over all cells: faster than np.unique)."""
@@ -197,15 +215,26 @@ class CellArray:
         self.g[idx] = self.g_prog[idx] = g
         self.formed[idx] = True
         self.t_prog[idx] = self.t_seen[idx] = now
+        self.flicker.restart(idx, now)
 
     # -- reads ---------------------------------------------------------------------------
     def read(self, idx: np.ndarray, bias: np.ndarray, window: np.ndarray, now: float,
              rng: np.random.Generator) -> np.ndarray:
-        """Noisy apparent conductance I/V (S) of cells ``idx`` at ``bias`` (V) over ``window`` (s)."""
+        """Noisy apparent conductance I/V (S) of cells ``idx`` at ``bias`` (V) over the ``window`` (s)
+        that ends at ``now``; a cell listed k times is read k times back to back."""
         self.relax(self._unique(idx), now, rng)
-        g = self.g[idx]
-        sigma = read_noise_sigma(g, window, self.params, bias=bias)
-        return g * nonlinearity(bias, self.params) + sigma * rng.standard_normal(idx.size)
+        g = self.g[idx] * nonlinearity(bias, self.params)
+        return g + self._read_noise(idx, g, bias, window, now, rng)
+
+    def _read_noise(self, idx: np.ndarray, g: np.ndarray, bias: np.ndarray | float, window: float, now: float,
+                    rng: np.random.Generator) -> np.ndarray:
+        """Read noise (S) of cells ``idx`` with apparent conductance ``g`` (S) read at ``bias`` (V) over
+        the window that ends at ``now``: 1/f from each cell's state, white (thermal and shot) afresh."""
+        spec = self.spectrum
+        unit = self.flicker.read(idx, now - window, window, rng)
+        flicker = np.sqrt(spec.flicker_coefficient(self.g[idx])) * np.abs(g) * unit
+        white = np.sqrt(spec.white_psd(g, bias) / (2.0 * window)) / np.abs(bias)
+        return flicker + white * rng.standard_normal(idx.size)
 
     def true_conductance(self, now: float, rng: np.random.Generator) -> np.ndarray:
         """True G (S) of every cell, relaxation applied up to ``now``; shape ``self.shape``."""
@@ -251,9 +280,11 @@ class CellArray:
                 self.v_reset_next[i] = self.v_reset_dc[i] + p.v_reset_dc_c2c * rng.standard_normal()
             self.g[i] = self.g_prog[i] = g
             self.t_prog[i] = self.t_seen[i] = now
-        current = g * float(nonlinearity(volts, p)) * volts
-        sigma = float(np.hypot(read_noise_sigma(g, point_time, p) * abs(volts), p.smu_floor_noise))
-        if abs(current) >= compliance:
-            current = float(np.sign(current)) * compliance
-            sigma = p.smu_floor_noise
-        return current + sigma * float(rng.standard_normal())
+            self.flicker.restart(idx, now)
+        g_app = g * float(nonlinearity(volts, p))
+        current = g_app * volts
+        if volts != 0.0:       # the point's read noise: the cell's 1/f state over the point time, white afresh
+            current += volts * float(self._read_noise(idx, np.array([g_app]), volts, point_time, now, rng)[0])
+        if abs(g_app * volts) >= compliance:
+            current = float(np.sign(volts)) * compliance
+        return current + p.smu_floor_noise * float(rng.standard_normal())

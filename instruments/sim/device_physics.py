@@ -2,7 +2,8 @@
 
 Each function states its formula and where its form comes from; magnitudes are the
 :class:`DeviceParams` defaults (``docs/device-model.md`` lists measured values).
-Conductances in S, voltages in V, times in s.
+Conductances in S, voltages in V, times in s. Read noise is a spectrum with per-cell
+memory: :mod:`instruments.sim.noise_spectrum` (``read_noise_sigma``, ``CellFlicker``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numpy as np
 
 from instruments.sim.device_params import DeviceParams
 
-BOLTZMANN = 1.380649e-23  # J/K
+BOLTZMANN = 1.380649e-23  # J/K (SI 2019, exact)
 
 
 def gate_ceiling(gate: np.ndarray, g_top: np.ndarray, gate_vt: np.ndarray,
@@ -50,27 +51,6 @@ def nonlinearity(bias: np.ndarray | float, p: DeviceParams) -> np.ndarray:
         return np.where(x > 1e-8, np.sinh(x) / np.where(x > 1e-8, x, 1.0), 1.0)
 
     return s(bias) / s(p.read_bias_ref)
-
-
-def read_noise_sigma(g: np.ndarray | float, window: np.ndarray | float, params: DeviceParams,
-                     bias: np.ndarray | float | None = None) -> np.ndarray:
-    """Standard deviation (S) of one read of conductance ``g`` (S) over ``window`` (s, > 0).
-
-    1/f part (aihwkit PCM-like form): g Q sqrt(ln(1 + window / t_r)),
-    Q = min(q0 / x^qe, q_max), x = g / g_max; it grows with the observation window.
-    Thermal part: sqrt(4 k T g B) / |bias| with bandwidth B = 1 / (2 window).
-    ``bias`` (V, non-zero) defaults to ``params.read_bias_ref``; the circuit
-    simulator calls this with (g, window, params) for every conductance it uses.
-    """
-    p = params
-    g = np.abs(np.asarray(g, dtype=float))
-    window = np.asarray(window, dtype=float)
-    v = p.read_bias_ref if bias is None else np.abs(np.asarray(bias, dtype=float))
-    x = np.maximum(g / p.g_max, 1e-12)
-    q = np.minimum(p.read_q0 / x ** p.read_q_exp, p.read_q_max)
-    flicker = g * q * np.sqrt(np.log1p(window / p.read_t_r))
-    thermal = np.sqrt(4.0 * BOLTZMANN * p.temperature * g / (2.0 * window)) / v
-    return np.sqrt(flicker ** 2 + thermal ** 2)
 
 
 def relaxation_sigma(g: np.ndarray, t: np.ndarray, p: DeviceParams) -> np.ndarray:

@@ -26,6 +26,11 @@ dt, exactly (not approximately) in distribution, so every window that is a whole
 of steps sees the statistics above whatever dt is: white noise enters each step with
 variance S_w / (2 dt); 1/f noise is a sum of Ornstein-Uhlenbeck processes with
 log-spaced corners, each stepped by its exact transition and exact step integral.
+
+The simulated world's cells carry this spectrum (:func:`device_spectrum`, K_f = Q^2 of the
+device parameters): :class:`CellFlicker` keeps every cell's 1/f state over the world's
+life, so repeated reads are correlated as 1/f noise is, and :func:`read_noise_sigma`
+gives the spread of one read about the cell's conductance.
 """
 
 from __future__ import annotations
@@ -35,27 +40,34 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, special
 
 from instruments.sim.device_params import DeviceParams
-from instruments.sim.device_physics import BOLTZMANN, read_noise_sigma
+from instruments.sim.device_physics import BOLTZMANN
 
 ELEMENTARY_CHARGE = 1.602176634e-19  # C (SI 2019, exact)
 
-#: kappa of the least-squares fit of the spectrum to ``read_noise_sigma`` over the
+#: kappa of the least-squares fit of the spectrum to the former device model
+#: (:func:`aihwkit_read_sigma`, read noise before issue 14) over the
 #: read-noise protocol's windows (1e-7, 1e-6, 1e-5, 1e-3 s), intervals (0, 1 s), 50
 #: repeats, targets 2, 10, 30, 65 uS at 0.1 V: K_f(G) = (kappa Q(G))^2 with Q the
 #: device model's 1/f coefficient. :func:`fit_flicker_kappa` recomputes it (tested).
 FLICKER_KAPPA_FIT = 0.5141
 
 #: Largest |ln(spectrum spread / device spread)| of that fit (a factor 3.9; rms 0.72, a
-#: factor 2.1): no stationary spectrum reproduces the device model's growth with the
-#: window (``docs/circuit-noise.md``).
+#: factor 2.1): no stationary spectrum reproduces the former device model's growth with
+#: the window (``docs/circuit-noise.md``).
 FLICKER_FIT_TOLERANCE = 1.36
 
-#: kappa of the proposed consistent replacement: K_f = Q^2 reads aihwkit's
+#: kappa of the device model's spectrum (the world's read noise): K_f = Q^2 reads aihwkit's
 #: sigma = G Q sqrt(ln((t + t_r) / (2 t_r))) as 1/f noise observed over t, read over t_r.
 FLICKER_KAPPA_AIHWKIT = 1.0
+
+#: s, the slowest time scale of a world cell's 1/f read noise: its band starts at
+#: 1 / CELL_FLICKER_SPAN = 0.1 Hz. Slower conductance changes are relaxation (ln t after
+#: programming, ``device_physics.relaxation_sigma``); 10 s keeps the whole span of the
+#: read-noise protocol's back-to-back series (<= 50 ms) inside the band (its spread
+#: then differs from pure 1/f by < 0.1 %).
+CELL_FLICKER_SPAN = 10.0
 
 _EULER_GAMMA = 0.5772156649015329
 
@@ -66,6 +78,8 @@ def _fc(x: np.ndarray) -> np.ndarray:
     Closed form by parts; below x = 1e-3 the series ln(1/x) + 3/2 - gamma - ln 2 + x^2/6
     avoids the cancellation of the closed form.
     """
+    from scipy import special  # here, not at the top: the world imports this module, scipy costs ~1 s
+
     x = np.asarray(x, dtype=float)
     small = x < 1e-3
     xs = np.where(small, 1.0, x)
@@ -115,7 +129,8 @@ def flicker_sample_factor(window: float, interval: float, repeats: int) -> float
 class ReadNoiseSpectrum:
     """Current-noise spectrum of one cell (SI units); see the module docstring for the formula.
 
-    Defaults: :meth:`from_device` of the default :class:`DeviceParams` with the fitted kappa.
+    Defaults: :meth:`from_device` of the default :class:`DeviceParams` (kappa = 1): the
+    simulated world's cells.
 
     temperature: K, of the cell (Johnson noise). fano: shot-noise Fano factor (0..1;
     1 = full 2 q I, an upper bound: filaments near the conductance quantum 77.5 uS
@@ -136,17 +151,22 @@ class ReadNoiseSpectrum:
     per_decade: float = 2.0
 
     def __post_init__(self) -> None:
-        for name in ("temperature", "kf_ref", "kf_max", "g_ref", "f_high", "per_decade"):
+        for name in ("temperature", "g_ref", "f_high", "per_decade"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"ReadNoiseSpectrum.{name} must be a positive finite number, got {value!r}")
+        for name in ("kf_ref", "kf_max"):           # 0: no 1/f noise (a device with read_q0 = 0)
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"ReadNoiseSpectrum.{name} must be a finite number >= 0, got {value!r}")
         if not 0.0 <= self.fano <= 1.0:
             raise ValueError(f"ReadNoiseSpectrum.fano must lie in [0, 1], got {self.fano!r}")
         if not (math.isfinite(self.kf_exp) and self.kf_exp >= 0):
             raise ValueError(f"ReadNoiseSpectrum.kf_exp must be >= 0, got {self.kf_exp!r}")
 
     @classmethod
-    def from_device(cls, params: DeviceParams, kappa: float = FLICKER_KAPPA_FIT, **kw: float) -> ReadNoiseSpectrum:
+    def from_device(cls, params: DeviceParams, kappa: float = FLICKER_KAPPA_FIT,
+                    **kw: float) -> ReadNoiseSpectrum:
         """Spectrum whose 1/f coefficient is (kappa Q)^2, Q = min(q0 / x^qe, q_max) of ``params``.
 
         kappa = 1 reads aihwkit's form sigma = G Q sqrt(ln((t + t_r) / (2 t_r))) as 1/f
@@ -203,8 +223,8 @@ class ReadNoiseSpectrum:
                    bias: float = 0.1) -> np.ndarray:
         """Std (S) of the conductance I/V read over ``window`` (s) within ``t_run`` (s) at ``bias`` (V).
 
-        The replacement of ``read_noise_sigma`` that is consistent with a spectrum: it
-        falls with the window and grows (as sqrt(ln t_run)) with the time observed.
+        The device model's read noise (:func:`read_noise_sigma`): it falls with the window and
+        grows (as sqrt(ln t_run)) with the time observed.
         """
         return np.sqrt(self.window_mean_var(g, bias, window, t_run)) / abs(bias)
 
@@ -220,6 +240,28 @@ class ReadNoiseSpectrum:
         white = self.white_psd(g, v) / (2.0 * window) * (1.0 - 1.0 / n)
         flicker = self.flicker_amplitude(g, v) * flicker_sample_factor(window, interval, n)
         return np.sqrt(white + flicker)
+
+    def generator_protocol_spread(self, g: np.ndarray | float, v: float, window: float, interval: float,
+                                  repeats: int, t_run: float) -> np.ndarray:
+        """:meth:`protocol_spread` of the generator's OU sum over [1/t_run, f_high] (A, ddof 0), exact.
+
+        What the simulated world's cells give (``t_run = CELL_FLICKER_SPAN``): the same as
+        :meth:`protocol_spread` within 1 % for windows >= 1 us read back to back (7 % less
+        variance at 100 ns: the OU sum's soft upper edge), less where the reads span more than ~t_run / 10
+        (no 1/f band below 1/t_run). Window means of a component (variance v, rate lambda,
+        a = lambda T) have variance v 2 (a - 1 + e^-a) / a^2 and, with starts L >= T apart,
+        covariance v (1 - e^-a)^2 / a^2 exp(-lambda (L - T)).
+        """
+        n = int(repeats)
+        corners, var = self.flicker_components(t_run)
+        rate = 2.0 * math.pi * corners
+        a = rate * window
+        lag = np.arange(1, n)[:, None] * (window + interval) - window
+        cov = np.sum(var * np.expm1(-a) ** 2 / a**2 * np.exp(-rate * lag), axis=1)
+        factor = float(np.sum(var * _ou_mean_var(a))) * (1.0 - 1.0 / n) \
+            - 2.0 / n**2 * float(np.sum((n - np.arange(1, n)) * cov))
+        white = self.white_psd(g, v) / (2.0 * window) * (1.0 - 1.0 / n)
+        return np.sqrt(white + self.flicker_amplitude(g, v) * factor)
 
     # -- the generator's 1/f band ------------------------------------------------------------
     def flicker_components(self, t_run: float) -> tuple[np.ndarray, float]:
@@ -279,6 +321,33 @@ def _ou_bridge_var(a: np.ndarray) -> np.ndarray:
                     2.0 * (al - 2.0 * np.tanh(al / 2.0)) / al**2)
 
 
+@dataclass(frozen=True)
+class OUStep:
+    """Exact step of Ornstein-Uhlenbeck components over ``dt``: its transition and its step mean.
+
+    For a component of variance v and time constant tau, a = dt / tau, phi = exp(-a):
+    end state ``phi x0 + s1 e``; step mean ``alpha x0 + c e + sqrt(bridge) eta`` (the
+    Gaussian conditional on both ends; e, eta standard normals). Arrays broadcast as
+    the ``corners`` and ``dt`` given to :meth:`of`.
+    """
+
+    phi: np.ndarray
+    s1: np.ndarray
+    alpha: np.ndarray
+    c: np.ndarray
+    bridge: np.ndarray
+
+    @classmethod
+    def of(cls, corners: np.ndarray, var: np.ndarray | float, dt: np.ndarray | float) -> OUStep:
+        """Coefficients for corner frequencies ``corners`` (Hz), variances ``var`` and step ``dt`` (s, > 0)."""
+        a = 2.0 * math.pi * np.asarray(corners, dtype=float) * np.asarray(dt, dtype=float)
+        one_minus_phi = -np.expm1(-a)
+        var = np.asarray(var, dtype=float)
+        return cls(phi=1.0 - one_minus_phi, s1=np.sqrt(-var * np.expm1(-2.0 * a)), alpha=one_minus_phi / a,
+                   c=np.sqrt(var) * one_minus_phi**1.5 / (a * np.sqrt(2.0 - one_minus_phi)),
+                   bridge=var * _ou_bridge_var(a))
+
+
 def column_amplitudes(spectrum: ReadNoiseSpectrum, g_pos: np.ndarray, g_neg: np.ndarray,
                       v_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """White PSD (A^2/Hz) and 1/f amplitude K I^2 (A^2) of every column current of a crossbar.
@@ -326,16 +395,13 @@ class ReadNoiseGenerator:
         self.dt = float(dt)
         self.rng = rng
         corners, var = spectrum.flicker_components(t_run)
-        a = 2.0 * math.pi * corners * self.dt                 # dt / tau of each component
-        one_minus_phi = -np.expm1(-a)
+        ou = OUStep.of(corners, var, self.dt)
         self.corners = corners
         self.component_var = var
-        self._phi = (1.0 - one_minus_phi)[:, None]
-        self._s1 = np.sqrt(-var * np.expm1(-2.0 * a))[:, None]
-        alpha = one_minus_phi / a
-        c = math.sqrt(var) * one_minus_phi**1.5 / (a * np.sqrt(2.0 - one_minus_phi))
-        self._coef = np.concatenate([alpha, c])            # step mean = coef . [state; e] + rho eta
-        self._rho2 = float(np.sum(var * _ou_bridge_var(a)))
+        self._phi = ou.phi[:, None]
+        self._s1 = ou.s1[:, None]
+        self._coef = np.concatenate([ou.alpha, ou.c])      # step mean = coef . [state; e] + rho eta
+        self._rho2 = float(np.sum(ou.bridge))
         m, n = corners.size, math.prod(self.shape)
         # one buffer: rows 0..M-1 the OU states, M..2M-1 their innovations e, 2M the normal eta,
         # so that the step mean is a single matrix-vector product
@@ -392,7 +458,143 @@ class ReadNoiseGenerator:
         return mean.reshape(self.shape)
 
 
-# -- fit against the device model ------------------------------------------------------------
+# -- the world's cells ----------------------------------------------------------------------------
+def read_noise_sigma(g: np.ndarray | float, window: np.ndarray | float, params: DeviceParams,
+                     bias: np.ndarray | float | None = None, span: float = CELL_FLICKER_SPAN,
+                     since: float | None = None) -> np.ndarray:
+    """Std (S) of one read of conductance ``g`` (S) over ``window`` (s) about the cell's mean over ``span`` (s).
+
+    From the cell's spectrum (:meth:`ReadNoiseSpectrum.from_device` of ``params``): white
+    noise S_w / (2 T) plus the 1/f band from 1 / span to f_high through the window,
+    divided by ``bias`` (V, non-zero; default ``params.read_bias_ref``). With the default
+    span this is the spread of one world read about the cell's conductance for a cell
+    programmed long before. It falls with the window (white as 1/T, 1/f only
+    logarithmically) and grows as sqrt(ln span) with the time over which reads are compared.
+    since: the time (s) from the cell's programming to the read's end, if known: the 1/f
+    part is then that of the world's restarted process (:class:`CellFlicker`), each OU
+    component of time constant tau grown to 1 - exp(-2 since / tau) of its variance.
+    """
+    v = params.read_bias_ref if bias is None else np.abs(np.asarray(bias, dtype=float))
+    spec = ReadNoiseSpectrum.from_device(params)
+    g = np.abs(np.asarray(g, dtype=float))
+    if since is None:
+        return spec.read_sigma(g, window, span, v)
+    corners, var = spec.flicker_components(span)
+    rate = 2.0 * math.pi * corners
+    grown = -np.expm1(-2.0 * rate * max(float(since) - float(window), 0.0))
+    unit = float(np.sum(var * grown * _ou_mean_var(rate * float(window))))
+    return np.sqrt(spec.white_psd(g, v) / (2.0 * window) + spec.flicker_amplitude(g, v) * unit) / v
+
+
+class CellFlicker:
+    """The unit 1/f process of every cell of a world, from its programming on.
+
+    One OU sum per cell (:meth:`ReadNoiseSpectrum.flicker_components` over
+    ``span``, i.e. the band [1 / span, f_high]); a cell's 1/f read noise is
+    sqrt(K_f(G)) G times its unit process, averaged over the read's window.
+    Programming a cell restarts its process from 0 (:meth:`restart`): a component of
+    time constant tau has grown to its stationary variance only once t >> tau after
+    programming, so a read t after programming sees the band from ~1/t up, aihwkit's
+    sigma = G Q sqrt(ln((t + t_r) / (2 t_r))) with t the time since programming, until
+    the band is full (t >> span). Lazy like relaxation: ``t`` holds the time (s) up to
+    which each cell's state is known; a gap between reads is bridged by the exact
+    transition, so the statistics do not depend on how often cells are looked at.
+    ``t0``: the cells' programming times (s; -inf: stationary, never programmed).
+    """
+
+    def __init__(self, spectrum: ReadNoiseSpectrum, n: int, span: float = CELL_FLICKER_SPAN,
+                 t0: np.ndarray | float = -np.inf) -> None:
+        self.corners, self.component_var = spectrum.flicker_components(span)
+        self.state = np.zeros((n, self.corners.size))
+        self.t = np.array(np.broadcast_to(np.asarray(t0, dtype=float), (n,)))
+
+    def restart(self, idx: np.ndarray, now: float | np.ndarray) -> None:
+        """Cells ``idx`` were programmed at ``now`` (s): their 1/f process starts again from 0."""
+        self.state[idx] = 0.0
+        self.t[idx] = now
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """``flicker_state`` (n, M) and ``flicker_t`` (n,) s, copied."""
+        return {"flicker_state": self.state.copy(), "flicker_t": self.t.copy()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore :meth:`state_dict`; a missing or differently shaped state (an older file)
+        keeps the state given at construction."""
+        st, t = state.get("flicker_state"), state.get("flicker_t")
+        if st is not None and t is not None and np.shape(st) == self.state.shape and np.shape(t) == self.t.shape:
+            self.state, self.t = np.array(st, dtype=float), np.array(t, dtype=float)
+
+    def read(self, idx: np.ndarray, start: float, window: float, rng: np.random.Generator) -> np.ndarray:
+        """Unit 1/f means of cells ``idx`` (flat indices) over [start, start + window] (s); (idx.size,).
+
+        A cell listed k times is read k times back to back (windows start, start + window,
+        ...). A read that starts before a cell's state time (back-to-back reads of the
+        repeats, then the clock's next read) continues from that time.
+        """
+        idx = np.asarray(idx)
+        out = np.empty(idx.size)
+        if idx.size == 0:
+            return out
+        order = np.argsort(idx, kind="stable")
+        sorted_idx = idx[order]
+        first = np.r_[True, sorted_idx[1:] != sorted_idx[:-1]]
+        rank = np.empty(idx.size, dtype=np.int64)
+        rank[order] = np.arange(idx.size) - np.maximum.accumulate(np.where(first, np.arange(idx.size), 0))
+        ou = OUStep.of(self.corners, self.component_var, window)
+        rate = 2.0 * math.pi * self.corners
+        m = self.corners.size
+        for r in range(int(rank.max()) + 1):
+            sel = np.flatnonzero(rank == r)
+            cells = idx[sel]
+            t0 = start + r * window
+            # the gap since a cell's state time (inf for a stationary cell): per distinct gap,
+            # the law of (end state x1, window mean) given the state x0 there. Gap and window
+            # steps joined: x1 = a_x x0 + sd_x z_j per component, and the mean's part left
+            # given every x1 (independent across components) is one normal for all of them
+            gaps, which = np.unique(np.maximum(t0 - self.t[cells], 0.0), return_inverse=True)
+            phi_gap = np.exp(-rate * gaps[:, None])
+            var_gap = self.component_var * -np.expm1(-2.0 * rate * gaps[:, None])    # innovation over the gap
+            var_x = ou.phi**2 * var_gap + ou.s1**2
+            cov = ou.alpha * ou.phi * var_gap + ou.c * ou.s1
+            gain = cov / var_x
+            a_x = ou.phi * phi_gap
+            rest = np.sqrt(np.sum(ou.alpha**2 * var_gap + ou.c**2 + ou.bridge - cov * gain, axis=1))
+            start_coef = ou.alpha * phi_gap - gain * a_x          # the mean = start_coef x0 + gain x1 + rest z
+            z = rng.standard_normal((cells.size, m + 1))
+            x0 = self.state[cells]
+            if gaps.size == 1:                     # the usual case (a batch read at once): broadcast
+                x1 = a_x[0] * x0 + np.sqrt(var_x[0]) * z[:, :m]
+                out[sel] = x0 @ start_coef[0] + x1 @ gain[0] + rest[0] * z[:, m]
+            else:
+                x1 = a_x[which] * x0 + np.sqrt(var_x)[which] * z[:, :m]
+                out[sel] = np.sum(start_coef[which] * x0 + gain[which] * x1, axis=1) + rest[which] * z[:, m]
+            self.state[cells] = x1
+            self.t[cells] = np.maximum(self.t[cells], t0) + window
+        return out
+
+
+# -- the former device model, and the fit of a spectrum to it ---------------------------------
+def aihwkit_read_sigma(g: np.ndarray | float, window: np.ndarray | float, params: DeviceParams,
+                       bias: np.ndarray | float | None = None) -> np.ndarray:
+    """The device model's read noise before issue 14 (S): independent reads whose spread grows with the window.
+
+    1/f part (aihwkit PCM-like form) g Q sqrt(ln(1 + window / t_r)), Q = min(q0 / x^qe, q_max),
+    x = g / g_max; thermal part sqrt(4 k T g / (2 window)) / |bias|. Kept for the fit
+    that shows no spectrum reproduces it (``docs/circuit-noise.md``); the world now reads
+    with :class:`CellFlicker` and :func:`read_noise_sigma`.
+    """
+    p = params
+    g = np.abs(np.asarray(g, dtype=float))
+    window = np.asarray(window, dtype=float)
+    v = p.read_bias_ref if bias is None else np.abs(np.asarray(bias, dtype=float))
+    x = np.maximum(g / p.g_max, 1e-12)
+    q = np.minimum(p.read_q0 / x ** p.read_q_exp, p.read_q_max)
+    flicker = g * q * np.sqrt(np.log1p(window / p.read_t_r))
+    thermal = np.sqrt(4.0 * BOLTZMANN * p.temperature * g / (2.0 * window)) / v
+    return np.sqrt(flicker ** 2 + thermal ** 2)
+
+
+# -- fit against the former device model ------------------------------------------------------
 @dataclass(frozen=True)
 class FlickerFit:
     """Result of :func:`fit_flicker_kappa`.
@@ -417,17 +619,17 @@ class FlickerFit:
 
 def protocol_spreads(params: DeviceParams, kappa: float, conductances: Sequence[float], windows: Sequence[float],
                      intervals: Sequence[float], repeats: int, bias: float) -> tuple[np.ndarray, np.ndarray]:
-    """Spreads (S) of the protocol's reads from the spectrum (kappa) and from the device model.
+    """Spreads (S) of the protocol's reads from the spectrum (kappa) and from the former device model.
 
-    Shapes (conductances, windows, intervals). The device model's reads are independent
-    with ``read_noise_sigma``, so its ddof-0 spread is sigma sqrt(1 - 1/N) at any interval.
+    Shapes (conductances, windows, intervals). The former model's reads are independent
+    with ``aihwkit_read_sigma``, so its ddof-0 spread is sigma sqrt(1 - 1/N) at any interval.
     """
     spec = ReadNoiseSpectrum.from_device(params, kappa)
     g = np.asarray(conductances, dtype=float)
     shape = (g.size, len(windows), len(intervals))
     ours, theirs = np.empty(shape), np.empty(shape)
     for k, w in enumerate(windows):
-        sigma = read_noise_sigma(g, w, params, bias=bias) * math.sqrt(1.0 - 1.0 / repeats)
+        sigma = aihwkit_read_sigma(g, w, params, bias=bias) * math.sqrt(1.0 - 1.0 / repeats)
         for j, iv in enumerate(intervals):
             ours[:, k, j] = spec.protocol_spread(g, bias, w, iv, repeats) / abs(bias)
             theirs[:, k, j] = sigma
@@ -436,11 +638,13 @@ def protocol_spreads(params: DeviceParams, kappa: float, conductances: Sequence[
 
 def fit_flicker_kappa(params: DeviceParams, conductances: Sequence[float], windows: Sequence[float],
                       intervals: Sequence[float], repeats: int, bias: float) -> FlickerFit:
-    """Least-squares fit in log spread of kappa (K_f = (kappa Q)^2) to ``read_noise_sigma``.
+    """Least-squares fit in log spread of kappa (K_f = (kappa Q)^2) to ``aihwkit_read_sigma``.
 
     Over every conductance (S), window (s) and interval (s) of a read-noise protocol run
     with ``repeats`` reads at ``bias`` (V). Log residuals weigh every point alike.
     """
+    from scipy import optimize
+
     def cost(log_kappa: float) -> float:
         ours, theirs = protocol_spreads(params, math.exp(log_kappa), conductances, windows, intervals,
                                         repeats, bias)

@@ -24,7 +24,7 @@ from numpy.typing import ArrayLike
 from instruments.macro_controller_wire import BOARD_COLS, BOARD_MACROS, BOARD_ROWS
 from instruments.sim.circuit import AnalogLoop
 from instruments.sim.clock import SimClock
-from instruments.sim.device import CELL_PARAMS, CELL_STATE, CellArray, DeviceParams
+from instruments.sim.device import CELL_NOISE, CELL_PARAMS, CELL_STATE, CellArray, DeviceParams
 from instruments.sim.device_validation import check_pulse_args, check_read_args, flat_index
 from instruments.sim.world_io import read_state, write_state
 from instruments.sim.world_state import FaultConfig, OutputState, default_faults
@@ -291,7 +291,8 @@ class SimWorld:
         if missing:
             raise ValueError(f"{path}: world state lacks cell arrays {', '.join(missing)}")
         world.cells = CellArray.from_state(world.params, world.shape,
-                                           {n: arrays[f"cell.{n}"] for n in names})
+                                           {n: arrays[f"cell.{n}"] for n in names + CELL_NOISE
+                                            if f"cell.{n}" in arrays})
         world.outputs = OutputState.from_dict(meta["outputs"])
         world.faults = default_faults()  # links start healthy (files of older versions kept faults)
         world._listeners = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -249,6 +250,7 @@ def test_run_advances_the_clock_and_holds_the_integrators_running(world):
     runner.start()
     while runner.is_alive():
         seen.append(world.outputs.integrators_running)
+        time.sleep(1e-4)  # a spinning poll would hold the GIL from the run it watches
     runner.join()
     assert any(seen)
     assert not world.outputs.integrators_running

@@ -11,7 +11,15 @@ import pytest
 from instruments.sim import loop_circuit as lc
 from instruments.sim.analog_network import AnalogLayer
 from instruments.sim.circuit import CircuitParams
-from instruments.sim.opamp import OPA2320, TIA_C_FEEDBACK
+from instruments.sim.opamp import (
+    OPA2320,
+    SUMMING_C_FEEDBACK,
+    TIA_C_FEEDBACK,
+    OpAmpParams,
+    rk4_step,
+    summing_amplifier,
+    transimpedance_amplifier,
+)
 from instruments.sim.world import SimWorld
 from tests.instruments.sim.test_circuit import (
     HIDDEN,
@@ -67,22 +75,106 @@ def test_stage_time_constant_is_feedback_corner_plus_noise_gain_over_gbw():
     assert lc.elmore_tau(10e3, TIA_C_FEEDBACK, 5.0, OPA2320) > tau     # cells on the column slow it
 
 
+def test_stage_poles_give_the_elmore_delay_and_the_opamp_stages_rates():
+    """y'' + a1 y' + a0 y = a0 u: its delay a1 / a0 is the Elmore tau, its poles those of
+    opamp.py's two-state stage (fastest_rate)."""
+    g_cells = np.array([0.0, 300e-6])
+    a0, a1 = lc.stage_poles(10e3, TIA_C_FEEDBACK, 1.0 + 10e3 * g_cells, OPA2320)
+    np.testing.assert_allclose(a1 / a0, lc.elmore_tau(10e3, TIA_C_FEEDBACK, 1.0 + 10e3 * g_cells, OPA2320),
+                               rtol=1e-3)
+    for k, g in enumerate(g_cells):
+        fastest = transimpedance_amplifier(10e3, TIA_C_FEEDBACK, g, OPA2320).fastest_rate()
+        assert np.max(np.abs(np.roots([1.0, a1[k], a0[k]]))) == pytest.approx(fastest, rel=1e-5)
+
+
+def _opamp_step_response(times: np.ndarray, g_cells: float) -> np.ndarray:
+    """Output (V) of opamp.py's TIA (offset-free, no slew limit: a linear stage) at ``times`` (s)
+    for a column current that asks 1 V, from rest: RK4 at 0.2 ns."""
+    op = OpAmpParams(v_offset=0.0, i_bias=0.0, slew_rate=1e11)
+    tia = transimpedance_amplifier(10e3, TIA_C_FEEDBACK, g_cells, op)
+    dt = 0.2e-9
+    y = np.zeros(2)
+    out, t = [], 0.0
+    for target in times:
+        while t < target - dt / 2:
+            y = rk4_step(lambda _t, s: tia.derivative(s, i_in=-1e-4), t, y, dt)
+            t += dt
+        out.append(y[0])
+    return np.array(out)
+
+
 @pytest.mark.parametrize("k", [1, 3, 10])
-def test_lag_is_exact_first_order_at_any_substep(k):
-    tau, span = 50e-9, 200e-9
+def test_stage_is_the_exact_two_pole_response_at_any_substep(k):
+    """A target step held over 200 ns cut into k sub-steps: the stage's end values are
+    opamp.py's TIA at those times, and its sub-step means integrate to the same charge."""
+    g_cells, span = 150e-6, 200e-9
     h = span / k
-    stage = lc._Stage(1, 1, (-np.expm1(-h / tau) * np.ones((1, 1))).astype(np.float32), None)
+    a0, a1 = lc.stage_poles(10e3, TIA_C_FEEDBACK, 1.0 + 10e3 * g_cells, OPA2320)
+    stage = lc._Stage(1, 1, lc.stage_step(a0, a1, h, None))
     target = np.ones((1, 1), dtype=np.float32)
+    ends, means = [], []
     for _ in range(k):
-        y = stage.follow(target, settle=False)
-    assert float(y[0, 0]) == pytest.approx(1 - math.exp(-span / tau), rel=1e-6)
+        means.append(float(stage.advance(target, settle=False)[0, 0]))
+        ends.append(float(stage.y[0, 0]))
+    fine = np.linspace(0.0, span, 1001)
+    reference = _opamp_step_response(fine, g_cells)
+    np.testing.assert_allclose(ends, np.interp(np.arange(1, k + 1) * h, fine, reference), atol=2e-5)
+    charge = np.sum((reference[1:] + reference[:-1]) / 2) * (fine[1] - fine[0])
+    assert np.mean(means) * span == pytest.approx(charge, rel=1e-4)
 
 
-def test_lag_steps_are_slew_limited():
-    stage = lc._Stage(1, 1, None, 0.1)
+def test_stage_steps_are_slew_limited():
+    a0, a1 = lc.stage_poles(10e3, TIA_C_FEEDBACK, 1.0, OPA2320)
+    stage = lc._Stage(1, 1, lc.stage_step(a0, a1, 10e-9, 0.01))
     target = np.ones((1, 1), dtype=np.float32)
-    ys = [float(stage.follow(target, settle=False)[0, 0]) for _ in range(4)]
-    np.testing.assert_allclose(ys, [0.1, 0.2, 0.3, 0.4], rtol=1e-6)
+    ys = [0.0]
+    for _ in range(20):
+        stage.advance(target, settle=False)
+        ys.append(float(stage.y[0, 0]))
+    steps = np.diff(ys)
+    assert np.all(steps <= 0.01 * (1 + 1e-6))
+    np.testing.assert_allclose(steps[1:10], 0.01, rtol=1e-5)         # a 1 V step asks ~70 V/us: it slews
+
+
+@pytest.mark.parametrize(("pre0", "pre1"), [(-0.3, 0.2), (-1.0, 0.2), (0.3, -0.2), (0.2, 0.8)],
+                         ids=["release", "release-from-deep", "into-zero", "into-rail"])
+def test_relu_stage_enters_and_leaves_its_clamps_as_the_opamp_stage_does(pre0, pre1):
+    """A ReLU summing stage settled at pre-activation pre0, then stepped to pre1, 10 ns
+    sub-steps, against opamp.py's summing stage (RK4, 0.2 ns): held on a clamp its node sits
+    off virtual ground, so the output leaves 0 V only once the node is back (tens of ns,
+    longer from deeper below); a stage that took the clamp as its target would leave at once
+    (~0.1 V off here)."""
+    op = OpAmpParams(v_offset=0.0, i_bias=0.0)
+    stage = summing_amplifier((10e3, 10e3), 10e3, SUMMING_C_FEEDBACK, "relu", 0.5, op)
+    h, n_sub, dt = 10e-9, 30, 0.2e-9
+    state = stage.dc_state(np.array([-pre0, 0.0]))
+    reference = []
+    for i in range(n_sub):
+        for j in range(round(h / dt)):
+            state = stage.confine(rk4_step(lambda _t, y: stage.derivative(y, np.array([-pre1, 0.0])),
+                                           (i * h + j * dt), state, dt))
+        reference.append(state[0])
+    a0, a1 = lc.stage_poles(10e3, SUMMING_C_FEEDBACK, 3.0, op)
+    ours = lc._Stage(1, 1, lc.stage_step(a0, a1, h, op.slew_rate * h, 0.0, 0.5,
+                                         lc.held_node_rate(10e3, SUMMING_C_FEEDBACK, 3.0, op)))
+    ours.advance(np.full((1, 1), pre0, dtype=np.float32), settle=True)
+    ys = []
+    for _ in range(n_sub):
+        ours.advance(np.full((1, 1), pre1, dtype=np.float32), settle=False)
+        ys.append(float(ours.y[0, 0]))
+    np.testing.assert_allclose(ys, reference, atol=2.5e-3)
+
+
+def test_settled_stage_takes_its_target_and_passes_the_exact_mean():
+    """h = 1 us: the summing stage is at its target by the sub-step's end, and its mean over
+    the sub-step is the exact one of the step response (the charge the integrator needs)."""
+    a0, a1 = lc.stage_poles(lc.SUMMING_R, SUMMING_C_FEEDBACK, 3.0, OPA2320)
+    step = lc.stage_step(a0, a1, 1e-6, None)
+    assert step.transition is None and step.mean is not None
+    stage = lc._Stage(1, 1, step)
+    mean = float(stage.advance(np.ones((1, 1), dtype=np.float32), settle=False)[0, 0])
+    assert float(stage.y[0, 0]) == 1.0
+    assert mean == pytest.approx(1.0 - a1 / a0 / 1e-6, rel=1e-5)     # 1 - Elmore delay / h
 
 
 def test_integrator_leak_and_drift_come_from_the_opamp():

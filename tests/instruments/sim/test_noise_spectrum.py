@@ -9,13 +9,15 @@ import pytest
 from scipy import integrate, signal
 
 from instruments.sim.device_params import DeviceParams
-from instruments.sim.device_physics import read_noise_sigma
 from instruments.sim.noise_spectrum import (
+    CELL_FLICKER_SPAN,
     FLICKER_FIT_TOLERANCE,
     FLICKER_KAPPA_AIHWKIT,
     FLICKER_KAPPA_FIT,
+    CellFlicker,
     ReadNoiseGenerator,
     ReadNoiseSpectrum,
+    aihwkit_read_sigma,
     column_amplitudes,
     fit_flicker_kappa,
     flicker_sample_factor,
@@ -138,14 +140,14 @@ def test_fit_to_read_noise_protocol_reproduces_kappa_and_stated_residuals() -> N
 
 
 def test_device_model_window_dependence_is_inconsistent_with_a_spectrum() -> None:
-    """read_noise_sigma grows 4.5x from 100 ns to 1 ms; a spectrum's spread of reads cannot grow.
+    """The former device model grew 4.5x from 100 ns to 1 ms; a spectrum's spread of reads cannot grow.
 
     Reads at a fixed spacing: the window-nT mean averages n window-T means, and the sample
     variance is convex, so its expectation cannot rise (any stationary noise). Back to back,
     1/f noise is scale-free: the spread is K I^2 ln N at every window.
     """
     windows = PROTOCOL.windows
-    device = read_noise_sigma(np.array(PROTOCOL.targets)[:, None], np.array(windows), DeviceParams())
+    device = aihwkit_read_sigma(np.array(PROTOCOL.targets)[:, None], np.array(windows), DeviceParams())
     assert np.all(np.diff(device, axis=1) > 0) and np.all(device[:, -1] / device[:, 0] > 4.5)
     for spec in (SPEC, ReadNoiseSpectrum.from_device(DeviceParams(), 3.0, fano=0.0)):
         for interval in PROTOCOL.intervals:
@@ -157,12 +159,13 @@ def test_device_model_window_dependence_is_inconsistent_with_a_spectrum() -> Non
 
 
 def test_consistent_replacement_reads_device_window_as_observed_span() -> None:
-    """With K_f = Q^2, the device sigma(G, W) is the spectrum read over t_r = 250 ns observed over W."""
+    """With K_f = Q^2 (the world's spectrum now), the former device sigma(G, W) is the spectrum read
+    over t_r = 250 ns observed over W: the calibration carried over."""
     p = DeviceParams()
     spec = ReadNoiseSpectrum.from_device(p, FLICKER_KAPPA_AIHWKIT)
     g = np.array([2e-6, 10e-6, 30e-6, 65e-6, 130e-6])
     for span in (1e-5, 1e-4, 1e-3, 1.0):
-        ratio = spec.read_sigma(g, p.read_t_r, span) / read_noise_sigma(g, span, p)
+        ratio = spec.read_sigma(g, p.read_t_r, span) / aihwkit_read_sigma(g, span, p)
         assert np.all(np.abs(np.log(ratio)) < 0.15), (span, ratio)
 
 
@@ -192,7 +195,7 @@ def test_flicker_structure_matches_numerical_integral() -> None:
 def test_protocol_spreads_shape_and_device_column() -> None:
     ours, theirs = protocol_spreads(DeviceParams(), 1.0, [2e-6, 30e-6], [1e-6, 1e-3], [0.0, 1.0], 50, 0.1)
     assert ours.shape == theirs.shape == (2, 2, 2)
-    assert np.allclose(theirs[..., 0], theirs[..., 1])      # the device model ignores the interval
+    assert np.allclose(theirs[..., 0], theirs[..., 1])      # the former device model ignored the interval
 
 
 # -- (d) longer integration averages white noise down -----------------------------------------------
@@ -231,3 +234,38 @@ def test_arguments_are_checked() -> None:
         ReadNoiseGenerator(SPEC, 3, 0.0, np.random.default_rng(), t_run=1e-3)
     with pytest.raises(ValueError, match="t_run"):
         ReadNoiseGenerator(SPEC, 3, 1e-6, np.random.default_rng(), t_run=1e-7)
+
+
+# -- the world's cells -----------------------------------------------------------------------------------
+def test_cell_flicker_reads_have_the_band_and_keep_each_cells_memory() -> None:
+    """Unit 1/f means of 20k cells: a read's variance is the OU band's over [1 / CELL_FLICKER_SPAN,
+    f_high]; the next read, back to back, or the same cell listed twice in one batch (read twice
+    in a row), keeps the OU covariance; a cell read again much later than the span has forgotten."""
+    n, window = 20_000, 1e-6
+    idx = np.arange(n)
+    cells = CellFlicker(SPEC, n)
+    rng = np.random.default_rng(12)
+    first = cells.read(idx, 0.0, window, rng)
+    second = cells.read(idx, window, window, rng)
+    pair = cells.read(np.repeat(idx, 2), 2 * window, window, rng).reshape(n, 2)
+    later = cells.read(idx, 1e4 * CELL_FLICKER_SPAN, window, rng)
+    corners, var = SPEC.flicker_components(CELL_FLICKER_SPAN)
+    a = 2 * math.pi * corners * window
+    cov = float(np.sum(var * np.expm1(-a) ** 2 / a**2))
+    assert_variance(first, float(SPEC.generator_window_var(window, CELL_FLICKER_SPAN)))
+    for x, y in ((first, second), (pair[:, 0], pair[:, 1])):
+        assert np.mean(x * y) == pytest.approx(cov, abs=4 * np.var(x) / math.sqrt(n))
+    assert abs(np.corrcoef(first, later)[0, 1]) < 4 / math.sqrt(n)
+    assert np.all(cells.t == 1e4 * CELL_FLICKER_SPAN + window)
+
+
+def test_world_state_without_flicker_arrays_loads_with_unseen_cells() -> None:
+    cells = CellFlicker(SPEC, 4)
+    cells.read(np.arange(4), 0.0, 1e-6, np.random.default_rng(0))
+    saved = cells.state_dict()
+    fresh = CellFlicker(SPEC, 4)
+    fresh.load_state_dict({})                                  # a file from before issue 14
+    assert np.all(np.isneginf(fresh.t))
+    fresh.load_state_dict(saved)
+    np.testing.assert_array_equal(fresh.state, cells.state)
+    np.testing.assert_array_equal(fresh.t, cells.t)

@@ -172,3 +172,13 @@ def test_halving_the_step_changes_outputs_by_less_than_0p1_percent_of_full_scale
 def test_out_of_range_parameters_are_refused(make):
     with pytest.raises(ValueError):
         make()
+
+
+def test_the_integrators_bandwidth_slows_it_by_n_in_over_omega_t_rc():
+    """A Miller integrator on a single-pole op-amp integrates slower by 1 / (1 + n_in / (omega_t RC)):
+    2.3 % at RC = 1 us, 19 % at 100 ns, nothing to speak of at the board's 1 ms."""
+    from instruments.sim.loop_circuit import integrator_gain
+
+    assert integrator_gain(1e-6) == pytest.approx(1 / 1.0239, rel=1e-3)
+    assert 1 - integrator_gain(1e-7) == pytest.approx(0.193, abs=0.002)
+    assert 1 - integrator_gain(1e-3) < 3e-5
