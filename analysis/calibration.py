@@ -35,7 +35,6 @@ from instruments.sim.device_params import DeviceParams
 COMPLIANCE_FRACTION = 0.98
 #: Cells per conductance bin in the noise fits (pooled variances).
 MIN_BIN_CELLS = 8
-BOLTZMANN = 1.380649e-23  # J/K
 
 
 @dataclass(frozen=True)
@@ -180,13 +179,18 @@ def fit_read_noise(series: Sequence[tuple[np.ndarray, float]], prior: DevicePara
 
     series: one or more (reads, window) pairs: reads (repeats >= 2, cells) S, the same
     cells read back to back over ``window`` (s, > 0); bias: read voltage (V; default
-    the prior's ``read_bias_ref``); prior: supplies g_max, read_t_r, temperature
-    (thermal part) and read_q_max.
+    the prior's ``read_bias_ref``); prior: supplies g_max, temperature (white part) and
+    read_q_max.
     Each cell's read variance is estimated from successive differences,
     ``mean((r[k+1] - r[k])^2) / 2``, which ignores slow relaxation drift during the
     series; cells are binned by mean conductance and the pooled bin variances of all
-    series are fitted with the model's ``sigma(G, window)`` in log space.
+    series are fitted in log space with what the device's read-noise spectrum gives for
+    two successive windows (``docs/circuit-noise.md``): white ``S_w / (2 T)`` plus the 1/f
+    part ``K_f G^2 G(1)`` with ``G(1) = 2 ln 2`` (``flicker_structure``), the same at every
+    window (1/f noise is scale-free), ``K_f = (kappa Q)^2``.
     """
+    from instruments.sim.noise_spectrum import ReadNoiseSpectrum, flicker_structure
+
     g_all, s_all, w_all = [], [], []
     for k, (reads, window) in enumerate(series):
         r = np.asarray(reads, dtype=float)
@@ -204,12 +208,13 @@ def fit_read_noise(series: Sequence[tuple[np.ndarray, float]], prior: DevicePara
         raise ValueError("series: no read series given")
     g, s, w = np.concatenate(g_all), np.concatenate(s_all), np.concatenate(w_all)
     v = prior.read_bias_ref if bias is None else abs(float(bias))
-    thermal2 = 4.0 * BOLTZMANN * prior.temperature * g / (2.0 * w) / v ** 2
-    log_term = np.sqrt(np.log1p(w / prior.read_t_r))
+    white2 = ReadNoiseSpectrum.from_device(prior).white_psd(g, v) / (2.0 * w) / v ** 2
+    successive = float(flicker_structure(1.0))
 
     def model(theta: np.ndarray) -> np.ndarray:
-        q = np.minimum(np.exp(theta[0]) / (g / prior.g_max) ** theta[1], prior.read_q_max)
-        return 0.5 * np.log((g * q * log_term) ** 2 + thermal2)
+        spec = ReadNoiseSpectrum.from_device(
+            DeviceParams(**{**asdict(prior), "read_q0": float(np.exp(theta[0])), "read_q_exp": float(theta[1])}))
+        return 0.5 * np.log(spec.flicker_coefficient(g) * g ** 2 * successive + white2)
 
     start = np.array([math.log(prior.read_q0), prior.read_q_exp])
     res = optimize.least_squares(lambda th: model(th) - np.log(s), start, bounds=([-20, 0.0], [0.0, 3.0]))
@@ -253,7 +258,7 @@ def fit_relaxation(times: np.ndarray, reads: np.ndarray, g_prog: np.ndarray, pri
                          f"{r.shape}, {g0.shape}")
     if np.any(np.diff(t) <= 0) or t[0] < 0:
         raise ValueError("times must be increasing and >= 0 s")
-    from instruments.sim.device_physics import read_noise_sigma
+    from instruments.sim.noise_spectrum import read_noise_sigma
 
     s_read = read_noise_sigma(g0, 1e-6, prior) if read_sigma is None else np.asarray(read_sigma, float)
     ell = np.log1p(t / prior.relax_t0)

@@ -178,7 +178,7 @@ def _same_read_times(cal: Calibration, runs: list[tuple[Run, int]]) -> list[Run]
 
 def _relaxation(runs: list[Run], params: DeviceParams):
     """One relaxation fit over the cells of every retention run (same number of read times)."""
-    from instruments.sim.device_physics import read_noise_sigma
+    from instruments.sim.noise_spectrum import read_noise_sigma
 
     times, reads, g_progs, sigmas = [], [], [], []
     for run in runs:
@@ -193,7 +193,12 @@ def _relaxation(runs: list[Run], params: DeviceParams):
         times.append(t[:n])
         reads.append(g[:n][:, ok])
         g_progs.append(g_prog[ok])
-        sigmas.append(read_noise_sigma(g_prog[ok], window, params) / math.sqrt(averaged))
+        # the averaged reads are back to back: one read over their joint window (1/f noise does
+        # not average down as 1 / sqrt(reads)). The fit subtracts the read noise of the first and
+        # of a later read; the cell's 1/f noise grows after programming (docs/circuit-noise.md)
+        first, later = (read_noise_sigma(g_prog[ok], averaged * window, params, since=float(s))
+                        for s in (t[0], np.median(t[1:n])))
+        sigmas.append(np.sqrt(0.5 * (first**2 + later**2)))
     if len({len(t) for t in times}) != 1:
         raise CalibrationDataError("retention runs fitted together need the same number of read times: "
                                    + ", ".join(f"{r.path}: {len(t)}" for r, t in zip(runs, times, strict=True)))

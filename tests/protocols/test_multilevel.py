@@ -21,13 +21,18 @@ def bench():
 
 
 def test_sixty_four_levels_are_separable_right_after_programming(bench, tmp_path):
-    """64 levels (2..65 uS), 8 cells each: every adjacent pair overlaps <= 1 %."""
+    """64 levels (2..65 uS), 8 cells each: adjacent pairs overlap <= 1 % on average and by at most
+    one cell of a pair's 16 (6.25 %).
+
+    One cell, not none, since issue 14: the read-back (16 reads back to back) carries each cell's
+    1/f noise built up since its programming (0.1-0.2 uS at 65 uS), which averaging back-to-back
+    reads does not remove, against a half spacing of 0.5 uS."""
     f = run(bench, Multilevel.from_values({"per_level": 8}), tmp_path / "ml.h5")
     level, g = f.read("level"), f.read("readback")[0]
     assert f.read("level_target").shape == (64,) and level.size == 512
     stuck = f.read("stuck")[0].astype(bool)
     overlap = adjacent_overlap(g[~stuck], level[~stuck], centers=f.read("level_target"))
-    assert overlap.size == 63 and overlap.max() <= 0.01
+    assert overlap.size == 63 and overlap.max() <= 1 / 16 and overlap.mean() <= 0.01
     assert adjacent_overlap(g[~stuck], level[~stuck]).mean() <= 0.01, "also around the measured medians"
     truth = bench.world.conductance(0).ravel()[(f.read("cell_row") * 32 + f.read("cell_col"))]
     assert np.mean(np.abs(truth - f.read("target"))[~stuck] <= 0.5e-6) >= 0.99
