@@ -139,6 +139,19 @@ class ProgrammingData:
             return self.programmed[-1].astype(float)
         return np.full(self.target.shape, np.nan)
 
+    @property
+    def failed(self) -> np.ndarray | None:
+        """Cells that failed to program in the last pass, (n,) bool: stuck or not converged.
+        None when the run recorded neither flag (program-model, sample)."""
+        if self.stuck is None and self.converged is None:
+            return None
+        bad = np.zeros(self.target.shape, bool)
+        if self.stuck is not None and np.size(self.stuck) == bad.size:
+            bad |= np.asarray(self.stuck, bool).ravel()
+        if self.converged is not None and np.size(self.converged) == bad.size:
+            bad |= ~np.asarray(self.converged, bool).ravel()
+        return bad
+
 
 def programming_prefixes(run: Run) -> list[str]:
     """Prefixes of the programming outcomes a run holds ("" for ``programmed``; e.g. "layer1_")."""

@@ -116,6 +116,54 @@ def convergence(cell: np.ndarray, read: np.ndarray, target_of_cell: np.ndarray,
     return np.arange(k_max + 1), filled
 
 
+def pulse_batches(time: np.ndarray, step: np.ndarray | None = None) -> np.ndarray:
+    """Batch index (0, 1, ...) of each pulse of a pulse table in recording order: a batch is a run
+    of pulses with the same bench time (the table's ``time`` is equal within one batch) and step."""
+    t = np.asarray(time, float).ravel()
+    new = np.diff(t) != 0
+    if step is not None:
+        new |= np.diff(np.asarray(step).ravel()) != 0
+    return np.concatenate([[0], np.cumsum(new)]).astype(np.int64) if t.size else np.zeros(0, np.int64)
+
+
+def batch_rms_error(cell: np.ndarray, read: np.ndarray, batch: np.ndarray, target_of_cell: np.ndarray) -> np.ndarray:
+    """RMS |G - target| (S) after each pulse batch, from a pulse history: over the cells pulsed so
+    far, each at its latest verify read (cells not yet pulsed have no read in the history).
+
+    cell: (p,) cell index 0..n-1 of each pulse; read: (p,) S; batch: (p,) non-decreasing batch
+    index (:func:`pulse_batches`); target_of_cell: (n,) S. Returns (batches,) S.
+    """
+    cell = np.asarray(cell, np.int64).ravel()
+    read = np.asarray(read, float).ravel()
+    batch = np.asarray(batch, np.int64).ravel()
+    target = _array("target_of_cell", target_of_cell).ravel()
+    if not cell.shape == read.shape == batch.shape:
+        raise ValueError(f"cell, read, batch: shapes {cell.shape}, {read.shape}, {batch.shape} differ")
+    if cell.size and (cell.min() < 0 or cell.max() >= target.size):
+        raise ValueError(f"cell: indices must lie in 0..{target.size - 1}")
+    if np.any(np.diff(batch) < 0):
+        raise ValueError("batch: must not decrease (pulses in recording order)")
+    err2 = np.full(target.size, np.nan)
+    total, count = 0.0, 0
+    bounds = np.flatnonzero(np.diff(batch)) + 1
+    out = []
+    for lo, hi in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [cell.size]]), strict=True):
+        if hi <= lo:
+            continue
+        c, r = cell[lo:hi][::-1], read[lo:hi][::-1]
+        c, last = np.unique(c, return_index=True)  # the last pulse of each cell in the batch
+        e2 = (r[last] - target[c]) ** 2
+        fine = np.isfinite(e2)
+        c, e2 = c[fine], e2[fine]
+        prev = err2[c]
+        seen = np.isfinite(prev)
+        total += float(e2.sum() - prev[seen].sum())
+        count += int((~seen).sum())
+        err2[c] = e2
+        out.append(np.sqrt(max(total, 0.0) / count) if count else np.nan)
+    return np.asarray(out, float)
+
+
 def cell_index(macro: np.ndarray, row: np.ndarray, col: np.ndarray, cell_macro: np.ndarray,
                cell_row: np.ndarray, cell_col: np.ndarray) -> np.ndarray:
     """Index into the programmed cell list of each (macro, row, col); -1 for cells not in it."""
@@ -129,6 +177,40 @@ def cell_index(macro: np.ndarray, row: np.ndarray, col: np.ndarray, cell_macro: 
 
 
 # -- I-V -------------------------------------------------------------------------------------------
+RESET_ONSET_FRACTION = 0.9  # RESET onset: I/V below this fraction of its value at the negative branch's start
+RESET_MIN_BIAS = 0.1  # V, |V| below this is left out of the RESET onset search (I/V is noise there)
+# The two definitions of switching_voltages in words (figure notes, docs).
+SET_RULE = "SET voltage (first point of the rising branch where |I| reaches half the compliance)"
+RESET_RULE = (f"RESET onset (first point of the falling negative branch where I/V drops below "
+              f"{RESET_ONSET_FRACTION * 100:.0f} % of its value at the branch start, the LRS)")
+
+
+def switching_voltages(v: np.ndarray, i: np.ndarray, compliance: float | None = None) -> tuple[float, float]:
+    """(V_set, V_reset) of one dual sweep 0 -> v_max -> 0 -> v_min -> 0 in V; NaN where the cycle shows
+    no switching. The one definition of both voltages: the ``iv-sweep`` protocol records them
+    and the report marks them.
+
+    V_set: first point of the rising positive branch where |I| reaches half the compliance
+    (A; the abrupt SET is clamped at it; None: the largest |I| of that branch). V_reset: first
+    point of the falling negative branch (|V| >= 0.1 V) where I/V drops below 90 % of its
+    value at the branch start (the LRS), i.e. the onset of the gradual RESET.
+    """
+    v, i = np.asarray(v, float), np.asarray(i, float)
+    top, bottom = int(np.argmax(v)), int(np.argmin(v))
+    rising = np.arange(0, top + 1)
+    clamp = float(np.max(np.abs(i[rising]))) if compliance is None else float(compliance)
+    hit = rising[np.abs(i[rising]) >= 0.5 * clamp] if clamp > 0 else rising[:0]
+    v_set = float(v[hit[0]]) if hit.size else float("nan")
+    start = int(np.flatnonzero((v < 0) & (np.arange(v.size) < bottom))[0]) if np.any(v < 0) else bottom
+    falling = np.arange(start, bottom + 1)
+    falling = falling[np.abs(v[falling]) >= RESET_MIN_BIAS]
+    if falling.size < 2:
+        return v_set, float("nan")
+    g = i[falling] / v[falling]
+    drop = falling[g < RESET_ONSET_FRACTION * g[0]]
+    return v_set, float(v[drop[0]]) if drop.size else float("nan")
+
+
 @dataclass(frozen=True)
 class IVParameters(_Dict):
     """Switching parameters of a bipolar I-V loop: voltages in V, conductances in S."""
@@ -140,13 +222,13 @@ class IVParameters(_Dict):
     on_off_ratio: float
 
 
-def iv_parameters(voltage: np.ndarray, current: np.ndarray, read_bias: float = READ_BIAS) -> IVParameters:
-    """SET/RESET voltages and on/off ratio of one quasi-static sweep (points in sweep order).
+def iv_parameters(voltage: np.ndarray, current: np.ndarray, read_bias: float = READ_BIAS,
+                  compliance: float | None = None) -> IVParameters:
+    """SET/RESET voltages and on/off ratio of one quasi-static dual sweep (points in sweep order).
 
-    SET voltage: the positive bias with the largest rise of conductance |I/V| from one
-    point to the next (abrupt SET); RESET voltage: the negative bias with the largest
-    fall (RESET onset). On/off: largest over smallest chord conductance |I/V| among
-    the points with |V| within 50 % of ``read_bias`` (V, > 0).
+    SET voltage and RESET onset as :func:`switching_voltages` defines them (``compliance``
+    in A, None: the largest current of the rising branch). On/off: largest over smallest
+    chord conductance |I/V| among the points with |V| within 50 % of ``read_bias`` (V, > 0).
     """
     v = _array("voltage", voltage, 1)
     i = _array("current", current, 1)
@@ -154,15 +236,9 @@ def iv_parameters(voltage: np.ndarray, current: np.ndarray, read_bias: float = R
         raise ValueError(f"voltage, current: need equal shapes of >= 3 points, got {v.shape}, {i.shape}")
     if not read_bias > 0:
         raise ValueError(f"read_bias: must be > 0 V, got {read_bias}")
+    set_v, reset_v = switching_voltages(v, i, compliance)
     with np.errstate(divide="ignore", invalid="ignore"):
         g = np.where(np.abs(v) > 1e-3 * np.abs(v).max(), np.abs(i / v), np.nan)
-    logg = np.log(np.maximum(g, 1e-15))
-    step = np.diff(logg)
-    vnext = v[1:]
-    pos = np.isfinite(step) & (vnext > 0)
-    neg = np.isfinite(step) & (vnext < 0)
-    set_v = float(vnext[pos][np.argmax(step[pos])]) if pos.any() else float("nan")
-    reset_v = float(vnext[neg][np.argmin(step[neg])]) if neg.any() else float("nan")
     near = np.isfinite(g) & (np.abs(np.abs(v) - read_bias) <= 0.5 * read_bias)
     if near.sum() < 2:
         near = np.isfinite(g) & (np.abs(v) <= 2 * read_bias)
@@ -172,11 +248,51 @@ def iv_parameters(voltage: np.ndarray, current: np.ndarray, read_bias: float = R
 
 
 # -- levels ----------------------------------------------------------------------------------------
+SEPARABLE_MAX_OVERLAP = 0.01  # fraction of two adjacent levels' cells allowed beyond their midpoint
+
+
+def separability_rule(max_overlap: float = SEPARABLE_MAX_OVERLAP, targets: bool = True) -> str:
+    """The separability criterion of :func:`level_separability`, in words (for figures and summaries)."""
+    boundary = ("the read threshold halfway between the two levels' target conductances" if targets
+                else "the midpoint between the two levels' medians")
+    return (f"two adjacent levels are separable when at most {max_overlap * 100:g} % of their cells lie beyond "
+            f"{boundary}; a level counts as separable when it is so from each neighbour; cells that failed "
+            "to program (stuck or not converged) are left out")
+
+
+def adjacent_overlap(g: np.ndarray, level: np.ndarray, centers: np.ndarray | None = None) -> np.ndarray:
+    """Overlap of each pair of adjacent levels: the fraction of their cells on the wrong side.
+
+    The boundary is the midpoint between the two levels' centres: ``centers[k]`` (S,
+    e.g. the targets) when given, else the levels' medians (as after relaxation,
+    when the whole distribution drifts). A cell of the lower level above it, or of
+    the upper level below it, counts as misplaced. ``g`` in S, ``level`` the level
+    index of each cell. Returns one fraction (0..1) per adjacent pair present.
+    """
+    g, level = np.asarray(g, dtype=float), np.asarray(level)
+    order = np.unique(level)
+    if centers is None:
+        medians = np.array([np.median(g[level == k]) for k in order])
+    else:
+        medians = np.asarray(centers, dtype=float)[order]
+    out = np.empty(max(order.size - 1, 0))
+    for j in range(order.size - 1):
+        mid = 0.5 * (medians[j] + medians[j + 1])
+        lo, hi = g[level == order[j]], g[level == order[j + 1]]
+        out[j] = (np.count_nonzero(lo > mid) + np.count_nonzero(hi < mid)) / (lo.size + hi.size)
+    return out
+
+
 @dataclass(frozen=True)
 class LevelStats(_Dict):
-    """Separability of programmed levels: per level mean and std (S), ``overlap`` the
-    fraction of cells nearer another level's mean than their own, ``separable`` the
-    number of levels whose every neighbour is at least 6 sigma away (pooled)."""
+    """Separability of programmed levels, over the cells that programmed (``failed_cells``, stuck
+    or not converged, are counted and left out): per level mean and std (S),
+    ``min_gap_over_sigma`` the smallest gap between adjacent means over their pooled std,
+    ``overlap`` the fraction of cells nearer another level's mean than their own,
+    ``adjacent_overlap`` (one per pair of consecutive levels that have cells) the fraction of
+    the pair's cells beyond the threshold halfway between the two levels' targets (medians when
+    no targets are given), ``separable`` the number of levels within ``max_overlap`` of each
+    neighbour (``rule`` says it in words)."""
 
     levels: int
     mean: np.ndarray
@@ -184,21 +300,38 @@ class LevelStats(_Dict):
     min_gap_over_sigma: float
     overlap: float
     separable: int
+    adjacent_overlap: np.ndarray
+    max_overlap: float
+    cells: int
+    failed_cells: int
+    rule: str
 
 
-def level_separability(g: np.ndarray, level: np.ndarray, level_target: np.ndarray | None = None) -> LevelStats:
+def level_separability(g: np.ndarray, level: np.ndarray, level_target: np.ndarray | None = None,
+                       failed: np.ndarray | None = None,
+                       max_overlap: float = SEPARABLE_MAX_OVERLAP) -> LevelStats:
     """Statistics of conductances ``g`` (n,) S of cells programmed to level index ``level`` (n,).
 
-    NaN read-backs are left out. level_target (L,) S sets the number of levels (else max(level)+1).
+    failed: (n,) true for cells that failed to program (stuck, or not converged): left out
+    of every statistic and counted in ``failed_cells``. NaN read-backs are left out too.
+    level_target (L,) S sets the number of levels (else max(level)+1). A level is separable
+    when at most ``max_overlap`` of its and each neighbour's cells lie beyond the read
+    threshold halfway between the two levels' targets (between their medians without
+    ``level_target``; :func:`adjacent_overlap`); see :func:`separability_rule`.
     """
     g = np.asarray(g, float).ravel()
     lv = np.asarray(level, np.int64).ravel()
     if g.shape != lv.shape:
         raise ValueError(f"g, level: shapes {g.shape} != {lv.shape}")
-    ok = np.isfinite(g)
+    bad = np.zeros(g.shape, bool) if failed is None else np.asarray(failed, bool).ravel()
+    if bad.shape != g.shape:
+        raise ValueError(f"failed: shape {bad.shape} != g's {g.shape}")
+    if not 0 <= max_overlap < 0.5:
+        raise ValueError(f"max_overlap: need 0 <= max_overlap < 0.5, got {max_overlap}")
+    ok = np.isfinite(g) & ~bad
     g, lv = g[ok], lv[ok]
     if g.size == 0:
-        raise ValueError("g: no finite conductance")
+        raise ValueError("g: no finite conductance of a programmed cell")
     n_levels = len(level_target) if level_target is not None else int(lv.max()) + 1
     cnt = np.bincount(lv, minlength=n_levels).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -214,10 +347,12 @@ def level_separability(g: np.ndarray, level: np.ndarray, level_target: np.ndarra
     nearest = np.argmin(np.abs(g[:, None] - m[None, :]), axis=1)
     own = np.cumsum(present) - 1
     overlap = float(np.mean(nearest != own[lv]))
-    good_left = np.concatenate([[True], ratio >= 6.0])
-    good_right = np.concatenate([ratio >= 6.0, [True]])
+    pairs = adjacent_overlap(g, lv, None if level_target is None else np.asarray(level_target, float))
+    good_left = np.concatenate([[True], pairs <= max_overlap])
+    good_right = np.concatenate([pairs <= max_overlap, [True]])
     return LevelStats(n_levels, mean, std, float(ratio.min()) if ratio.size else float("inf"), overlap,
-                      int(np.sum(good_left & good_right)))
+                      int(np.sum(good_left & good_right)), pairs, float(max_overlap), int(g.size),
+                      int(bad.sum()), separability_rule(max_overlap, targets=level_target is not None))
 
 
 # -- retention ---------------------------------------------------------------------------------------

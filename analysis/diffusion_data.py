@@ -1,4 +1,4 @@
-"""Typed views of the diffusion run files: ``sample`` and ``noise-sweep``.
+"""Typed views of the diffusion run files: ``sample``, ``noise-sweep`` and ``network-nodes``.
 
 Same conventions as :mod:`analysis.characterization_data`: arrays in data units or SI, row-aligned
 streams cut to their common length (killed runs), None when a run holds no such data.
@@ -11,14 +11,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from analysis.characterization_data import common_length, has, optional, units
-from analysis.metrics import grouped_quartiles, nearest_default
+from analysis.metrics import KL_COLUMNS, KL_FLOOR_DRAWS, grouped_quartiles, nearest_default, with_floor
 from analysis.run_reader import Run
-from analysis.schema import DATA
+from analysis.schema import DATA, SCOPE
 
-IMAGE_STREAMS = ("images_simulated_rram", "images_software", "images_baseline")
+#: Images decoded by: the decoder on the bench's macros; (files before it) a simulated RRAM
+#: array; the software decoder from the analog latents and from the baseline's.
+IMAGE_STREAMS = ("images_rram_decoder", "images_simulated_rram", "images_software", "images_baseline")
 #: Earlier names of image streams, read under today's name (files written before the rename).
 FORMER_NAMES = {"images_simulated_rram": ("images_rram",)}
 RING_SCALARS = ("mean_radius", "radial_std", "max_sector_ratio", "hist2d_distance", "mmd")
+#: The KL scores of a sample run besides ``kl``: pooled (analog, software), the sampling floor and
+#: its spread (x, y, mean, pooled); files written before floors were recorded lack them.
+KL_EXTRAS = ("kl_pooled", "kl_floor", "kl_floor_spread")
 
 
 @dataclass(frozen=True)
@@ -26,8 +31,11 @@ class SampleData:
     """Closed-loop samples: ``final`` (N, 2) analog, ``software`` (N, 2) baseline from the same
     ``initial`` noise (N, 2), data units; ``condition`` (N,) class index (conditional models);
     ``images`` name -> (N, h, w) decoded images in [0, 1]; ``accuracy`` (3, K) fraction per
-    class (rows: analog + simulated RRAM decoder, analog + software decoder, software baseline);
-    ``scores`` name -> (analog, software) ring metrics."""
+    class (rows: analog + RRAM decoder on the bench (a simulated array in older files), analog +
+    software decoder, software baseline);
+    ``scores`` name -> (analog, software) ring metrics (``kl`` (2, 2) per coordinate, ``kl_pooled``),
+    and the KL's sampling floor ``kl_floor``, ``kl_floor_spread`` (x, y, mean, pooled) where recorded
+    (the digits run's scores are its latents' KL)."""
 
     final: np.ndarray
     software: np.ndarray | None
@@ -52,9 +60,41 @@ def load_samples(run: Run) -> SampleData | None:
             side = int(round(np.sqrt(img.shape[1])))
             images[name] = img.reshape(len(img), side, side) if side * side == img.shape[1] else img
     acc = optional(run, "accuracy")
-    scores = {name: a[-1] for name in ("kl", *RING_SCALARS) if (a := optional(run, name)) is not None and len(a)}
+    scores = {name: a[-1] for name in ("kl", *KL_EXTRAS, *RING_SCALARS)
+              if (a := optional(run, name)) is not None and len(a)}
     return SampleData(final.astype(float), software, initial, condition, images,
                       acc[-1] if acc is not None and len(acc) else None, scores)
+
+
+def kl_texts(scores: dict[str, np.ndarray]) -> dict[str, str]:
+    """Each KL of a sample run with its sampling floor, for figures and reports:
+    ``{"KL x": "analog 0.041 (floor 0.012 ± 0.003), software 0.035", ...}`` for x, y and pooled;
+    "floor unknown" (and the pooled KL "-") in files written before they were recorded. {} without KL."""
+    if "kl" not in scores:
+        return {}
+    kl = np.asarray(scores["kl"], float)
+    pooled = np.asarray(scores.get("kl_pooled", (np.nan, np.nan)), float)
+    floor = np.asarray(scores.get("kl_floor", np.full(len(KL_COLUMNS), np.nan)), float)
+    spread = np.asarray(scores.get("kl_floor_spread", np.full(len(KL_COLUMNS), np.nan)), float)
+    rows = {"x": (kl[0, 0], kl[1, 0]), "y": (kl[0, 1], kl[1, 1]), "pooled": tuple(pooled)}
+    out = {}
+    for name, (analog, software) in rows.items():
+        k = KL_COLUMNS.index(name)
+        shown = f"{software:.3g}" if np.isfinite(software) else "-"
+        out[f"KL {name}"] = f"analog {with_floor(analog, floor[k], spread[k])}, software {shown}"
+    return out
+
+
+def kl_note(scores: dict[str, np.ndarray]) -> str:
+    """:func:`kl_texts` as the lines under a samples figure, with what the KL and its floor are; ""
+    without KL."""
+    texts = kl_texts(scores)
+    if not texts:
+        return ""
+    rows = "; ".join(f"{name}: {text}" for name, text in texts.items())
+    return (f"{rows}\nHistogram KL (nats, 50 bins over [-4, 4]) against the task's reference; pooled: x and y "
+            f"in one histogram (the authors' form). Floor: the same KL of as many fresh reference samples, "
+            f"median ± std over {KL_FLOOR_DRAWS} draws.")
 
 
 #: Datasets of a noise sweep that are axes or point coordinates, not per-point metrics.
@@ -71,7 +111,9 @@ class NoiseSweepData:
     of an ``axes`` sweep), all recomputed from the per-point rows; ``units`` metric -> unit;
     ``points`` metric -> per-point values, one row per world, with ``point_cell`` (n, 3) their
     (model, read index, write index) and ``point_world`` (n,). Files from before worlds existed
-    have one world per point (``point_world`` all 0)."""
+    have one world per point (``point_world`` all 0). ``kl_floor``, ``kl_floor_spread`` (4,: x, y,
+    mean, pooled): the KL's sampling floor at the sweep's sample count, None in files written
+    before it was recorded."""
 
     read_noise: np.ndarray
     write_noise: np.ndarray
@@ -85,6 +127,8 @@ class NoiseSweepData:
     points: dict[str, np.ndarray] = field(default_factory=dict)
     point_cell: np.ndarray | None = None
     point_world: np.ndarray | None = None
+    kl_floor: np.ndarray | None = None
+    kl_floor_spread: np.ndarray | None = None
 
     @property
     def full(self) -> bool:
@@ -130,4 +174,58 @@ def load_noise_sweep(run: Run) -> NoiseSweepData | None:
         stats = grouped_quartiles(points[name], cell, shape)
         grids[name], q25[name], q75[name] = stats["median"], stats["q25"], stats["q75"]
         unit[name] = units(run, name)
-    return NoiseSweepData(rn, wn, models, trained, grids, unit, q25, q75, worlds, points, cell, world[ok])
+    floor, spread = (optional(run, k) for k in ("kl_floor", "kl_floor_spread"))
+    return NoiseSweepData(rn, wn, models, trained, grids, unit, q25, q75, worlds, points, cell, world[ok],
+                          floor[-1] if floor is not None and len(floor) else None,
+                          spread[-1] if spread is not None and len(spread) else None)
+
+
+@dataclass(frozen=True)
+class NodeData:
+    """Every node of the analog network during sampling (``network-nodes``).
+
+    ``time`` (P,) s of every trace; ``integrators`` (N, 2, P) V of the first node's run (every
+    run repeats the same sampling); ``monitor`` (R, P) V, one row per run and sample, with
+    ``layer`` (R,) the mapped layer (0-based: the hidden ReLU layers, then the output layer),
+    ``node`` (R,) and ``sample`` (R,) of each row; ``layer_outputs`` (L,) nodes per layer."""
+
+    time: np.ndarray
+    integrators: np.ndarray
+    monitor: np.ndarray
+    layer: np.ndarray
+    node: np.ndarray
+    sample: np.ndarray
+    layer_outputs: np.ndarray
+
+    def nodes(self, layer: int, sample: int) -> tuple[np.ndarray, np.ndarray]:
+        """Node indices and their traces (n, P) V of ``layer`` for ``sample``, in node order."""
+        rows = np.flatnonzero((self.layer == layer) & (self.sample == sample))
+        rows = rows[np.argsort(self.node[rows], kind="stable")]
+        return self.node[rows], self.monitor[rows]
+
+    def layer_inputs(self) -> list[np.ndarray]:
+        """Every input voltage (V) each layer saw, over all samples and times: layer 1 the
+        integrators, layer k > 1 the outputs of hidden layer k - 1 (as recorded)."""
+        inputs = [self.integrators.ravel()]
+        for k in range(len(self.layer_outputs) - 1):
+            inputs.append(self.monitor[self.layer == k].ravel())
+        return inputs
+
+
+def load_nodes(run: Run) -> NodeData | None:
+    """The network-nodes view (monitor traces with their layer and node), or None."""
+    needed = (f"{SCOPE}/monitor", f"{SCOPE}/integrator_0", f"{SCOPE}/integrator_1")
+    if not all(p in run.datasets for p in needed) or not has(run, "monitor_layer"):
+        return None
+    monitor = run.trace_volts("monitor")
+    layer, node, sample = common_length(run.read("monitor_layer"), run.read("monitor_node"),
+                                        run.read("monitor_sample"))
+    n = min(len(monitor), len(layer))
+    if n == 0:
+        return None
+    first = np.flatnonzero((layer[:n] == layer[0]) & (node[:n] == node[0]))
+    integ = np.stack([run.trace_volts(name)[first] for name in ("integrator_0", "integrator_1")], axis=1)
+    sizes = optional(run, "layer_outputs")
+    sizes = sizes.astype(int) if sizes is not None else np.bincount(layer[:n]).astype(int)
+    return NodeData(run.trace_time("monitor"), integ, monitor[:n], layer[:n].astype(int), node[:n].astype(int),
+                    sample[:n].astype(int), sizes)

@@ -2,7 +2,11 @@
 
 - :func:`histogram_kl`: the seed's metric, KL divergence between 1-D histograms
   (50 bins over [-4, 4], density-normalised, epsilon 1e-10 added), generated || reference;
-  :func:`coordinate_kl` applies it to each coordinate.
+  :func:`coordinate_kl` applies it to each coordinate, :func:`pooled_kl` to every
+  coordinate pooled into one histogram (the authors' form); :func:`kl_scores` gives both.
+- :func:`kl_floor`: the sampling floor of those KLs, the KL of fresh reference samples of
+  the same size against the same reference (median and spread over draws);
+  :func:`with_floor` writes a KL with its floor ("0.041 (floor 0.012 ± 0.003)").
 - :func:`histogram2d_distance`: the seed's L2 distance between 2-D histograms
   (100 x 100 bins over [-1, 1]^2, each normalised by its sample count).
 - :func:`mmd_rbf`: maximum mean discrepancy with a Gaussian kernel.
@@ -13,7 +17,7 @@ All sample arrays are (N, D) in data units.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +25,13 @@ import numpy as np
 KL_BINS = 50
 KL_RANGE = (-4.0, 4.0)
 KL_EPSILON = 1e-10
+#: Draws of fresh reference samples behind a sampling floor, and their seed (fixed: a run's
+#: floor is reproducible, the same for every run of one task and size).
+KL_FLOOR_DRAWS = 20
+KL_FLOOR_SEED = 20240408
+#: Columns of :func:`kl_scores` and :class:`KLFloor` for 2-D samples: each coordinate, their
+#: mean, the pooled histogram.
+KL_COLUMNS = ("x", "y", "mean", "pooled")
 HIST2D_BINS = 100
 HIST2D_RANGE = (-1.0, 1.0)
 SECTOR_DEG = 30.0
@@ -66,6 +77,79 @@ def coordinate_kl(generated: np.ndarray, reference: np.ndarray, **kwargs: float)
     if g.ndim != 2 or r.ndim != 2 or g.shape[1] != r.shape[1]:
         raise ValueError(f"generated, reference: need (N, D) and (M, D), got {g.shape}, {r.shape}")
     return np.array([histogram_kl(g[:, d], r[:, d], **kwargs) for d in range(g.shape[1])])
+
+
+def pooled_kl(generated: np.ndarray, reference: np.ndarray, **kwargs: float) -> float:
+    """:func:`histogram_kl` of every coordinate pooled into one histogram: the authors' form.
+
+    Their ``cal_KL`` (repository yangjc97/memristor-sde-diffusion, ``conditional/my_utils.py``;
+    ``../shared/reference/seed-facts.md``, "From the authors' code", quality metrics) flattens the
+    (N, 2) generated and reference arrays before ``np.histogram(..., bins=50, range=(-4, 4),
+    density=True)``, adds 1e-10 to each normalised histogram and takes ``scipy.stats.entropy``
+    (generated || reference): one histogram over both coordinates, the same bins, range and
+    epsilon as :func:`histogram_kl`. (N, D) and (M, D) in; nats out.
+    """
+    g = _finite("generated", generated)
+    r = _finite("reference", reference)
+    if g.ndim != 2 or r.ndim != 2 or g.shape[1] != r.shape[1]:
+        raise ValueError(f"generated, reference: need (N, D) and (M, D), got {g.shape}, {r.shape}")
+    return histogram_kl(g, r, **kwargs)
+
+
+def kl_scores(generated: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Every histogram KL of ``generated`` (N, D) against ``reference`` (M, D), nats: (D + 2,)
+    = per coordinate (:func:`coordinate_kl`), their mean, pooled (:func:`pooled_kl`); for 2-D
+    samples the columns :data:`KL_COLUMNS`."""
+    per = coordinate_kl(generated, reference)
+    return np.concatenate([per, [per.mean(), pooled_kl(generated, reference)]])
+
+
+@dataclass(frozen=True)
+class KLFloor:
+    """Sampling floor of the histogram KLs: ``values`` (draws, D + 2) the :func:`kl_scores` of
+    ``draws`` independent sets of ``samples`` fresh reference samples against the reference.
+
+    A generator as good as the reference distribution itself scores about ``median`` with
+    ``samples`` samples; a KL within a few ``spread`` of it is at the floor.
+    """
+
+    samples: int
+    values: np.ndarray
+
+    @property
+    def median(self) -> np.ndarray:
+        """(D + 2,) median over the draws, nats."""
+        return np.median(self.values, axis=0)
+
+    @property
+    def spread(self) -> np.ndarray:
+        """(D + 2,) standard deviation over the draws, nats (0 for a single draw)."""
+        return np.std(self.values, axis=0, ddof=1) if len(self.values) > 1 else np.zeros(self.values.shape[1])
+
+
+def kl_floor(reference: np.ndarray, draw: Callable[[int, np.random.Generator], np.ndarray], samples: int,
+             draws: int = KL_FLOOR_DRAWS, seed: int = KL_FLOOR_SEED) -> KLFloor:
+    """The KL of ``samples`` fresh reference samples against ``reference`` (M, D), ``draws`` times.
+
+    draw(n, rng) returns n fresh samples (n, D) of the reference distribution (the task's own
+    sampler, or a resample of a finite reference set); the generator is seeded with ``seed``,
+    so the floor is reproducible. samples >= 1, draws >= 1.
+    """
+    if samples < 1 or draws < 1:
+        raise ValueError(f"samples, draws: need >= 1, got {samples}, {draws}")
+    rng = np.random.default_rng(seed)
+    return KLFloor(int(samples), np.array([kl_scores(draw(samples, rng), reference) for _ in range(draws)]))
+
+
+def with_floor(value: float, floor: float | None, spread: float | None) -> str:
+    """A KL with its sampling floor: ``"0.041 (floor 0.012 ± 0.003)"``; ``"(floor unknown)"``
+    when there is none (a file written before floors were recorded)."""
+    known = floor is not None and np.isfinite(floor)
+    shown = f"{value:.3g}" if value is not None and np.isfinite(value) else "-"
+    if not known:
+        return f"{shown} (floor unknown)"
+    spread_text = f" ± {spread:.2g}" if spread is not None and np.isfinite(spread) else ""
+    return f"{shown} (floor {floor:.3g}{spread_text})"
 
 
 def histogram2d_distance(

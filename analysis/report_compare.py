@@ -58,7 +58,7 @@ def comparison(runs: Sequence[Run], names: Sequence[str]) -> list[tuple[str, Fig
             iv, label("voltage", "V"), label("|current|", "A"), "first I-V cycle", logy=True)))
     if len(spread) >= 2:
         figures.append(("compare_retention", overlay_curves(
-            spread, label("time after programming", "s"), label("mean spread per level", "uS"),
+            spread, label("time after programming", "s"), label("mean spread per level", "S", "u"),
             "retention spread", logx=True)))
     if len(rnoise) >= 2:
         figures.append(("compare_read_noise", overlay_curves(

@@ -11,22 +11,24 @@ from matplotlib.figure import Figure
 
 from analysis import characterization_data as ld
 from analysis import diffusion_data as ldd
-from analysis.figures import noise, samples, time_scale
+from analysis.figures import field, nodes, noise, samples, time_scale
 from analysis.metrics import nearest_default
 from analysis.report_sections import Section, _label
 from analysis.run_reader import Run
 
 INTEGRATORS = ("integrator_0", "integrator_1")  # scope streams of the two integrator outputs
-ACCURACY_ROWS = ("analog + simulated RRAM decoder", "analog + software decoder", "software baseline")
-DECODERS = {"images_simulated_rram": "simulated RRAM decoder", "images_software": "software decoder",
-            "images_baseline": "software baseline"}
+ACCURACY_ROWS = ("analog + RRAM decoder on the bench", "analog + software decoder", "software baseline")
+#: Row 0 of files from before the decoder ran on the bench's macros (it was a simulated array).
+SIMULATED_DECODER_ROW = "analog + simulated RRAM decoder"
+DECODERS = {"images_rram_decoder": "RRAM decoder on the bench", "images_simulated_rram": "simulated RRAM decoder",
+            "images_software": "software decoder", "images_baseline": "software baseline"}
 
 
 def sections(run: Run) -> dict[str, Section]:
     """The diffusion sections that apply to ``run``."""
     found = {}
     for name, build in (("samples", sample_section), ("noise_sweep", noise_sweep_section),
-                        ("time_scale", time_scale_section)):
+                        ("time_scale", time_scale_section), ("field", field_section), ("nodes", nodes_section)):
         sec = build(run)
         if sec is not None:
             found[name] = sec
@@ -39,27 +41,52 @@ def sample_section(run: Run) -> Section | None:
     if data is None:
         return None
     sec = Section()
-    sets = [("initial noise", data.initial, data.condition)] if data.initial is not None else []
-    sets.append(("analog solver", data.final, data.condition))
-    if data.software is not None:
-        sets.append(("software baseline", data.software, data.condition))
-    sec.figures.append(("samples", samples.panels(sets, run_label=_label(run), heading="Generated samples")))
+    sec.figures.append(samples_figure(run, data))
     slices = _trajectories(run)
     if slices is not None:
         t, snapshots = slices
+        # a conditional run stores each class's first traces (Fig. 4e): one colour per class
+        groups = ld.optional(run, "waveform_condition")
+        if groups is not None and len(groups) >= snapshots.shape[1]:
+            groups = groups[: snapshots.shape[1]].astype(int)
+        else:
+            groups = None
         sec.figures.append(("time_slices", samples.time_slices(t, snapshots, "s", state_unit="V",
-                                                                        run_label=_label(run))))
+                                                                        run_label=_label(run), groups=groups)))
+        if groups is not None and run.parameters.get("shared_noise"):
+            sec.figures.append(("shared_start", _shared_start(run, data, t, snapshots, groups)))
     for name, images in data.images.items():
         cond = data.condition[: len(images)] if data.condition is not None else None
         sec.figures.append((f"decoded_{name.removeprefix('images_')}", samples.decoded_images(
             images, cond, run_label=_label(run), decoder=DECODERS.get(name, name))))
+    maps = []
+    while (found := ld.optional(run, f"decoder_maps_{len(maps)}")) is not None and len(found):
+        maps.append(found)
+    if maps:  # Fig. 4c: the decoder's feature maps as the board read them
+        sec.figures.append(("decoder_maps", samples.feature_maps(maps, run_label=_label(run))))
     if data.accuracy is not None:
-        sec.figures.append(("class_accuracy", samples.class_accuracy(data.accuracy, ACCURACY_ROWS,
-                                                                     run_label=_label(run))))
-        sec.metrics["accuracy"] = {row: data.accuracy[i] for i, row in enumerate(ACCURACY_ROWS[: len(data.accuracy)])}
+        rows = ((SIMULATED_DECODER_ROW, *ACCURACY_ROWS[1:]) if "images_simulated_rram" in data.images
+                else ACCURACY_ROWS)
+        sec.figures.append(("class_accuracy", samples.class_accuracy(data.accuracy, rows, run_label=_label(run))))
+        sec.metrics["accuracy"] = {row: data.accuracy[i] for i, row in enumerate(rows[: len(data.accuracy)])}
     sec.metrics["samples"] = int(len(data.final))
     sec.metrics["scores (analog, software)"] = data.scores
+    if "kl" in data.scores:
+        sec.metrics["KL with sampling floor"] = ldd.kl_texts(data.scores)
     return sec
+
+
+def samples_figure(run: Run, data: ldd.SampleData | None = None,
+                   reference: np.ndarray | None = None) -> tuple[str, Figure]:
+    """``samples``: initial noise, analog and software samples side by side and overlaid, the
+    KLs with their sampling floor under them; the one definition the report and ``rrambench
+    demo`` draw (the demo adds the reference ring, ``reference`` (M, 2))."""
+    data = data if data is not None else ldd.load_samples(run)
+    if data is None:
+        raise ValueError(f"{run.path.name}: no samples recorded")
+    return "samples", samples.analog_vs_software(data.final, data.software, data.initial, data.condition,
+                                                 reference=reference, run_label=_label(run),
+                                                 note=ldd.kl_note(data.scores))
 
 
 def _trajectories(run: Run) -> tuple[np.ndarray, np.ndarray] | None:
@@ -71,6 +98,20 @@ def _trajectories(run: Run) -> tuple[np.ndarray, np.ndarray] | None:
     n = min(a.count, b.count)
     x = np.stack([a.volts(np.arange(n)), b.volts(np.arange(n))], axis=-1)  # (N, T, 2); few stored
     return a.time(), np.transpose(x, (1, 0, 2))
+
+
+def _shared_start(run: Run, data: ldd.SampleData, t: np.ndarray, snapshots: np.ndarray,
+                  groups: np.ndarray) -> Figure:
+    """Fig. 4f: each class's first stored trace (all from class 0's first initial noise) and
+    its decoded end (the decoder on the bench where recorded, else the first decoder)."""
+    first = [int(np.flatnonzero(groups == c)[0]) for c in np.unique(groups)]
+    trajectories = np.stack([snapshots[:, i, :] for i in first])
+    images = None
+    if data.images and data.condition is not None:
+        name = next((n for n in data.images if "rram" in n), next(iter(data.images)))
+        decoded = data.images[name]
+        images = np.stack([decoded[np.flatnonzero(data.condition == c)[0]] for c in np.unique(groups)])
+    return samples.shared_start(t, trajectories, images, run_label=_label(run))
 
 
 #: What the noise-robustness figures leave out, said in them and in the report's metrics.
@@ -136,6 +177,7 @@ def _robustness(data: ldd.NoiseSweepData, task: str, models: Sequence[int], run_
 
     kl = "KL divergence, mean of x and y (nats)"
     base = "kl_mean_software"  # files before it existed: no baseline drawn
+    floor_note, kl_floor = _sweep_floor(data)
     panels = [(f"read-noise multiplier (× default), write noise {data.write_noise[j0]:g}×", kl,
                lines("kl_mean", True, baseline=base)),
               (f"write-noise multiplier (× default), read noise {data.read_noise[i0]:g}×", kl,
@@ -144,7 +186,18 @@ def _robustness(data: ldd.NoiseSweepData, task: str, models: Sequence[int], run_
         panels.append((f"write-noise multiplier (× default), read noise {data.read_noise[i0]:g}×",
                        "programming error, RMS of G+ - G- (µS)", lines("programming_rms_error", False, 1e6)))
     return noise.noise_robustness(panels, run_label, heading=f"Noise robustness, {task} (as Fig. 5e/f)",
-                                  note=f"{KL_NOTE}. {NOT_SWEPT}.")
+                                  note=f"{KL_NOTE}. {floor_note}. {NOT_SWEPT}.", floors=(kl_floor, kl_floor))
+
+
+def _sweep_floor(data: ldd.NoiseSweepData) -> tuple[str, tuple[float, float, str] | None]:
+    """The sentence on the mean KL's sampling floor and the (median, spread, legend) to draw;
+    "floor unknown" and None for files written before the floor was recorded."""
+    if data.kl_floor is None or data.kl_floor_spread is None:
+        return "Sampling floor unknown (not recorded in this file)", None
+    m, sd = data.kl_floor, data.kl_floor_spread
+    return (f"Sampling floor (the same KL of as many fresh ring points, median ± std over draws): mean of x and "
+            f"y {m[2]:.3g} ± {sd[2]:.2g}, pooled {m[3]:.3g} ± {sd[3]:.2g}",
+            (float(m[2]), float(sd[2]), f"sampling floor, fresh ring points: {m[2]:.3g} ± {sd[2]:.2g}"))
 
 
 def time_scale_section(run: Run) -> Section | None:
@@ -157,15 +210,31 @@ def time_scale_section(run: Run) -> Section | None:
     # the ring bar of protocols.diffusion.time_scale.bar (analysis does not import protocols)
     bar = 1.5 * soft[-1] + 0.02 if soft is not None and len(soft) else None
     digits = ld.optional(run, "kl_digits")
+    floors, texts = {}, {}
+    for task, suffix in (("ring", ""), ("digits", "_digits")):
+        if task == "digits" and digits is None:
+            continue
+        floor, spread = (ld.optional(run, f"{k}{suffix}") for k in ("kl_floor", "kl_floor_spread"))
+        known = floor is not None and spread is not None and len(floor) and len(spread)
+        floors[task] = (float(floor[-1][2]), float(spread[-1][2])) if known else (np.nan, np.nan)
+        texts[task] = (f"{task}: x {floor[-1][0]:.3g} ± {spread[-1][0]:.2g}, y {floor[-1][1]:.3g} ± "
+                       f"{spread[-1][1]:.2g}, pooled {floor[-1][3]:.3g} ± {spread[-1][3]:.2g}" if known
+                       else f"{task}: unknown (not recorded in this file)")
+    note = ("KL: 1-D histogram KL per coordinate (nats, 50 bins over [-4, 4]). Sampling floor (the same KL of as many "
+            "fresh reference samples as a point draws; median ± std over draws): " + "; ".join(texts.values()))
     sec = Section()
     sec.figures.append(("time_scale", time_scale.quality_vs_time(
-        tps, rc, kl, bar, run.read("saturated")[:n], digits[:n] if digits is not None else None, _label(run))))
-    sec.metrics = {"rc": rc, "time_per_sample": tps, "kl": kl}
+        tps, rc, kl, bar, run.read("saturated")[:n], digits[:n] if digits is not None else None, _label(run),
+        floors=floors, note=note)))
+    sec.metrics = {"rc": rc, "time_per_sample": tps, "kl": kl, "kl sampling floor": texts}
+    pooled = ld.optional(run, "kl_pooled")
+    if pooled is not None:
+        sec.metrics["kl_pooled"] = pooled[:n]
     return sec
 
 
 def _scaled(name: str, grid: np.ndarray, unit: str) -> tuple[str, np.ndarray]:
-    """Panel title with unit, and the grid in that unit (conductances in uS)."""
+    """Panel title with unit, and the grid in that unit (conductances in µS)."""
     text = name.replace("_", " ")
     if unit == "S":
         return f"{text} (µS)", grid * 1e6
@@ -182,3 +251,53 @@ def comparison(runs: Sequence[Run], names: Sequence[str]) -> list[tuple[str, Fig
     if len(sets) < 2:
         return []
     return [("compare_samples", samples.panels(sets, heading="Analog samples of each run"))]
+
+
+def field_section(run: Run) -> Section | None:
+    """Fig. 3d: the network's output field measured through the loop, beside the software score."""
+    analog, software = ld.optional(run, "field_analog"), ld.optional(run, "field_software")
+    points, times = ld.optional(run, "field_points"), ld.optional(run, "field_time")
+    if analog is None or software is None or points is None or times is None or not len(analog):
+        return None
+    n = min(len(analog), len(software), len(times))
+    analog, software, times = analog[:n], software[:n], times[:n]
+    err = np.sqrt(np.mean((analog - software) ** 2, axis=(1, 2)))
+    ref = np.sqrt(np.mean(software**2, axis=(1, 2)))
+    note = ("Measured through the closed loop: a = 0, b = +1 and -1, constant time embedding, a short run "
+            "from each grid point; output voltage = change of the integrators x RC / run time (mean of the "
+            "two signs), converted to score by the mapping's output scale. Relative RMS error per t: "
+            + ", ".join(f"t = {t:.3g}: {e / r:.3g}" for t, e, r in zip(times, err, ref, strict=True)) + ".")
+    fig = field.vector_field(points, times, analog, software, run_label=_label(run), note=note)
+    return Section([("vector_field", fig)], {"times": times, "relative_rms_error": err / ref,
+                                              "points": int(len(points))})
+
+
+def nodes_section(run: Run) -> Section | None:
+    """Fig. 3a: every node's waveform during one sampling (sample 0); Fig. 3c: each layer's input voltages."""
+    data = ldd.load_nodes(run)
+    if data is None:
+        return None
+    last = len(data.layer_outputs) - 1
+    groups = [("integrators (layer 1 inputs), scope channels 1 and 2", ["integrator 0", "integrator 1"],
+               data.integrators[0])]
+    for k in range(len(data.layer_outputs)):
+        index, volts = data.nodes(k, 0)
+        name = (f"output layer: {len(index)} of {data.layer_outputs[k]} nodes" if k == last else
+                f"hidden layer {k + 1}: ReLU outputs of {len(index)} of {data.layer_outputs[k]} nodes "
+                f"(layer {k + 2} inputs)")
+        groups.append((name, [f"node {i}" for i in index], volts))
+    samples_run = int(data.sample.max()) + 1
+    runs = len(np.unique(np.stack([data.layer, data.node]), axis=1).T)
+    how = ("Integrators on scope channels 1 and 2; each hidden and output node through the board's monitor "
+           "multiplexer (MONITOR_SELECT) on channel 4, one node per run: every run repeats the same sampling "
+           f"(probability-flow ODE, the same initial condition and board seed). Sample 0 of {samples_run}; "
+           f"{runs} node runs.")
+    figs = [("nodes_waveforms", nodes.node_waveforms(data.time, groups, run_label=_label(run), note=how))]
+    inputs = data.layer_inputs()
+    names = ["layer 1: integrators"] + [f"layer {k + 2}: hidden layer {k + 1} outputs" for k in range(last)]
+    note = (f"Every recorded sample ({samples_run}) and time point ({data.time.size} per trace, scope traces "
+            "with the scope's input noise). Log counts.")
+    figs.append(("layer_inputs", nodes.layer_inputs(inputs, names, run_label=_label(run), note=note)))
+    ranges = {name: [float(np.nanmin(v)), float(np.nanmax(v))] for name, v in zip(names, inputs, strict=True)
+              if v.size}
+    return Section(figs, {"samples": samples_run, "node_runs": runs, "input_range_V": ranges})

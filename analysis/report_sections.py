@@ -23,7 +23,7 @@ from analysis.schema import DATA
 
 log = logging.getLogger("rrambench.report")
 
-MAX_IV_CYCLES = 10  # cycles drawn in the I-V figure (all are analysed)
+MAX_IV_CYCLES = 10  # cycles drawn in the I-V figure, evenly spread (all are analysed; the figure says so)
 
 
 @dataclass
@@ -39,25 +39,36 @@ def _label(run: Run) -> str:
 
 
 def iv_section(run: Run) -> Section | None:
-    """I-V loops and switching parameters (SET/RESET voltage, on/off ratio) per cycle."""
+    """I-V loops and switching parameters (SET voltage, RESET onset, on/off ratio) per cycle.
+
+    SET and RESET are those of :func:`analysis.device_metrics.switching_voltages` (the
+    definition the ``iv-sweep`` protocol records), at the run's compliance; the figure marks
+    their medians over every cycle and draws up to ``MAX_IV_CYCLES`` cycles, evenly spread.
+    """
     data = ld.load_iv(run)
     if data is None:
         return None
     bias = float(run.parameters.get("read_bias", dm.READ_BIAS))
+    compliance = run.parameters.get("compliance")
     params = []
     for v, i in zip(data.voltage, data.current, strict=True):
         try:
-            params.append(dm.iv_parameters(v, i, read_bias=bias))
+            params.append(dm.iv_parameters(v, i, read_bias=bias,
+                                           compliance=float(compliance) if compliance else None))
         except ValueError as exc:
             log.warning("%s: I-V cycle skipped: %s", run.path.name, exc)
-    shown = slice(0, MAX_IV_CYCLES)
-    cycle = np.repeat(np.arange(len(data.voltage))[shown], data.voltage.shape[1])
+    n = len(data.voltage)
+    shown = np.unique(np.round(np.linspace(0, n - 1, min(n, MAX_IV_CYCLES))).astype(int)) if n else np.arange(0)
+    cycle = np.repeat(shown, data.voltage.shape[1])
     median = None
     if params:
         table = {k: np.array([p.as_dict()[k] for p in params], float) for k in params[0].as_dict()}
-        median = dm.IVParameters(**{k: float(np.nanmedian(v)) for k, v in table.items()})
-    fig = iv.iv_loops(data.voltage[shown].ravel(), data.current[shown].ravel(), cycle, median, _label(run))
-    metrics = {"cycles": len(data.voltage), "median": median.as_dict() if median else None}
+        median = dm.IVParameters(**{k: float(np.nanmedian(v)) if np.isfinite(v).any() else float("nan")
+                                    for k, v in table.items()})
+    fig = iv.iv_loops(data.voltage[shown].ravel(), data.current[shown].ravel(), cycle, median, _label(run),
+                      cycles_total=n)
+    metrics = {"cycles": n, "cycles_drawn": int(shown.size), "median": median.as_dict() if median else None,
+               "set_rule": dm.SET_RULE, "reset_rule": dm.RESET_RULE}
     if data.v_set is not None and len(data.v_set):
         metrics["protocol_v_set_median"] = float(np.nanmedian(data.v_set)) if np.isfinite(data.v_set).any() else None
     if data.v_reset is not None and len(data.v_reset):
@@ -86,39 +97,58 @@ def _target_map_shape(run: Run, prefix: str) -> tuple[int, ...] | None:
 
 
 def programming_section(run: Run, prefix: str) -> Section:
-    """Write-verify convergence, error distribution, pulses per cell, target vs programmed."""
+    """Write-verify convergence, error distribution, pulses per cell, target vs programmed
+    conductances; level histograms and separability for multilevel runs; pattern maps.
+
+    Runs that record the write-verify only as the pulse table (``program-model`` and
+    ``sample`` record ``/entry/pulses`` but no ``pulses_per_cell`` / ``rms_error`` streams)
+    get both from the table: pulses per programmed cell, and the RMS error after each pulse
+    batch over the cells pulsed so far.
+    """
     data = ld.load_programming(run, prefix)
     tag = prefix.rstrip("_")
-    name = f"write_verify{'_' + tag if tag else ''}"
+    suffix = f"_{tag}" if tag else ""
     tol = run.parameters.get("tolerance")
     final = data.final
     sec = Section()
-    try:
-        stats = dm.write_verify_stats(data.target, final, data.pulses_per_cell, data.converged, data.stuck, tol)
-        sec.metrics["write_verify"] = stats.as_dict()
-    except ValueError as exc:
-        sec.metrics["write_verify"] = None
-        log.info("%s: no write-verify statistics: %s", run.path.name, exc)
     k = abs_err = None
+    pulses_per_cell, rms_error, rms_title = data.pulses_per_cell, data.rms_error, "array RMS error"
     cell = _cell_of_pulses(run, data)
     if cell is not None:
         ok = cell >= 0
         k, abs_err = dm.convergence(cell[ok], data.pulses.read[ok], data.target)
         sec.metrics["pulses_recorded"] = int(len(data.pulses))
-    sec.figures.append((name, write_verify.write_verify(
-        k, abs_err, data.pulses_per_cell, final - data.target, data.rms_error, tol, _label(run))))
-    sec.figures.append((f"weights{'_' + tag if tag else ''}",
-                        weights.target_vs_programmed(data.target, final, run_label=_label(run))))
+        if pulses_per_cell is None:
+            pulses_per_cell = np.bincount(cell[ok], minlength=data.target.size)
+            sec.metrics["pulses_per_cell_from"] = "pulse table (/entry/pulses)"
+        if rms_error is None or not len(rms_error):
+            p = data.pulses
+            batch = dm.pulse_batches(p.time[ok], p.step[ok] if p.step is not None else None)
+            rms_error = dm.batch_rms_error(cell[ok], p.read[ok], batch, data.target)
+            rms_title = ("RMS error of the cells pulsed so far\n"
+                         "(from the pulse table; rises when a pass starts on new cells)")
+            sec.metrics["rms_error_from"] = "pulse table (/entry/pulses): cells pulsed so far, latest verify read"
+    try:
+        stats = dm.write_verify_stats(data.target, final, pulses_per_cell, data.converged, data.stuck, tol)
+        sec.metrics["write_verify"] = stats.as_dict()
+    except ValueError as exc:
+        sec.metrics["write_verify"] = None
+        log.info("%s: no write-verify statistics: %s", run.path.name, exc)
+    sec.figures.append((f"write_verify{suffix}", write_verify.write_verify(
+        k, abs_err, pulses_per_cell, final - data.target, rms_error, tol, _label(run), rms_title=rms_title)))
+    sec.figures.append(conductance_figure(run, data, suffix))
     if data.level is not None and data.level_target is not None:
         g = final
         if data.readback is not None and len(data.readback) and data.readback[-1].size == final.size:
             g = data.readback[-1].astype(float)
-        sec.figures.append(("levels", levels.level_histograms(g, data.level, data.level_target, _label(run))))
         try:
-            sec.metrics["levels"] = dm.level_separability(g, data.level, data.level_target).as_dict()
+            stats = dm.level_separability(g, data.level, data.level_target, failed=data.failed)
+            sec.metrics["levels"] = stats.as_dict()
         except ValueError as exc:
-            sec.metrics["levels"] = None
+            stats, sec.metrics["levels"] = None, None
             log.info("%s: no level statistics: %s", run.path.name, exc)
+        sec.figures.append(("levels", levels.level_histograms(g, data.level, data.level_target, _label(run),
+                                                              failed=data.failed, stats=stats)))
     map_shape = _target_map_shape(run, prefix)
     if map_shape is not None:
         target_map = data.target.reshape(map_shape)  # load_programming read <prefix>target, flattened
@@ -131,23 +161,43 @@ def programming_section(run: Run, prefix: str) -> Section:
     return sec
 
 
+def conductance_figure(run: Run, data: ld.ProgrammingData | None = None, suffix: str = "") -> tuple[str, Figure]:
+    """``conductances[_<tag>]``: target against programmed conductance of every programmed cell;
+    the one definition the report and ``rrambench demo`` draw."""
+    data = data if data is not None else ld.load_programming(run)
+    if data is None:
+        raise ValueError(f"{run.path.name}: no target and programmed conductances")
+    return f"conductances{suffix}", weights.target_vs_programmed(data.target, data.final, run_label=_label(run))
+
+
 def retention_section(run: Run) -> Section | None:
-    """Retention curves per level, spread fit vs log time, error distributions at several times."""
+    """Retention curves per level, spread fit vs log time, error distributions at several times.
+
+    Cells that failed to program (stuck or not converged) are left out of the curves, the
+    spread fit and the error spread, and counted (``failed_cells_left_out``); the error
+    histograms keep them, beyond their robust axis, and count them there.
+    """
     data = ld.load_retention(run)
     if data is None:
         return None
     sec = Section()
+    programming = ld.load_programming(run)
+    failed = programming.failed if programming is not None else None
+    keep = np.ones(data.g.shape[1], bool) if failed is None or failed.size != data.g.shape[1] else ~failed
+    sec.metrics["failed_cells_left_out"] = int((~keep).sum())
+    level = data.level[keep] if data.level is not None else None
     fit = None
     if len(data.time) >= 2 and np.all(data.time > 0):
-        fit = dm.retention_fit(data.time, data.g, data.level)
+        fit = dm.retention_fit(data.time, data.g[:, keep], level)
         sec.metrics["retention_fit"] = fit.as_dict()
-    sec.figures.append(("retention", retention.retention_curves(data.time, data.g, data.level, fit, _label(run))))
+    sec.figures.append(("retention", retention.retention_curves(data.time, data.g[:, keep], level, fit, _label(run),
+                                                                left_out=int((~keep).sum()))))
     if data.target is not None:
         err = data.g - data.target[None, :] if len(data.g) else np.zeros((0, data.target.size))
-        sec.figures.append(("error_distributions", retention.error_distributions(data.time, err,
-                                                                                 run_label=_label(run))))
-        sec.metrics["error_std_by_time"] = {f"{t:.4g}": float(np.nanstd(e)) for t, e in zip(data.time, err,
-                                                                                             strict=True)}
+        sec.figures.append(("error_distributions", retention.error_distributions(data.time, err, run_label=_label(run),
+                                                                                 failed=failed)))
+        sec.metrics["error_std_by_time"] = {f"{t:.4g}": float(np.nanstd(e[keep])) for t, e in zip(data.time, err,
+                                                                                                   strict=True)}
     return sec
 
 
@@ -253,14 +303,15 @@ def form_section(run: Run) -> Section | None:
 
 
 def weights_section(run: Run) -> Section | None:
-    """Target vs programmed network weights (program-model)."""
+    """``weights``: target against programmed network weights (program-model, sample); the
+    one definition the report and ``rrambench demo`` draw."""
     data = ld.load_weights(run)
     if data is None:
         return None
     err = data.programmed_weight - data.target_weight
     finite = err[np.isfinite(err)]
     fig = weights.target_vs_programmed(data.target_weight, data.programmed_weight, "weight", "", "", _label(run))
-    return Section([("weights_network", fig)], {
+    return Section([("weights", fig)], {
         "weights": int(data.target_weight.size),
         "weight_error_rms": float(np.sqrt(np.mean(finite**2))) if finite.size else None,
         "weight_error_max": float(np.abs(finite).max()) if finite.size else None})

@@ -55,15 +55,15 @@ class Assumptions:
     bits_per_byte: float = 10.0
     reset_over_rc: float = 0.1
     sources: dict[str, str] = field(default_factory=lambda: {
-        "amp_part": "op-amp of the circuit model (docs/circuit-opamps.md): dual, 20 MHz GBW, 10 V/us, RRIO",
-        "dac_part": "stream DACs of the circuit model (instruments/sim/loop_circuit.py): 16 bit, 1 us settling",
+        "amp_part": "op-amp of the circuit model (docs/circuit-opamps.md): dual, 20 MHz GBW, 10 V/µs, RRIO",
+        "dac_part": "stream DACs of the circuit model (instruments/sim/loop_circuit.py): 16 bit, 1 µs settling",
         "adc_part": "readout ADC of the circuit model (instruments/sim/loop_circuit.py): 16 bit SAR, 500 kSPS",
         "t_reset": "assumption: reset switch R_on C = RC / 100 (switch ~1 % of the integrator's input "
                    "resistance), 10 R_on C to discharge: reset_over_rc x RC",
-        "t_convert": "TI ADS8688: 500 kSPS, 2 us per conversion (datasheet SBAS582, throughput)",
+        "t_convert": "TI ADS8688: 500 kSPS, 2 µs per conversion (datasheet SBAS582, throughput)",
         "amp_power": "TI OPA2320: 1.45 mA typical quiescent current per amplifier (SBOS513) on the "
-                     "board's 5 V (+-2.5 V) analog supply",
-        "dac_power": "ADI AD5542A: about 125 uA supply current at 5 V per single-channel DAC (datasheet "
+                     "board's 5 V (±2.5 V) analog supply",
+        "dac_power": "ADI AD5542A: about 125 µA supply current at 5 V per single-channel DAC (datasheet "
                      "feature list, typical; reference buffer excluded; to verify line by line)",
         "adc_energy": "TI ADS8688: about 65 mW at 500 kSPS (datasheet feature list, typical; to verify "
                       "line by line) -> 130 nJ per conversion",

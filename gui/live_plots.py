@@ -178,7 +178,7 @@ class LivePlots(QWidget):
         counts, edges = np.histogram(shown, bins=HIST_BINS)
         self.hist_item.setData(edges, counts)
         self.hist_plot.setTitle(f"{name} ({values.size} values)")
-        self.hist_plot.setLabel("bottom", name, units="uS" if siemens else "")
+        self.hist_plot.setLabel("bottom", name, units="µS" if siemens else "")
 
     def _series(self, name: str, values: np.ndarray) -> None:
         low = name.lower()

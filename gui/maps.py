@@ -1,4 +1,4 @@
-"""Macro conductance maps: one pyqtgraph image per macro, a colour bar in uS, cell selection."""
+"""Macro conductance maps: one pyqtgraph image per macro, a colour bar in µS, cell selection."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ class MapsPanel(QWidget):
             plot.setRange(xRange=(0, cols), yRange=(0, rows), padding=0.02)
             self.images[macro], self.plots[macro] = image, plot
         self.colorbar = pg.ColorBarItem(values=G_RANGE_US, colorMap=pg.colormap.get("viridis"),
-                                        label="G (uS)", interactive=False)
+                                        label="G (µS)", interactive=False)
         self.colorbar.setImageItem(list(self.images.values()))
         self.view.addItem(self.colorbar, row=0, col=MAPS_PER_ROW, rowspan=max(1, -(-n_macros // MAPS_PER_ROW)))
 
@@ -118,13 +118,13 @@ class MapsPanel(QWidget):
         self.cell_selected.emit(macro, row, col)
 
     def show_cell_read(self, macro: int, row: int, col: int, g: float) -> None:
-        self.cell_value.setText(f"read of ({macro}, {row}, {col}): {g * US:.2f} uS")
+        self.cell_value.setText(f"read of ({macro}, {row}, {col}): {g * US:.2f} µS")
 
     def _show_value(self) -> None:
         macro, row, col = self.selected
         image = self.images[macro].image
         if image is not None and np.isfinite(image[row, col]):
-            self.cell_value.setText(f"map: {image[row, col]:.2f} uS")
+            self.cell_value.setText(f"map: {image[row, col]:.2f} µS")
 
     def _act(self, action: str) -> None:
         if self.selected is None:

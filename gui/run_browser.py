@@ -253,7 +253,7 @@ class RunBrowser(QWidget):
             plot.setTitle(f"{name}: no rows recorded")
             return
         data = np.asarray(run.read(name), dtype=float)
-        scale, units = (US, "uS") if info.units == "S" else (1.0, info.units)
+        scale, units = (US, "µS") if info.units == "S" else (1.0, info.units)
         if data.ndim == 3:  # maps: the last one
             image = pg.ImageItem(data[-1] * scale, axisOrder="row-major")
             plot.addItem(image)

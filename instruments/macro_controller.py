@@ -58,7 +58,8 @@ SNAPSHOT_UNITS = {"staging_capacity": "B", "dac_max": "V", "board_clock": "s", "
 
 
 class MacroController:
-    """Macro controller board: pulses, reads, routing, DAC streams, closed-loop runs.
+    """Macro controller board: pulses, reads, routing, DAC streams, closed-loop runs, layers
+    evaluated open-loop.
 
     Parameters
     ----------
@@ -103,6 +104,7 @@ class MacroController:
         self.mapping_v_bias: float | None = None
         self.stream_dt: float | None = None  # s, time step of the last DAC streams
         self.stream_steps: int | None = None
+        self.monitor: tuple[int, int] | None = None  # (layer, node) last put on the monitor output
         self._loop: LoopInfo | None = None  # the board's loop constants, asked once (they are hardware)
 
     # -- identity and state ------------------------------------------------------------
@@ -170,6 +172,7 @@ class MacroController:
             loop_rc=loop.rc, loop_dt_step=loop.dt_step, loop_v_rail=loop.v_rail,
             mapping=None if self.mapping is None else json.dumps([dataclasses.asdict(r) for r in self.mapping]),
             mapping_v_bias=self.mapping_v_bias, stream_dt=self.stream_dt, stream_steps=self.stream_steps,
+            monitor="" if self.monitor is None else ":".join(map(str, self.monitor)),  # "layer:node"
             max_payload=self.max_payload, max_retries=self.max_retries,
         )
         return {name: (value, SNAPSHOT_UNITS.get(name, "")) for name, value in values.items()}
@@ -245,6 +248,37 @@ class MacroController:
         records = ops.encode_layers(list(layers))
         self._request(Op.LOAD_MAPPING, ops.MAPPING_HEAD.pack(v_bias, len(layers)) + records.tobytes())
         self.mapping, self.mapping_v_bias = ops.decode_layers(records), float(v_bias)
+        self.monitor = None  # the board returns its monitor to the default source
+
+    def select_monitor(self, layer: int | None, node: int = 0) -> None:
+        """Put one node of the loaded network on the board's analog monitor output (MONITOR_SELECT).
+
+        layer: index of a layer of the mapping this driver loaded (0 .. len(mapping) - 1, in
+        mapping order: the hidden ReLU layers, then the output layer); node: its output
+        0 .. n_out - 1. The monitor output (wired to scope channel 4 on the bench) then
+        carries that node's activation-amplifier output voltage (V: a hidden node within
+        [0, v_rail], an output node within +-v_rail) during every closed-loop run.
+        ``layer`` None returns the monitor to its default source (the injected noise voltage
+        of integrator 0 in SDE runs, the trigger output in ODE runs). Loading a mapping
+        returns it to the default too. Indices outside the loaded mapping, or any node
+        before a mapping was loaded, raise ValueError before a byte is sent. A board older
+        than protocol version 4 answers UNKNOWN_OP (:class:`InstrumentError`).
+        """
+        if layer is None:
+            self._request(Op.MONITOR_SELECT, ops.MONITOR_REQ.pack(ops.MONITOR_OFF, 0))
+            self.monitor = None
+            return
+        if self.mapping is None:
+            raise ValueError("no mapping loaded: load_mapping first, the monitor selects a node of that network")
+        if isinstance(layer, bool) or int(layer) != layer or not 0 <= int(layer) < len(self.mapping):
+            raise ValueError(f"monitor layer must be an integer in 0..{len(self.mapping) - 1} (the loaded "
+                             f"mapping's layers), got {layer!r}")
+        n_out = self.mapping[int(layer)].n_out
+        if isinstance(node, bool) or int(node) != node or not 0 <= int(node) < n_out:
+            raise ValueError(f"monitor node must be an integer in 0..{n_out - 1} (outputs of layer {int(layer)}), "
+                             f"got {node!r}")
+        self._request(Op.MONITOR_SELECT, ops.MONITOR_REQ.pack(int(layer), int(node)))
+        self.monitor = (int(layer), int(node))
 
     def set_streams(self, dt: float, embedding, condition, a, b, c) -> None:
         """DAC streams of one closed-loop sample, one value per time step of ``dt`` s.
@@ -314,6 +348,40 @@ class MacroController:
             first += count
             if first >= total:
                 return np.concatenate(parts).astype(float)
+
+    # -- open-loop layers --------------------------------------------------------------
+    def evaluate_layer(self, layer: LayerRegion, inputs, v_bias: float, seed: int = 0) -> np.ndarray:
+        """One layer region evaluated on given input voltages (EVAL_LAYER), outside the loop.
+
+        layer: where the layer sits (a LayerRegion); inputs: (N, layer.n_in) V, driven by
+        the DACs on its input rows, each within the read/DAC limit; v_bias: voltage of its
+        bias rows (V, within the read/DAC limit); seed: 0..2^32-1, seed of the read noise
+        (each frame of a split request takes the next seed). Returns the outputs of its
+        activation amplifiers as the readout ADC digitises them, (N, layer.n_out) V. The
+        loaded mapping and DAC streams of the closed loop are untouched.
+        """
+        x = _finite("inputs", inputs, ndim=2)
+        if x.shape[0] < 1 or x.shape[1] != layer.n_in:
+            raise ValueError(f"inputs must have shape (N >= 1, {layer.n_in}) for this layer, got {x.shape}")
+        if not 0 <= int(seed) <= 0xFFFFFFFF or int(seed) != seed:
+            raise ValueError(f"seed must be an integer in 0..2^32-1, got {seed}")
+        self._limits.read_bias(v_bias)
+        self._limits.read_bias(x)
+        record = ops.encode_layers([layer]).tobytes()
+        per_frame = ops.max_vectors(layer.n_in, layer.n_out, self.max_payload)
+        if per_frame < 1:
+            raise ValueError(f"a layer of {layer.n_in} inputs and {layer.n_out} outputs does not fit a frame of "
+                             f"{self.max_payload} bytes")
+        values = x.astype(ops.VALUE)
+        out = np.empty((x.shape[0], layer.n_out))
+        for k, start in enumerate(range(0, x.shape[0], per_frame)):
+            chunk = values[start : start + per_frame]
+            head = ops.EVAL_HEAD.pack(v_bias, (int(seed) + k) & 0xFFFFFFFF, len(chunk))
+            body = self._request(Op.EVAL_LAYER, head + record + chunk.tobytes())
+            if len(body) != chunk.size // layer.n_in * layer.n_out * ops.VALUE.itemsize:
+                raise InstrumentError(self.name, f"EVAL_LAYER reply holds {len(body)} bytes for {len(chunk)} vectors")
+            out[start : start + len(chunk)] = np.frombuffer(body, ops.VALUE).reshape(len(chunk), layer.n_out)
+        return out
 
     # -- requests ----------------------------------------------------------------------
     def _read_settings(self, bias: float, window: float) -> bytes:

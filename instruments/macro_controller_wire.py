@@ -143,8 +143,10 @@ def peek_seq_op(wire: bytes) -> tuple[int, int]:
 BOARD_MACROS, BOARD_ROWS, BOARD_COLS = 8, 32, 32
 
 # -- opcodes and payloads ----------------------------------------------------------------
-#: Version 2 added LOOP_INFO (the loop's time constants); every other op is as in version 1.
-PROTOCOL_VERSION = 2
+#: Version 2 added LOOP_INFO (the loop's time constants); version 3 added EVAL_LAYER (one layer
+#: region evaluated open-loop on given input voltages); version 4 added MONITOR_SELECT (one node of
+#: the loaded network on the analog monitor output); every other op is as in version 1.
+PROTOCOL_VERSION = 4
 
 
 class Op(enum.IntEnum):
@@ -164,6 +166,8 @@ class Op(enum.IntEnum):
     RUN_SAMPLES = 0x33
     FETCH_END = 0x34
     LOOP_INFO = 0x35
+    EVAL_LAYER = 0x36
+    MONITOR_SELECT = 0x37
     STAGE = 0x40
     EXEC_STAGED = 0x41
 
@@ -184,6 +188,8 @@ RUN_REQ = struct.Struct("<IfBI")  # count, duration s, sde (0/1), noise seed
 FETCH_REQ = struct.Struct("<II")  # first sample, most values wanted
 FETCH_REPLY = struct.Struct("<IIIH")  # first sample, count, total samples N, D
 LOOP_INFO_REPLY = struct.Struct("<ddd")  # rc s, dt_step s, v_rail V: the loop's constants as built
+EVAL_HEAD = struct.Struct("<fII")  # v_bias V, noise seed, N input vectors (EVAL_LAYER; a LAYER record follows)
+MONITOR_REQ = struct.Struct("<BB")  # layer (mapping order; MONITOR_OFF: the default source), node
 STAGE_HEAD = struct.Struct("<I")  # offset in the staging buffer, bytes
 EXEC_STAGED_REQ = struct.Struct("<BII")  # op, staged length bytes, CRC-32 of the staged bytes
 U32 = struct.Struct("<I")
@@ -202,6 +208,9 @@ VALUE = np.dtype("<f4")  # conductance S or voltage V
 
 #: Activation codes of a layer record.
 ACTIVATIONS = ("linear", "relu")
+#: MONITOR_SELECT's layer byte that returns the monitor output to its default source: the
+#: injected noise voltage of integrator 0 in SDE runs, the trigger output in ODE runs.
+MONITOR_OFF = 0xFF
 #: Bytes a frame payload may carry after the reply's status byte.
 REPLY_ROOM = MAX_PAYLOAD - 1
 
@@ -223,6 +232,14 @@ def max_cells(op: Op, max_payload: int = MAX_PAYLOAD) -> int:
     """
     record = {Op.PULSE_BATCH: PULSE_CELL, Op.READ_BATCH: READ_CELL}[op].itemsize
     return min((max_payload - READ_SETTINGS.size) // record, (max_payload - 1) // VALUE.itemsize)
+
+
+def max_vectors(n_in: int, n_out: int, max_payload: int = MAX_PAYLOAD) -> int:
+    """Most input vectors one EVAL_LAYER frame carries within ``max_payload`` bytes, for a layer
+    of ``n_in`` inputs and ``n_out`` outputs: the request (head, one LAYER record, N n_in
+    float32) and the reply (status byte, N n_out float32) must both fit."""
+    request = (max_payload - EVAL_HEAD.size - LAYER.itemsize) // (VALUE.itemsize * n_in)
+    return max(0, min(request, (max_payload - 1) // (VALUE.itemsize * n_out)))
 
 
 @dataclass(frozen=True)

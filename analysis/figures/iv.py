@@ -1,17 +1,17 @@
-"""I-V loops: current vs voltage on linear and logarithmic axes, SET/RESET marked."""
+"""I-V loops: current vs voltage on linear and logarithmic axes, SET and RESET onset marked."""
 
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from analysis.device_metrics import IVParameters
+from analysis.device_metrics import RESET_RULE, SET_RULE, IVParameters
 from analysis.figures.style import (
     WIDE,
     auto_prefix,
     colors,
+    footnote,
     label,
-    legend,
     new_figure,
     no_data,
     plain_log_ticks,
@@ -21,8 +21,14 @@ from analysis.figures.style import (
 
 
 def iv_loops(voltage: np.ndarray, current: np.ndarray, cycle: np.ndarray | None = None,
-             params: IVParameters | None = None, run_label: str = "") -> Figure:
-    """One curve per sweep cycle; voltage (V) and current (A) in sweep order, cycle (n,) index."""
+             params: IVParameters | None = None, run_label: str = "", cycles_total: int | None = None) -> Figure:
+    """One curve per sweep cycle; voltage (V) and current (A) in sweep order, cycle (n,) index.
+
+    params: the SET voltage and RESET onset to mark (those of
+    :func:`analysis.device_metrics.switching_voltages`, as the ``iv-sweep`` protocol records
+    them; the report gives their medians over every cycle). cycles_total: cycles the run
+    holds when only some are drawn; the figure says how many of them it draws.
+    """
     fig, (lin, log) = new_figure(WIDE, ncols=2)
     v, i = np.asarray(voltage, float), np.asarray(current, float)
     cyc = np.zeros(v.shape, int) if cycle is None else np.asarray(cycle, int)
@@ -35,14 +41,24 @@ def iv_loops(voltage: np.ndarray, current: np.ndarray, cycle: np.ndarray | None 
     if v.size == 0:
         no_data(lin)
         no_data(log)
+    total = len(ids) if cycles_total is None else int(cycles_total)
+    lines = []
+    if total > len(ids) and v.size:
+        lines.append(f"{len(ids)} of {total} cycles drawn (cycles {', '.join(str(c) for c in ids)}); "
+                     f"all {total} analysed.")
     if params is not None:
         for ax in (lin, log):
-            for vx, name, col in ((params.set_voltage, "SET", "tab:red"), (params.reset_voltage, "RESET", "tab:blue")):
+            for vx, name, col in ((params.set_voltage, "SET", "tab:red"),
+                                  (params.reset_voltage, "RESET onset", "tab:blue")):
                 if np.isfinite(vx):
                     ax.axvline(vx, color=col, ls="--", lw=0.8, label=f"{name} {vx:.2f} V")
+        lines.append(f"Dashed: medians over the {total} cycles of the {SET_RULE} and the {RESET_RULE}.")
     lin.set(xlabel=label("voltage", "V"), ylabel=label("current", unit), title="I-V loop")
     log.set(xlabel=label("voltage", "V"), ylabel=label("|current|", "A"), title="I-V loop, |I| on log scale")
-    legend(lin, len(ids) + 2)
+    if len(ids) + 2 <= 12 and lin.get_legend_handles_labels()[0]:
+        lin.legend(loc="upper left", frameon=False, ncol=2)  # the sweep leaves that corner empty
+    if lines:
+        footnote(fig, "\n".join(lines))
     title(fig, "I-V sweep", run_label)
     return fig
 

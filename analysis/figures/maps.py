@@ -11,7 +11,7 @@ from analysis.figures.style import GRID, WIDE, label, new_figure, no_data, scale
 
 
 def array_maps(maps: np.ndarray, titles: Sequence[str], run_label: str = "") -> Figure:
-    """Up to 8 maps (k, rows, cols) in S on one shared colour scale (uS), one panel each."""
+    """Up to 8 maps (k, rows, cols) in S on one shared colour scale (µS), one panel each."""
     maps = np.asarray(maps, float)[:8]
     n = max(len(maps), 1)
     ncols = min(n, 4)

@@ -11,7 +11,18 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from analysis.device_metrics import ReadNoise
-from analysis.figures.style import WIDE, colors, label, legend, new_figure, no_data, plain_log_ticks, scale, title
+from analysis.figures.style import (
+    WIDE,
+    colors,
+    footnote,
+    label,
+    legend,
+    new_figure,
+    no_data,
+    plain_log_ticks,
+    scale,
+    title,
+)
 
 
 def read_noise(noise: ReadNoise | None, spectra: Sequence[tuple[str, np.ndarray, np.ndarray]],
@@ -114,13 +125,16 @@ class RobustnessLine:
 
 
 def noise_robustness(panels: Sequence[tuple[str, str, Mapping[str, tuple[bool, RobustnessLine]]]],
-                     run_label: str = "", heading: str = "Noise robustness", note: str = "") -> Figure:
+                     run_label: str = "", heading: str = "Noise robustness", note: str = "",
+                     floors: Sequence[tuple[float, float, str] | None] = ()) -> Figure:
     """Fig. 5e/f style: one panel per (x label, y label, {model: (noise-aware, line)}); per
     model the median over worlds as a line and the interquartile range as a band, the
     noise multiplier on a log2 axis; y on a log axis when the medians span more than a
-    decade. ``note``: a line under the panels (what the metric is, what was not swept)."""
+    decade. ``note``: a line under the panels (what the metric is, what was not swept).
+    ``floors[k]``: (median, spread, legend text) of panel k's sampling floor, drawn as a grey
+    dotted line in a ± spread band (None or missing: none)."""
     fig, axes = new_figure((4.2 * max(len(panels), 1), 4.4), ncols=max(len(panels), 1))
-    for ax, (xlabel, ylabel, lines) in zip(axes, panels, strict=False):
+    for k, (ax, (xlabel, ylabel, lines)) in enumerate(zip(axes, panels, strict=False)):
         ax.set(xlabel=xlabel, ylabel=ylabel)
         for model, (aware, line) in lines.items():
             ok = line.worlds > 0
@@ -149,13 +163,15 @@ def noise_robustness(panels: Sequence[tuple[str, str, Mapping[str, tuple[bool, R
             ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             ax.yaxis.set_minor_formatter(NullFormatter())
+        floor = floors[k] if k < len(floors) else None
+        if floor is not None and np.isfinite(floor[0]):  # after the ticks: its x data are axes fractions
+            ax.axhspan(floor[0] - floor[1], floor[0] + floor[1], color="0.5", alpha=0.15, lw=0)
+            ax.axhline(floor[0], color="0.3", ls=":", lw=1.2, label=floor[2])
         ax.axvline(1.0, color="0.5", lw=0.8, ls=":")
     # one legend for all panels (the same models), where it hides least of the first
     drawn = [ax for ax in axes if ax.lines]
     if drawn:
         drawn[0].legend(loc="best", frameon=False)
-    if note:
-        fig.text(0.01, 0.0, note, fontsize=7, color="0.3", ha="left", va="bottom", wrap=True)
-        fig.get_layout_engine().set(rect=(0, 0.06, 1, 0.94))
+    footnote(fig, note)
     title(fig, heading, run_label)
     return fig

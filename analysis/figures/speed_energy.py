@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from analysis.figures.style import SINGLE, label, new_figure, title
+from analysis.figures.style import SINGLE, footnote, label, new_figure, title
 
 ANALOG_COLOR, DIGITAL_COLOR = "tab:red", "tab:gray"
 
@@ -27,7 +27,8 @@ def _bars(ax: Any, names: list[str], values: list[float], colors: list[str], uni
 
 def time_per_sample(result: Mapping[str, Any], run_label: str = "") -> Figure:
     """Horizontal bars (log scale): analog time per sample (with and without host transfers) and
-    every digital row (throughput and single-sample latency); the speed-up against the strongest."""
+    every digital row (throughput and single-sample latency); the speed-up against the strongest; under
+    the panel, the analog KL at that RC beside its sampling floor (``rc_quality``, when given)."""
     fig, (ax,) = new_figure(SINGLE)
     names = ["analog (with transfers)", "analog (loop, reset, readout)"]
     values = [result["analog_time_per_sample_s"], result["analog_time_per_sample_without_transfers_s"]]
@@ -38,6 +39,8 @@ def time_per_sample(result: Mapping[str, Any], run_label: str = "") -> Figure:
     ax.set(xlabel=label("time per sample", "s"),
            title=f"speed-up {result['speedup']:.3g}x vs {result['digital_baseline'].split()[0].replace('_', ' ')} "
                  f"(paper {result['paper']['speedup']}x)")
+    if result.get("rc_quality"):
+        footnote(fig, f"analog quality at RC {result['rc_s']:.0e} s: {result['rc_quality']}")
     title(fig, f"Time per sample, {result['task']} (RC {result['rc_s']:.0e} s)", run_label)
     return fig
 

@@ -3,8 +3,9 @@
 Figures are built on :class:`matplotlib.figure.Figure` with an Agg canvas directly
 (no pyplot, no backend switch), so reports run in threads, next to the Qt GUI, and
 never open a window. Build figures inside :func:`context` for the report style. Values are stored in SI
-units; axes show them with an SI prefix chosen per quantity (uS, ms, mV), and
-every axis label carries its unit in parentheses: ``"conductance (uS)"``.
+units; axes show them with an SI prefix chosen per quantity (µS, ms, mV), and
+every axis label carries its unit in parentheses: ``"conductance (µS)"``. Figure text
+writes µ (micro) and ± (never "u" or "+-").
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ def context() -> Iterator[None]:
 
 # SI prefixes used on axes: the scale that divides the SI value, and the prefix text.
 PREFIXES = {"": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9, "k": 1e3, "M": 1e6}
+MICRO = "µ"  # how the prefix "u" is written in figure text
+PLUS_MINUS = "±"
+
+
+def prefix_text(prefix: str) -> str:
+    """How an SI prefix is written in figure text: "u" as µ, the others as they are."""
+    return MICRO if prefix == "u" else prefix
 
 
 def new_figure(size: tuple[float, float] = SINGLE, ncols: int = 1, nrows: int = 1,
@@ -51,10 +59,10 @@ def new_figure(size: tuple[float, float] = SINGLE, ncols: int = 1, nrows: int = 
 
 
 def scale(unit: str, prefix: str) -> tuple[float, str]:
-    """Factor to multiply SI values by, and the label unit: ``scale("S", "u") -> (1e6, "uS")``."""
+    """Factor to multiply SI values by, and the label unit: ``scale("S", "u") -> (1e6, "µS")``."""
     if prefix not in PREFIXES:
         raise ValueError(f"prefix: one of {sorted(PREFIXES)}, got {prefix!r}")
-    return 1.0 / PREFIXES[prefix], f"{prefix}{unit}"
+    return 1.0 / PREFIXES[prefix], f"{prefix_text(prefix)}{unit}"
 
 
 def auto_prefix(values: np.ndarray) -> str:
@@ -71,8 +79,9 @@ def auto_prefix(values: np.ndarray) -> str:
 
 
 def label(quantity: str, unit: str, prefix: str = "") -> str:
-    """Axis label ``"quantity (unit)"``; dimensionless quantities get no parentheses."""
-    shown = f"{prefix}{unit}"
+    """Axis label ``"quantity (unit)"``; dimensionless quantities get no parentheses. ``prefix``
+    "u" is written µ."""
+    shown = f"{prefix_text(prefix)}{unit}"
     return f"{quantity} ({shown})" if unit else quantity
 
 
@@ -92,6 +101,18 @@ def title(fig: Figure, text: str, run_label: str = "") -> None:
     fig.suptitle(text + (f"\n{run_label}" if run_label else ""), fontsize=10)
 
 
+def footnote(fig: Figure, text: str) -> None:
+    """A note under the panels (what a metric is, its sampling floor), wrapped to the figure's
+    width; the panels move up to make room for its lines."""
+    if not text:
+        return
+    fig.text(0.01, 0.0, text, fontsize=7, color="0.3", ha="left", va="bottom", wrap=True)
+    per_line = max(fig.get_figwidth() * 17, 1)  # characters of 7 pt text per line, about
+    lines = sum(max(1, int(np.ceil(len(part) / per_line))) for part in text.split("\n"))
+    room = min((lines * 0.13 + 0.1) / fig.get_figheight(), 0.5)  # 7 pt lines are ~0.12 in apart
+    fig.get_layout_engine().set(rect=(0, room, 1, 1 - room))
+
+
 def plain_log_ticks(ax: Axes, axis: str = "y") -> None:
     """Log axis labelled with plain numbers (0.2, 0.5, 1); intermediate ticks are labelled
     too when the axis spans less than two decades (else only the decades)."""
@@ -109,7 +130,12 @@ def colors(n: int, cmap: str = "viridis") -> Sequence[tuple[float, float, float,
 
 
 def save(fig: Figure, path: Path) -> Path:
-    """Write ``fig`` as PNG to ``path`` and return the path."""
+    """Write ``fig`` as PNG to ``path`` and return the path.
+
+    The saved area is the figure's tight bounding box: the constrained layout alone, run
+    once at save time, can leave tick and axis labels of equal-aspect panels (time
+    slices) cut off at the bottom edge.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", pad_inches=0.08)
     return path

@@ -7,15 +7,18 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from analysis.figures.style import WIDE, label, new_figure, no_data, title
+from analysis.figures.style import WIDE, footnote, label, new_figure, no_data, title
 
 
 def quality_vs_time(time_per_sample: np.ndarray, rc: np.ndarray, kl: np.ndarray, bar: np.ndarray | None,
-                    saturated: np.ndarray, kl_digits: np.ndarray | None = None, run_label: str = "") -> Figure:
+                    saturated: np.ndarray, kl_digits: np.ndarray | None = None, run_label: str = "",
+                    floors: dict[str, tuple[float, float]] | None = None, note: str = "") -> Figure:
     """Left: ring KL per coordinate (and the digits latents', if given) against time per sample (s),
-    the bar as a dashed line, each point labelled with its RC. Right: fraction of trajectories on a rail.
+    the bar as a dashed line, each point labelled with its RC; the sampling floor of each task's KL
+    (``floors``: task -> (median, spread)) as a grey band. Right: fraction of trajectories on a rail.
 
-    time_per_sample, rc (P,) s; kl, kl_digits (P, 2); bar (2,) largest passing KL per coordinate.
+    time_per_sample, rc (P,) s; kl, kl_digits (P, 2); bar (2,) largest passing KL per coordinate;
+    note: lines under the panels.
     """
     fig, (q, sat) = new_figure(WIDE, ncols=2)
     _labels(q, sat)
@@ -33,10 +36,16 @@ def quality_vs_time(time_per_sample: np.ndarray, rc: np.ndarray, kl: np.ndarray,
                      label=f"digits latent KL {name}")
         if bar is not None:
             q.axhline(float(bar[k]), color=col, ls="--", lw=1, label=f"ring bar {name} (1.5 x software + 0.02)")
+    for (task, (median, spread)), style in zip((floors or {}).items(), (":", "-."), strict=False):
+        if np.isfinite(median):
+            q.axhspan(max(median - spread, 1e-6), median + spread, color="0.5", alpha=0.15, lw=0)
+            q.axhline(median, color="0.3", ls=style, lw=1.2,
+                      label=f"{task} sampling floor {median:.3g} ± {spread:.2g}")
     for tk, rk, kk in zip(t, np.asarray(rc)[order], np.max(np.asarray(kl)[order], axis=1), strict=True):
         q.annotate(f"RC {rk:.0e} s", (tk, kk), textcoords="offset points", xytext=(4, 6), fontsize=7)
     q.legend(frameon=False, fontsize=8)
     sat.semilogx(t, np.asarray(saturated)[order] * 100, "o-")
+    footnote(fig, note)
     title(fig, "Time scale of the analog solver", run_label)
     return fig
 

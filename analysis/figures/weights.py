@@ -12,7 +12,7 @@ def target_vs_programmed(target: np.ndarray, programmed: np.ndarray, what: str =
                          unit: str = "S", prefix: str = "u", run_label: str = "") -> Figure:
     """Overlaid histograms of target and programmed values, and programmed against target.
 
-    Values in SI ``unit`` ("" for dimensionless weights), shown with ``prefix`` ("u": uS).
+    Values in SI ``unit`` ("" for dimensionless weights), shown with ``prefix`` ("u": µS).
     """
     fig, (hist, scatter) = new_figure(WIDE, ncols=2)
     k, unit = scale(unit, prefix) if unit else (1.0, "")
@@ -33,5 +33,5 @@ def target_vs_programmed(target: np.ndarray, programmed: np.ndarray, what: str =
     hist.set(xlabel=label(what, unit), ylabel="cells", title="target vs programmed histogram")
     scatter.set(xlabel=label(f"target {what}", unit), ylabel=label(f"programmed {what}", unit),
                 title="programmed against target")
-    title(fig, "Target vs programmed", run_label)
+    title(fig, f"Target vs programmed {what}s", run_label)
     return fig

@@ -217,6 +217,13 @@ class BlockNetwork:
             np.minimum(dest, self.v_rail, out=dest)
         return self._results[last][: self.net[last].n_out]
 
+    def output(self, k: int) -> np.ndarray:
+        """Layer ``k``'s outputs (n_out, n) V of the last :meth:`forward`: a view of the buffer
+        every call overwrites (the next layer's input rows, or the result of the last layer)."""
+        if k == len(self.net) - 1:
+            return self._results[k][: self.net[k].n_out]
+        return self._signal_rows(k + 1)
+
     def _signal_rows(self, k: int) -> np.ndarray:
         """Rows of layer ``k``'s input buffer that hold its input voltages v."""
         n_in = self.net[k].n_in

@@ -2,7 +2,8 @@
 
 The board's trigger output fires ``world``'s trigger listeners with the node
 voltages of a closed-loop run (``traces`` (S, C, P) V, one segment per sample:
-integrator outputs, embedding channel, trigger channel). Trace channel k is
+integrator outputs, embedding channel, the board's monitor output: a network node
+MONITOR_SELECT chose, by default the trigger channel). Trace channel k is
 wired to scope channel k + 1; the board's trigger output to EXTernal (it rises as
 the run starts, t0). When the scope is armed (``:SINGle``, ``:RUN``) it finds the
 trigger of each segment on its source (EXTernal: the run start; a channel: its

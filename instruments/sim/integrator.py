@@ -87,7 +87,8 @@ class LoopSettings:
     h: fine step over RC (dimensionless, 0 < h <= 0.1); every: trace decimation in steps
     (>= 1); v_rail, x_rail: activation and integrator rails (V); trigger_level: trigger
     output level (V) on the last trace channel in ODE mode; chunk: trajectories per
-    cache-sized block (>= 1).
+    cache-sized block (>= 1); monitor: (layer, node) whose output the last trace channel
+    carries instead (the board's monitor output), or None.
     """
 
     h: float
@@ -96,6 +97,7 @@ class LoopSettings:
     x_rail: float
     trigger_level: float
     chunk: int
+    monitor: tuple[int, int] | None = None
 
 
 def n_trace_points(n_steps: int, every: int) -> int:
@@ -109,7 +111,7 @@ def integrate(net: Sequence[CompiledLayer], x0: np.ndarray, streams: StepStreams
     """Run the closed loop from ``x0`` (N, D) V.
 
     Returns end values (N, D) V, traces (N, D + 2, P) float32 V (integrators, embedding
-    probe, noise/trigger channel) and a (N,) bool flag of trajectories that touched the
+    probe, monitor output: the monitored node, or noise/trigger) and a (N,) bool flag of trajectories that touched the
     integrator rail at a trace sample.
     """
     n_traj, dim = x0.shape
@@ -139,6 +141,7 @@ def _integrate_block(net: Sequence[CompiledLayer], x0: np.ndarray, streams: Step
     aux_scale = 1.0 / sqrt_h                     # held noise voltage = c z / sqrt(h)
     dx = np.empty_like(x)
     trace_aux = np.zeros(n, dtype=COMPUTE_DTYPE)
+    monitor = None if s.monitor is None else block.output(s.monitor[0])[s.monitor[1]]
     point = 0
     for k in range(streams.n_steps):
         z_all = normals.draw() if normals is not None else None
@@ -152,7 +155,7 @@ def _integrate_block(net: Sequence[CompiledLayer], x0: np.ndarray, streams: Step
             z_sde = z_all[n_net_noise:n_normals]
             dx += (streams.c[k] * sqrt_h) * z_sde
         if k % s.every == 0:
-            aux_channel(trace_aux, z_sde[0] if sde else None, streams.c[k] * aux_scale, s.trigger_level)
+            aux_channel(trace_aux, z_sde[0] if sde else None, streams.c[k] * aux_scale, s.trigger_level, monitor)
             record_trace(traces, point, x, streams.probe[k], trace_aux)
             point += 1
         x += dx
@@ -162,17 +165,21 @@ def _integrate_block(net: Sequence[CompiledLayer], x0: np.ndarray, streams: Step
     return x.T
 
 
-def aux_channel(out: np.ndarray, z: np.ndarray | None, scale: float, trigger_level: float) -> None:
-    """The last trace channel into ``out``: the held noise voltage ``scale z`` (SDE, ``z`` the
-    integrator-0 normals) or the trigger level (ODE, ``z`` None)."""
-    if z is not None:
+def aux_channel(out: np.ndarray, z: np.ndarray | None, scale: float, trigger_level: float,
+                monitor: np.ndarray | None = None) -> None:
+    """The last trace channel, the board's monitor output, into ``out``: the monitored node's
+    voltage ``monitor`` (n,) V when one is selected, else its default source, the held noise
+    voltage ``scale z`` (SDE, ``z`` the integrator-0 normals) or the trigger level (ODE, ``z`` None)."""
+    if monitor is not None:
+        out[...] = monitor
+    elif z is not None:
         np.multiply(z, scale, out=out)
     else:
         out.fill(trigger_level)
 
 
 def record_trace(traces: np.ndarray, point: int, x: np.ndarray, probe: float, aux: np.ndarray) -> None:
-    """Write trace sample ``point``: integrators x (D, n), the probed DAC, the noise/trigger channel."""
+    """Write trace sample ``point``: integrators x (D, n), the probed DAC, the monitor output."""
     dim = x.shape[0]
     traces[:, :dim, point] = x.T
     traces[:, dim, point] = probe

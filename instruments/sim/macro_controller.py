@@ -96,6 +96,8 @@ class MacroControllerEmulator:
             Op.RUN_SAMPLES: self.ops.run_samples,
             Op.FETCH_END: self.ops.fetch_end,
             Op.LOOP_INFO: self.ops.loop_info,
+            Op.EVAL_LAYER: self.ops.eval_layer,
+            Op.MONITOR_SELECT: self.ops.monitor_select,
             Op.STAGE: self._stage,
             Op.EXEC_STAGED: self._exec_staged,
         }
@@ -352,6 +354,42 @@ class MacroControllerOps:
         with self.world.lock:  # the seed board's run swaps the circuit's settings under this lock
             p = self.world.loop.params
             return ops.LoopInfo(p.rc, p.dt_step, p.v_rail).pack()
+
+    def eval_layer(self, payload: bytes) -> bytes:
+        """One layer region on the given input voltages, outside the loop: the DACs drive its
+        rows for one conversion each and return to 0 V; mapping and streams stay loaded."""
+        head = ops.EVAL_HEAD.size + ops.LAYER.itemsize
+        if len(payload) < head:
+            raise Refusal(Status.BAD_LENGTH, f"EVAL_LAYER needs v_bias, seed, N and a layer record ({head} bytes)")
+        v_bias, seed, n = ops.EVAL_HEAD.unpack_from(payload)
+        record = np.frombuffer(payload, ops.LAYER, 1, ops.EVAL_HEAD.size)
+        n_in, n_out = int(record["n_in"][0]), int(record["n_out"][0])
+        _expect(payload, head + n * n_in * ops.VALUE.itemsize)
+        if n == 0 or n_in == 0 or n_out == 0 or record["activation"][0] >= len(ops.ACTIVATIONS):
+            raise Refusal(Status.BAD_ARGUMENT, "EVAL_LAYER needs N >= 1 and a layer with n_in, n_out >= 1 "
+                          "and activation code 0..1")
+        if n * n_out * ops.VALUE.itemsize > ops.REPLY_ROOM:
+            raise Refusal(Status.BAD_LENGTH, f"{n} vectors of {n_out} outputs: the reply would exceed one frame")
+        _rating("v_bias", np.array([abs(v_bias)]), 0.0, RATINGS["dac"], "V")
+        _rating("r_feedback", record["r_feedback"], 1.0, 1e9, "ohm")
+        x = np.frombuffer(payload, ops.VALUE, n * n_in, head).astype(float).reshape(n, n_in)
+        _rating("input voltage", np.abs(x), 0.0, RATINGS["dac"], "V")
+        region = ops.decode_layers(record)[0]
+        y = self.world.loop.evaluate_layer(region, float(v_bias), x, np.random.default_rng(seed))
+        return np.asarray(y, dtype=ops.VALUE).tobytes()
+
+    def monitor_select(self, payload: bytes) -> bytes:
+        """The analog monitor multiplexer: one node of the loaded network (a layer's activation
+        output) onto the monitor output, scope channel 4; layer MONITOR_OFF: its default source."""
+        _expect(payload, ops.MONITOR_REQ.size)
+        layer, node = ops.MONITOR_REQ.unpack(payload)
+        if layer == ops.MONITOR_OFF:
+            self.world.loop.select_monitor(None)
+            return b""
+        if not self.mapping_loaded:
+            raise Refusal(Status.BAD_ARGUMENT, "load a mapping first: the monitor selects a node of the network")
+        self.world.loop.select_monitor(layer, node)   # ValueError (BAD_ARGUMENT) outside the mapping
+        return b""
 
     def _drive_dacs(self, group: str, volts: float) -> None:
         """Loaded DACs output their (first) value at once: the world sees the largest |V|."""

@@ -1,4 +1,9 @@
-"""iv-sweep: quasi-static dual I-V sweeps on chosen cells through the SMU."""
+"""iv-sweep: quasi-static dual I-V sweeps on chosen cells through the SMU.
+
+The SET voltage and RESET onset of each cycle are those of
+:func:`analysis.device_metrics.switching_voltages` (re-exported here), the one definition
+the report marks in its I-V figure too.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from functools import partial
 
 import numpy as np
 
+from analysis.device_metrics import switching_voltages
 from protocols.characterization.cells import parse_selection, select_cells
 from protocols.engine.bench_shape import BenchShape
 from protocols.engine.datasets import Plot, Spec, Stream
@@ -28,29 +34,6 @@ def sweep_voltages(v_max: float, v_min: float, step: float) -> np.ndarray:
     up = np.arange(0.0, v_max + step / 2, step)
     down = np.arange(0.0, v_min - step / 2, -step)
     return np.concatenate([up, up[-2::-1], down[1:], down[-2::-1]])
-
-
-def switching_voltages(v: np.ndarray, i: np.ndarray, compliance: float) -> tuple[float, float]:
-    """(V_set, V_reset) of one cycle in V; NaN where the cycle shows no switching.
-
-    V_set: first point of the rising positive branch where the current reaches half
-    the compliance (the abrupt SET is clamped at it). V_reset: first point of the
-    falling negative branch where I/V drops below 90 % of its value at the branch
-    start (the LRS), i.e. the onset of the gradual RESET.
-    """
-    v, i = np.asarray(v, float), np.asarray(i, float)
-    top, bottom = int(np.argmax(v)), int(np.argmin(v))
-    rising = np.arange(0, top + 1)
-    hit = rising[np.abs(i[rising]) >= 0.5 * compliance]
-    v_set = float(v[hit[0]]) if hit.size else float("nan")
-    start = int(np.flatnonzero((v < 0) & (np.arange(v.size) < bottom))[0]) if np.any(v < 0) else bottom
-    falling = np.arange(start, bottom + 1)
-    falling = falling[np.abs(v[falling]) >= 0.1]
-    if falling.size < 2:
-        return v_set, float("nan")
-    g = i[falling] / v[falling]
-    drop = falling[g < 0.9 * g[0]]
-    return v_set, float(v[drop[0]]) if drop.size else float("nan")
 
 
 class IVSweep(Protocol):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.device_metrics import level_separability
+from analysis.device_metrics import adjacent_overlap, level_separability
 from protocols.characterization import programming as pg
 from protocols.characterization.cells import select_cells
 from protocols.characterization.programming import ProgrammingProtocol, WriteVerifyParams
@@ -31,29 +31,6 @@ def assign_levels(n_cells: int, levels: int, per_level: int, seed: int) -> np.nd
     if need > n_cells:
         raise ValueError(f"levels x per_level = {need} cells, but the region holds only {n_cells}")
     return np.random.default_rng(seed).permutation(np.repeat(np.arange(levels), per_level))
-
-
-def adjacent_overlap(g: np.ndarray, level: np.ndarray, centers: np.ndarray | None = None) -> np.ndarray:
-    """Overlap of each pair of adjacent levels: the fraction of their cells on the wrong side.
-
-    The boundary is the midpoint between the two levels' centres: ``centers[k]`` (S,
-    e.g. the targets) when given, else the levels' medians (as after relaxation,
-    when the whole distribution drifts). A cell of the lower level above it, or of
-    the upper level below it, counts as misplaced. ``g`` in S, ``level`` the level
-    index of each cell. Returns one fraction (0..1) per adjacent pair present.
-    """
-    g, level = np.asarray(g, dtype=float), np.asarray(level)
-    order = np.unique(level)
-    if centers is None:
-        medians = np.array([np.median(g[level == k]) for k in order])
-    else:
-        medians = np.asarray(centers, dtype=float)[order]
-    out = np.empty(order.size - 1)
-    for j in range(order.size - 1):
-        mid = 0.5 * (medians[j] + medians[j + 1])
-        lo, hi = g[level == order[j]], g[level == order[j + 1]]
-        out[j] = (np.count_nonzero(lo > mid) + np.count_nonzero(hi < mid)) / (lo.size + hi.size)
-    return out
 
 
 class LevelsOnCells(ProgrammingProtocol):
@@ -85,7 +62,7 @@ class LevelsOnCells(ProgrammingProtocol):
 
 
 class Multilevel(LevelsOnCells):
-    """Program evenly spaced conductance levels (default 64, 2 to 65 uS), K cells each; read back."""
+    """Program evenly spaced conductance levels (default 64, 2 to 65 µS), K cells each; read back."""
 
     name = "multilevel"
     signal = "readback"
@@ -111,10 +88,14 @@ class Multilevel(LevelsOnCells):
         ]
 
     def outcome(self) -> dict:
-        """Separable levels (every neighbour >= 6 pooled sigma away), the smallest gap in
-        sigmas and the misplaced fraction of the read-back; the programming pass's numbers."""
-        stats = level_separability(self.recorded("readback")[-1], self.level, self.levels_g)
+        """Separable levels (:func:`analysis.device_metrics.separability_rule`: at most 1 % of two
+        adjacent levels' cells beyond the midpoint of their medians, cells that failed to program
+        left out and counted), the smallest gap in sigmas and the misplaced fraction of the
+        read-back; the programming pass's numbers."""
+        stats = level_separability(self.recorded("readback")[-1], self.level, self.levels_g,
+                                   failed=pg.failed_cells(self))
         return {"levels": (stats.levels, ""), "separable_levels": (stats.separable, ""),
+                "failed_cells": (stats.failed_cells, ""),
                 "min_gap_over_sigma": (stats.min_gap_over_sigma, ""), "overlap": (stats.overlap, ""),
                 **pg.programming_outcome(self, self.levels_g[self.level])}
 

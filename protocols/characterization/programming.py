@@ -63,8 +63,8 @@ def check_targets(name: str, g: np.ndarray) -> None:
     g = np.asarray(g, dtype=float)
     lo, hi = G_WINDOW
     if not np.all(np.isfinite(g)) or g.min() < lo or g.max() > hi:
-        raise ValueError(f"{name}: target conductances must lie within {lo * 1e6:g}..{hi * 1e6:g} uS, "
-                         f"got {g.min() * 1e6:.3g}..{g.max() * 1e6:.3g} uS")
+        raise ValueError(f"{name}: target conductances must lie within {lo * 1e6:g}..{hi * 1e6:g} µS, "
+                         f"got {g.min() * 1e6:.3g}..{g.max() * 1e6:.3g} µS")
 
 
 def result_streams(n: int, prefix: str = "") -> list[Spec]:
@@ -201,3 +201,9 @@ def programming_outcome(proto: Protocol, target: np.ndarray, prefix: str = "") -
         "median_pulses": (float(np.median(proto.recorded(f"{prefix}pulses_per_cell")[-1])), ""),
         "rms_error": (float(np.sqrt(np.mean(finite**2))) if finite.size else float("nan"), "S"),
     }
+
+
+def failed_cells(proto: Protocol, prefix: str = "") -> np.ndarray:
+    """Cells that failed to program in the last recorded pass (stuck or not converged), (n,) bool."""
+    stuck = np.asarray(proto.recorded(f"{prefix}stuck")[-1], bool)
+    return stuck | ~np.asarray(proto.recorded(f"{prefix}converged")[-1], bool)

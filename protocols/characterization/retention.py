@@ -14,6 +14,7 @@ from protocols.characterization.programming import (
     WriteVerifyParams,
     averaged_read,
     estimate,
+    failed_cells,
     program,
     result_streams,
 )
@@ -78,9 +79,12 @@ class Retention(LevelsOnCells):
 
     def outcome(self) -> dict:
         """Time of the last read after programming, median drift of G from the first read to
-        the last, separable levels (every neighbour >= 6 pooled sigma away) at both."""
+        the last, separable levels at both (:func:`analysis.device_metrics.separability_rule`;
+        cells that failed to program left out)."""
         g, after = self.recorded("conductance"), self.recorded("time_after")
-        first, last = (level_separability(g[k], self.level, self.levels_g).separable for k in (0, -1))
+        failed = failed_cells(self)
+        first, last = (level_separability(g[k], self.level, self.levels_g, failed=failed).separable
+                       for k in (0, -1))
         return {"reads": (len(g), ""), "last_read_after": (float(after[-1]), "s"),
                 "median_drift": (float(np.nanmedian(g[-1] - g[0])), "S"),
                 "separable_levels_first": (first, ""), "separable_levels_last": (last, "")}

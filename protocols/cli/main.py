@@ -20,7 +20,8 @@ from instruments.errors import ConfigError, LimitError
 from protocols.engine.errors import UsageError
 
 # Order is the order of `rrambench --help`.
-COMMANDS = ("demo", "sim", "list", "run", "runs", "info", "report", "calibrate", "speed-energy", "train", "gui")
+COMMANDS = ("demo", "paper", "sim", "list", "run", "runs", "info", "report", "calibrate", "speed-energy", "train",
+            "gui")
 
 
 __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]

@@ -29,9 +29,32 @@ def quantity(value: Any, unit: str = "") -> str:
 
 
 def outcome_lines(outcome: Mapping[str, Mapping[str, Any]], indent: str = "  ") -> list[str]:
-    """One line per metric of an outcome ({name: {"value", "units"}}), names aligned."""
-    width = max((len(name) for name in outcome), default=0)
-    return [f"{indent}{name:<{width}}  {quantity(m.get('value'), m.get('units', ''))}" for name, m in outcome.items()]
+    """One line per metric of an outcome ({name: {"value", "units"}}), names aligned.
+
+    A sampling floor (``<base>_floor`` with ``<base>_floor_spread``) is shown beside every metric
+    named ``<base>_...`` (``kl_analog  0.041 (floor 0.012 ± 0.003)``) instead of on its own lines.
+    """
+    from analysis.metrics import with_floor
+
+    floors = {name.removesuffix("_floor"): name for name in outcome if name.endswith("_floor")}
+    beside: dict[str, str] = {}
+    for name in outcome:
+        bases = [b for b in floors if name.startswith(b + "_")]
+        if bases and not name.endswith(("_floor", "_floor_spread")):
+            beside[name] = max(bases, key=len)
+    shown_floors = {k for b in beside.values() for k in (floors[b], floors[b] + "_spread")}
+    rows = []
+    for name, m in outcome.items():
+        if name in shown_floors:
+            continue
+        text = quantity(m.get("value"), m.get("units", ""))
+        if name in beside and isinstance(m.get("value"), (int, float)):
+            floor = outcome[floors[beside[name]]].get("value")
+            spread = outcome.get(floors[beside[name]] + "_spread", {}).get("value")
+            text = with_floor(m["value"], floor, spread)
+        rows.append((name, text))
+    width = max((len(name) for name, _ in rows), default=0)
+    return [f"{indent}{name:<{width}}  {text}" for name, text in rows]
 
 
 def settings_tokens(settings: Mapping[str, Mapping[str, Any]]) -> list[str]:

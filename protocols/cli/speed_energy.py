@@ -18,8 +18,6 @@ TASKS = ("ring", "digits")
 #: Keys every task's object carries (``--json`` prints one object per line).
 KEYS = ("analog_time_per_sample_s", "digital_time_per_sample_s", "speedup", "analog_energy_per_sample_J",
         "digital_energy_per_sample_J", "energy_ratio", "assumptions")
-#: Figure file names after the seed's panels: 3f/g the ring, 4g/h the conditional task.
-FIGURES = {"ring": ("fig3f_ring_time", "fig3g_ring_energy"), "digits": ("fig4g_digits_time", "fig4h_digits_energy")}
 
 
 def _positive_int(text: str) -> int:
@@ -71,9 +69,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_speed_energy(args: argparse.Namespace) -> int:
     from protocols.cli.main import UsageError
     from protocols.diffusion import speed_energy as se
-    from protocols.diffusion.digital_baseline import measure
-    from protocols.diffusion.mapping import map_score_net
-    from protocols.diffusion.weights import load_shipped
 
     tasks = list(dict.fromkeys(args.model or TASKS))
     if args.out is not None and args.out.exists() and not args.out.is_dir():
@@ -93,17 +88,13 @@ def run_speed_energy(args: argparse.Namespace) -> int:
             raise UsageError(f"--time-scale {args.time_scale}: {exc}") from None
     else:
         scale = _quick_study(args, tasks)
-    ring = load_shipped("ring")
-    transfers = se.measure_transfers(ring, map_score_net(ring), scale.rc["ring"])
-    results = []
-    for task in tasks:
-        digital = measure(load_shipped(task), batch=args.batch, repeats=args.repeats, steps=args.steps,
-                          torch_enabled=not args.no_torch)
-        results.append(se.task_comparison(task, scale, transfers, digital, batch=args.batch))
+    results = se.compare_tasks(scale, tasks, batch=args.batch, repeats=args.repeats, steps=args.steps,
+                               torch_enabled=not args.no_torch)
     for result in results:
-        print(json.dumps(result, default=_jsonable) if args.json else _table(result))
+        print(json.dumps(result, default=se.jsonable) if args.json else _table(result))
     if args.out is not None:
-        _write(args.out, results)
+        written = se.write_results(args.out, results)
+        print(f"{args.out}  (speed-energy.json, {len(written)} figures)")
     return 0
 
 
@@ -124,29 +115,6 @@ def _quick_study(args: argparse.Namespace, tasks: list[str]) -> Any:
                                            f"model={model}, rc={rc}, scheduler={args.scheduler}; {kept})")
 
 
-def _write(out: Path, results: list[dict[str, Any]]) -> None:
-    from analysis.figures import speed_energy as figs
-    from analysis.figures.style import save
-
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "speed-energy.json").write_text(json.dumps(results, indent=1, default=_jsonable) + "\n")
-    for result in results:
-        time_name, energy_name = FIGURES[result["task"]]
-        save(figs.time_per_sample(result), out / f"{time_name}.png")
-        save(figs.energy_per_sample(result), out / f"{energy_name}.png")
-    print(f"{out}  (speed-energy.json, {2 * len(results)} figures)")
-
-
-def _jsonable(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def _table(r: dict[str, Any]) -> str:
     """A readable block per task."""
     from analysis.speed_energy import _si
@@ -154,6 +122,7 @@ def _table(r: dict[str, Any]) -> str:
     lines = [
         f"== {r['task']}: analog at RC {r['rc_s']:g} s ({'meets' if r['rc_meets_bar'] else 'no RC met'} the bar; "
         f"{r['rc_source']})",
+        f"quality at that RC: {r.get('rc_quality', '-')}",
         f"{'per sample':<14}{'analog':>14}{'digital':>14}{'ratio':>10}   paper",
         f"{'time':<14}{_si(r['analog_time_per_sample_s'], 's'):>14}{_si(r['digital_time_per_sample_s'], 's'):>14}"
         f"{r['speedup']:>9.3g}x   {r['paper']['speedup']}x (later {r['paper']['later_version_speedup']}x)",

@@ -98,7 +98,9 @@ def program_network(access: Any, mapped: MappedNetwork, config: WriteVerifyConfi
 
     A layer whose region holds a cell found stuck is moved to a stuck-free region
     (:meth:`MappedNetwork.relocated`) and programmed again, up to ``max_relocations``
-    times. access: ``pulse_batch``/``read_batch`` provider (``bench.macro_controller`` or
+    times; a network whose regions share macros (the VAE decoder's tiles) keeps a region
+    on its stuck cells when no stuck-free one is left (a few pairs wrong, logged), any
+    other refuses (ValueError). access: ``pulse_batch``/``read_batch`` provider (``bench.macro_controller`` or
     ``DirectArrayAccess``); shape: (n_macros, rows, cols) of the board; config:
     write-verify settings; now, sleep, check: the bench clock (s) and the run's
     cancellation point.
@@ -115,8 +117,11 @@ def program_network(access: Any, mapped: MappedNetwork, config: WriteVerifyConfi
             (log.warning if max_relocations else log.info)(
                 "%d stuck cells left in the network after %d relocations", len(found), attempt)
             break
-        moved = outcome.mapped.relocated(outcome.stuck, shape)
+        moved = outcome.mapped.relocated(outcome.stuck, shape, strict=not outcome.mapped.shared_macros)
         changed = [k for k, (a, b) in enumerate(zip(moved.layers, outcome.mapped.layers, strict=True)) if a != b]
+        if not changed:
+            log.warning("%d stuck cells left in place: no stuck-free region is left for their layers", len(found))
+            break
         log.info("stuck cells %s: moving layers %s", sorted(found), changed)
         outcome.mapped = moved
         todo = np.isin(_cell_layer(moved), changed)
@@ -163,7 +168,7 @@ def check_noise_limit(limit: float) -> None:
 
 
 def initial_noise(rng: np.random.Generator, n: int, dim: int = 2, limit: float = X0_LIMIT) -> np.ndarray:
-    """N(0, I) initial states (n, dim), data units, each within +-limit.
+    """N(0, I) initial states (n, dim), data units, each within ±limit.
 
     A row with a coordinate beyond ``limit`` (probability 6e-7 per coordinate at 5) is
     drawn again: the DACs cannot hold it, and clipping it would bias the sample.
@@ -172,7 +177,7 @@ def initial_noise(rng: np.random.Generator, n: int, dim: int = 2, limit: float =
     x = rng.standard_normal((n, dim))
     bad = np.any(np.abs(x) > limit, axis=1)
     while np.any(bad):
-        log.info("redrawing %d initial states beyond +-%g data units", int(bad.sum()), limit)
+        log.info("redrawing %d initial states beyond ±%g data units", int(bad.sum()), limit)
         x[bad] = rng.standard_normal((int(bad.sum()), dim))
         bad = np.any(np.abs(x) > limit, axis=1)
     return x

@@ -85,8 +85,11 @@ class BoardSampler(Protocol):
         """Load the network as programmed (``placed``) and set the board up for a batch."""
         ...
 
-    def run_batch(self, run: Run, placed: MappedNetwork, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
-        """Run ``batch``; returns its initial states and final samples, (n, 2) data units each."""
+    def run_batch(self, run: Run, placed: MappedNetwork, batch: Batch,
+                  x0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Run ``batch`` (from the initial states ``x0``, (n, 2) data units, where the board takes
+        them from the host; None: drawn); returns its initial states and final samples, (n, 2)
+        data units each."""
         ...
 
 

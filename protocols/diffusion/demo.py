@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 log = logging.getLogger("rrambench.demo")
 
 WAVEFORMS = 100      # samples whose scope traces the demo stores and draws as time slices
@@ -21,11 +23,13 @@ DEMO_SEED = 0
 
 @dataclass
 class DemoResult:
-    """Files written, the metrics table (name -> (analog, software)) and wall times (s)."""
+    """Files written, the metrics table (name -> (analog, software)), the KLs' sampling floor
+    (name -> (median, spread) over draws of as many fresh ring points) and wall times (s)."""
 
     run_files: list[Path]
     figures: list[Path]
     metrics: dict[str, tuple[float, float]]
+    floors: dict[str, tuple[float, float]] = field(default_factory=dict)
     times: dict[str, float] = field(default_factory=dict)
     status: dict[str, str] = field(default_factory=dict)
 
@@ -72,16 +76,20 @@ def run_demo(out: Path, samples: int = 1000, seed: int = DEMO_SEED, waveforms: i
     from protocols.diffusion.demo_figures import draw_figures, metrics_table
 
     result.figures = draw_figures(program_path, sample_path, out)
-    result.metrics = metrics_table(sample_path)
+    result.metrics, result.floors = metrics_table(sample_path)
     result.times["figures"] = time.perf_counter() - t0
     return result
 
 
 def summary(result: DemoResult) -> str:
     """The short table the command prints."""
-    lines = [f"{'metric':<28}{'analog':>12}{'software':>12}"]
+    lines = [f"{'metric':<28}{'analog':>12}{'software':>12}   sampling floor (fresh ring points)"]
     for name, (analog, software) in result.metrics.items():
-        lines.append(f"{name:<28}{analog:>12.4g}{software:>12.4g}")
+        floor = ""
+        if name in result.floors:
+            median, spread = result.floors[name]
+            floor = f"   {median:.4g} ± {spread:.2g}" if np.isfinite(median) else "   unknown"
+        lines.append(f"{name:<28}{analog:>12.4g}{software:>12.4g}{floor}")
     lines.append("")
     lines += [f"{'wall time ' + k:<28}{v:>11.1f}s" for k, v in result.times.items()]
     lines.append("")

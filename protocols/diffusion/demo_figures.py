@@ -1,9 +1,11 @@
 """Figures and the metrics table of the demo, drawn from its two run files (Agg backend).
 
-- ``samples.png``: analog and software samples over the reference ring;
+- ``samples.png``: analog and software samples side by side and overlaid, over the reference
+  ring, the KLs with their sampling floor under them (the report's ``samples`` figure);
 - ``time-slices.png``: the integrator trajectories the scope captured, in data units;
 - ``waveforms.png``: scope waveforms of integrator 0 (envelope and examples);
-- ``weights.png`` / ``conductances.png``: target vs programmed weights and conductances.
+- ``weights.png`` / ``conductances.png``: target vs programmed weights and conductances (the
+  report's figures of those names, drawn by the same functions).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ def draw_figures(program_path: Path, sample_path: Path, out: Path) -> list[Path]
     from analysis.figures import samples as sf
     from analysis.figures.style import context, save
     from analysis.figures.waveforms import waveforms
-    from analysis.figures.weights import target_vs_programmed
+    from analysis.report_diffusion import samples_figure
+    from analysis.report_sections import conductance_figure, weights_section
     from analysis.schema import data_path
     from analysis.traces import load_traces, trace_envelope
     from protocols.diffusion.scoring import ring_reference
@@ -31,11 +34,8 @@ def draw_figures(program_path: Path, sample_path: Path, out: Path) -> list[Path]
     reference = ring_reference()
     written = []
     with context():
-        final, software = run.read("final"), run.read("software")
-        fig = sf.scatter(np.vstack([final, software]), np.repeat([0, 1], [len(final), len(software)]),
-                         classes=("analog (RRAM loop)", "software baseline"), reference=reference,
-                         run_label=run.path.name, group="")
-        written.append(save(fig, out / "samples.png"))
+        stem, fig = samples_figure(run, reference=reference)  # the report's figure, with the ring under it
+        written.append(save(fig, out / f"{stem}.png"))
         streams = {s.name: s for s in load_traces(run)}
         if "integrator_0" in streams:
             x_scale = float(run.read("voltage_scales")[0]) if data_path("voltage_scales") in run.datasets \
@@ -47,24 +47,29 @@ def draw_figures(program_path: Path, sample_path: Path, out: Path) -> list[Path]
             stream = streams["integrator_0"]
             written.append(save(waveforms(stream, trace_envelope(stream), run_label=run.path.name),
                                 out / "waveforms.png"))
-        written.append(save(target_vs_programmed(prog.read("target_weight"), prog.read("programmed_weight")[-1],
-                                                 what="weight", unit="", run_label=prog.path.name),
-                            out / "weights.png"))
-        written.append(save(target_vs_programmed(prog.read("target_conductance"),
-                                                 prog.read("programmed_conductance")[-1], run_label=prog.path.name),
-                            out / "conductances.png"))
+        # The report's figures of the programmed network, by the same definitions and names.
+        for stem, fig in [*weights_section(prog).figures, conductance_figure(prog)]:
+            written.append(save(fig, out / f"{stem}.png"))
     return written
 
 
-def metrics_table(sample_path: Path) -> dict[str, tuple[float, float]]:
-    """name -> (analog, software) of the ring metrics a sample run recorded."""
+def metrics_table(sample_path: Path) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float]]]:
+    """name -> (analog, software) of the ring metrics a sample run recorded, and name -> (median,
+    spread) of the KLs' sampling floor (NaN in a file without it)."""
     from analysis import open_run
+    from analysis.diffusion_data import load_samples
 
     run = open_run(sample_path)
-    kl = run.read("kl")[-1]
-    table = {"histogram KL x": (kl[0, 0], kl[1, 0]), "histogram KL y": (kl[0, 1], kl[1, 1])}
+    scores = load_samples(run).scores
+    kl, pooled = scores["kl"], scores.get("kl_pooled", np.full(2, np.nan))
+    floor, spread = (scores.get(k, np.full(4, np.nan)) for k in ("kl_floor", "kl_floor_spread"))
+    table = {"histogram KL x": (kl[0, 0], kl[1, 0]), "histogram KL y": (kl[0, 1], kl[1, 1]),
+             "histogram KL pooled": (pooled[0], pooled[1])}
+    floors = {name: (float(floor[k]), float(spread[k])) for k, name in ((0, "histogram KL x"),
+                                                                        (1, "histogram KL y"),
+                                                                        (3, "histogram KL pooled"))}
     for name in ("mean_radius", "radial_std", "max_sector_ratio", "hist2d_distance", "mmd"):
         a, s = run.read(name)[-1]
         table[name.replace("_", " ")] = (float(a), float(s))
     table["samples"] = (float(len(run.read("final"))), float(len(run.read("software"))))
-    return table
+    return table, floors

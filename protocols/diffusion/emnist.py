@@ -84,11 +84,13 @@ def load_emnist_letters(
     letters: Sequence[str] = SEED_LETTERS,
     split: str = "byclass",
     subset: str = "train",
+    per_class: int | None = None,
 ) -> LabelledImages:
     """Images of ``letters`` from local EMNIST files, as the seed prepares them.
 
     folder: directory holding the IDX files; letters: upper-case letters (labels are
-    their index in this list); split: "byclass" or "letters"; subset: "train" or "test".
+    their index in this list); split: "byclass" or "letters"; subset: "train" or "test";
+    per_class: keep at most this many images of each letter (the first in the file).
     Returns images (N, 144) in [0, 1], 12 x 12.
     """
     if subset not in ("train", "test"):
@@ -103,6 +105,9 @@ def load_emnist_letters(
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise ValueError(f"{folder}: images {images.shape} and labels {labels.shape} disagree")
     keep = np.isin(labels, wanted)
+    if per_class is not None:
+        for code in wanted:
+            keep[np.flatnonzero(labels == code)[per_class:]] = False
     if not keep.any():
         raise ValueError(f"letters: none of {list(letters)} present in {stem}")
     lookup = np.full(256, -1)
@@ -113,3 +118,20 @@ def load_emnist_letters(
         small.reshape(len(small), -1), lookup[labels[keep]],
         tuple(c.upper() for c in letters), (CROPPED, CROPPED),
     )
+
+
+#: Images per letter the letters task's classifier is fitted on (at most).
+CLASSIFIER_PER_CLASS = 1000
+
+
+def letters_task(folder: str | Path, letters: Sequence[str] | None = None, split: str = "byclass"
+                 ) -> tuple[LabelledImages, tuple[np.ndarray, np.ndarray], str]:
+    """The letters task's data from the local EMNIST files in ``folder``: the task's images
+    (``letters``, default H, K, U, 12x12), the classifier's (images, class codes: code points)
+    of every upper-case letter the files hold (the first ``CLASSIFIER_PER_CLASS`` of each) and
+    those letters. FileNotFoundError / ValueError / OSError for missing or damaged files."""
+    data = load_emnist_letters(folder, tuple(letters or SEED_LETTERS), split=split)
+    present = load_emnist_letters(folder, tuple(string.ascii_uppercase), split=split, per_class=CLASSIFIER_PER_CLASS)
+    codes = np.array([ord(c) for c in present.classes])[present.labels]
+    found = "".join(c for k, c in enumerate(present.classes) if np.any(present.labels == k))
+    return data, (present.images, codes), found

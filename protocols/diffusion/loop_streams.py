@@ -88,5 +88,5 @@ def loop_streams(mapped: MappedNetwork, model: TrainedModel, *, n_steps: int, dt
     for name, v in (("embedding", embedding), ("condition", condition), ("c", c)):
         if np.max(np.abs(v)) > mapped.config.v_dac:
             raise ValueError(f"{name} stream reaches {np.max(np.abs(v)):.3g} V, beyond the DAC range "
-                             f"+-{mapped.config.v_dac} V")
+                             f"±{mapped.config.v_dac} V")
     return LoopStreams(dt, embedding, condition, a, b, c, duration, t_span, int(n_steps))

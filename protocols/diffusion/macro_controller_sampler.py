@@ -65,9 +65,12 @@ class MacroControllerSampler:
     def load(self, run: Run, placed: MappedNetwork) -> None:
         board_load(run.bench.macro_controller, placed)
 
-    def run_batch(self, run: Run, placed: MappedNetwork, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+    def run_batch(self, run: Run, placed: MappedNetwork, batch: Batch,
+                  x0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         rng = run.rng
-        x0 = initial_noise(rng, batch.size, self.model.net.dim, limit=self.mapped.config.v_dac / self.mapped.x_scale)
+        if x0 is None:
+            x0 = initial_noise(rng, batch.size, self.model.net.dim,
+                               limit=self.mapped.config.v_dac / self.mapped.x_scale)
         streams = self.streams(batch.condition)
         arm = partial(self._arm_scope, run.bench.scope, placed, streams, batch.size) if batch.waveforms else None
         final = board_sample(run.bench.macro_controller, placed, streams, x0, sde=self.loop.sde,

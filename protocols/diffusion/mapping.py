@@ -123,6 +123,25 @@ def _region_cells(layer: LayerRegion) -> set[tuple[int, int, int]]:
     return {(layer.macro, layer.row0 + r, layer.col0 + c) for r in range(height) for c in range(width)}
 
 
+def free_spot(blocked: np.ndarray, macros: list[int], height: int, width: int) -> tuple[int, int, int] | None:
+    """First (macro, row0, col0) of a ``height`` x ``width`` region with no blocked cell, scanning
+    ``macros`` in order, then rows, then columns; None when there is none.
+
+    blocked: (n_macros, rows, cols) bool, True where a region may not go.
+    """
+    _, rows, cols = blocked.shape
+    if height > rows or width > cols:
+        return None
+    for m in macros:
+        # cells blocked in each window, from a summed-area table
+        s = np.pad(np.cumsum(np.cumsum(blocked[m].astype(np.int32), axis=0), axis=1), ((1, 0), (1, 0)))
+        count = s[height:, width:] - s[:-height, width:] - s[height:, :-width] + s[:-height, :-width]
+        free = np.argwhere(count == 0)
+        if len(free):
+            return m, int(free[0][0]), int(free[0][1])
+    return None
+
+
 def map_dense(w: np.ndarray, b: np.ndarray, s_in: float, s_out: float, cfg: MappingConfig) -> PairLayer:
     """Target conductance pairs of one dense layer ``y = x @ w + b`` (data units).
 
@@ -155,7 +174,9 @@ class MappedNetwork:
     layers: where each layer sits (the board's layer regions); pairs: target
     conductances; net: the score network mapped (None for other networks, e.g. the
     decoder: then only the cell and volt helpers apply); x_scale, h_scale, y_scale: V per data
-    unit; v_bias: bias-row voltage (V); v_rail: activation rail (V).
+    unit; v_bias: bias-row voltage (V); v_rail: activation rail (V). shared_macros: regions
+    may share a macro (the decoder's tiles; the score network keeps one macro per layer);
+    reserved_macros: macros this network must never move into (another network's).
     """
 
     layers: tuple[LayerRegion, ...]
@@ -167,6 +188,8 @@ class MappedNetwork:
     v_bias: float
     v_rail: float
     config: MappingConfig = field(default_factory=MappingConfig)
+    shared_macros: bool = False
+    reserved_macros: frozenset[int] = frozenset()
 
     # -- cells -----------------------------------------------------------------------
     def cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -236,26 +259,40 @@ class MappedNetwork:
         return replace(self.net, w1=w1, b1=b1, w2=w2, b2=b2, w3=w3, b3=b3)
 
     def relocated(self, stuck: set[tuple[int, int, int]], shape: tuple[int, int, int],
-                  layers: set[int] | None = None) -> MappedNetwork:
+                  layers: set[int] | None = None, strict: bool = True) -> MappedNetwork:
         """The same network with layers moved to regions free of the ``stuck`` (macro, row, col) cells.
 
         shape: (n_macros, rows, cols) of the board. layers: indices of the layers to move
-        (default: those whose region holds a stuck cell). Each layer keeps a macro of its
-        own; a moved layer takes the first free region, scanning its own macro, then the
-        macros no layer uses. ValueError when no stuck-free region is left.
+        (default: those whose region holds a stuck cell). A moved layer takes the first free
+        region, scanning its own macro, then the others: with ``shared_macros`` every macro
+        not reserved, around the other layers' regions; else each layer keeps a macro of its
+        own and only macros no layer uses are taken. When no stuck-free region is left: ValueError
+        (``strict``), or the layer stays where it is.
         """
         n_macros, rows, cols = shape
         move = {k for k, lay in enumerate(self.layers) if _region_cells(lay) & stuck} if layers is None else layers
         placed = list(self.layers)
         for k in sorted(move):
             lay = placed[k]
-            used = {p.macro for i, p in enumerate(placed) if i != k}
-            candidates = [lay.macro] + [m for m in range(n_macros) if m not in used and m != lay.macro]
+            others = [p for i, p in enumerate(placed) if i != k]
+            blocked = np.zeros(shape, dtype=bool)
+            for m, r, c in stuck:
+                if m < n_macros and r < rows and c < cols:
+                    blocked[m, r, c] = True
+            if self.shared_macros:
+                for p in others:
+                    for rows_, cols_ in p.regions():
+                        blocked[p.macro, rows_, cols_] = True
+                taken = set()
+            else:
+                taken = {p.macro for p in others}
+            candidates = [lay.macro] + [m for m in range(n_macros) if m != lay.macro and m not in taken
+                                        and m not in self.reserved_macros]
             height, width = lay.n_in + lay.bias_rows, 2 * lay.n_out
-            spot = next(((m, r, c) for m in candidates for r in range(rows - height + 1)
-                         for c in range(cols - width + 1)
-                         if not _region_cells(replace(lay, macro=m, row0=r, col0=c)) & stuck), None)
+            spot = free_spot(blocked, candidates, height, width)
             if spot is None:
+                if not strict:
+                    continue
                 raise ValueError(f"no region of {height} x {width} cells free of stuck cells is left for layer {k}")
             placed[k] = replace(lay, macro=spot[0], row0=spot[1], col0=spot[2])
         return replace(self, layers=tuple(placed))
@@ -267,7 +304,7 @@ class MappedNetwork:
         worst = float(np.max(np.abs(v))) if v.size else 0.0
         if worst > self.config.v_dac:
             raise ValueError(f"x reaches {worst / self.x_scale:.3g} data units = {worst:.3g} V, beyond the "
-                             f"DAC range +-{self.config.v_dac} V")
+                             f"DAC range ±{self.config.v_dac} V")
         return v
 
     def from_volts(self, v: np.ndarray) -> np.ndarray:

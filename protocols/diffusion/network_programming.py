@@ -10,6 +10,7 @@ refreshes a programmed network during a long sampling run (:func:`refresh_and_re
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -23,12 +24,15 @@ from protocols.engine.datasets import Constant, Plot, PulseHistory, Spec, Stream
 log = logging.getLogger(__name__)
 
 
-def programming_specs(mapped: MappedNetwork) -> list[Spec]:
-    """Datasets of one programming: targets (constants), read-back, placement, pulses."""
+def programming_specs(mapped: MappedNetwork, prefix: str = "", pulses: bool = True) -> list[Spec]:
+    """Datasets of one programming: targets (constants), read-back, placement, pulses.
+
+    prefix: before every name (``decoder_``: the conditional task's decoder, programmed in
+    the same run as the score network); pulses: declare the run's pulse table too."""
     n_cells = mapped.cells()[3].size
     n_pairs = n_cells // 2
     n_layers = len(mapped.layers)
-    return [
+    specs = [
         Constant("target_conductance", units="S", data=mapped.cells()[3],
                  long_name="target conductance of every cell (layer by layer, G+ block then G- block)"),
         Constant("target_weight", units="", data=mapped.pair_weights(),
@@ -48,8 +52,8 @@ def programming_specs(mapped: MappedNetwork) -> list[Spec]:
         Stream("layer_r_feedback", units="ohm", shape=(n_layers,), long_name="TIA feedback resistance per layer"),
         Stream("stuck_cells", units="", dtype="i4", long_name="cells found stuck and avoided"),
         Stream("round_trips", units="", dtype="i4", long_name="board round trips of the write-verify passes"),
-        PulseHistory(),
     ]
+    return [replace(spec, name=prefix + spec.name) for spec in specs] + ([PulseHistory()] if pulses else [])
 
 
 def weights_plot() -> Plot:
@@ -69,11 +73,13 @@ def network_outcome(proto: Any, mapped: MappedNetwork) -> dict[str, tuple[Any, s
             "round_trips": (int(proto.recorded("round_trips")[-1]), "")}
 
 
-def program_and_record(proto: Any, mapped: MappedNetwork, config: WriteVerifyConfig, reads: int) -> Programming:
+def program_and_record(proto: Any, mapped: MappedNetwork, config: WriteVerifyConfig, reads: int,
+                       prefix: str = "") -> Programming:
     """Write-verify ``mapped`` over ``proto.bench.macro_controller``, read it back, record everything.
 
     proto: the running protocol (its bench, clock, check and record helpers);
-    config: write-verify settings; reads: reads averaged per cell for the read-back (>= 1).
+    config: write-verify settings; reads: reads averaged per cell for the read-back (>= 1);
+    prefix: of the dataset names (:func:`programming_specs`).
     """
     bench = proto.bench
     info = bench.macro_controller.info()
@@ -83,16 +89,14 @@ def program_and_record(proto: Any, mapped: MappedNetwork, config: WriteVerifyCon
     placed = outcome.mapped
     macro, row, col, _ = placed.cells()
     g = averaged_read(bench.macro_controller, macro, row, col, reads, config.read_bias, config.read_window)
-    proto.record("programmed_conductance", g)
-    proto.record("programmed_weight", placed.pair_weights(g))
-    proto.record("cell_macro", macro)
-    proto.record("cell_row", row)
-    proto.record("cell_col", col)
-    proto.record("layer_region", np.array([[lay.macro, lay.row0, lay.col0, lay.n_in, lay.n_out, lay.bias_rows]
-                                           for lay in placed.layers]))
-    proto.record("layer_r_feedback", np.array([lay.r_feedback for lay in placed.layers]))
-    proto.record("stuck_cells", len(outcome.stuck))
-    proto.record("round_trips", outcome.round_trips + 1)
+    rows = {"programmed_conductance": g, "programmed_weight": placed.pair_weights(g), "cell_macro": macro,
+            "cell_row": row, "cell_col": col,
+            "layer_region": np.array([[lay.macro, lay.row0, lay.col0, lay.n_in, lay.n_out, lay.bias_rows]
+                                      for lay in placed.layers]),
+            "layer_r_feedback": np.array([lay.r_feedback for lay in placed.layers]),
+            "stuck_cells": len(outcome.stuck), "round_trips": outcome.round_trips + 1}
+    for name, value in rows.items():
+        proto.record(prefix + name, value)
     outcome.final[:] = g
     return outcome
 
@@ -162,7 +166,7 @@ def refresh_and_record(proto: Any, mapped: MappedNetwork, config: WriteVerifyCon
     proto.record("refresh_pulsed_cells", pulsed)
     proto.record("refresh_rms_error", np.array([before, after]))
     proto.record("refresh_conductance", g)
-    log.info("refresh after %d samples: %d of %d cells pulsed, pair RMS error %.3g -> %.3g uS", samples_done,
+    log.info("refresh after %d samples: %d of %d cells pulsed, pair RMS error %.3g -> %.3g µS", samples_done,
              pulsed, g.size, before * 1e6, after * 1e6)
     return pulsed, before, after
 

@@ -24,6 +24,10 @@ Run-file layout (all under ``/entry/data``; docs/calibration.md, section "noise-
   the model names are the run parameter ``models``, in that order;
 * ``world_seeds`` (Stream, one row of (worlds,)): the seed of each simulated world,
   recorded before the first point (the seeds come from the step's generator);
+* ``kl_floor``, ``kl_floor_spread`` (Stream, one row of (4,): x, y, mean, pooled): the KL's
+  sampling floor, the KL of ``samples`` fresh ring points against the reference, median and
+  standard deviation over draws (``protocols.diffusion.scoring.task_floor``), recorded with
+  the world seeds;
 * one row per finished point, every world its own row (Stream): ``point_model`` (index),
   ``point_read_noise``, ``point_write_noise`` (multipliers), ``point_world`` (index into
   ``world_seeds``), every metric of :data:`~protocols.diffusion.simulated_sweep.METRICS`
@@ -96,7 +100,7 @@ class NoiseSweep(Protocol):
         worlds: int = param(8, limits=(1, 1000), help="simulated worlds (device seeds) per setting and model")
         samples: int = param(200, limits=(1, 100_000), help="samples per experiment")
         models: list[str] = param(list(MODELS), choices=MODELS, help="shipped models compared")
-        n_steps: int = param(1500, limits=(10, 1_000_000), help="analog loop fine steps per sample (1 us each)")
+        n_steps: int = param(1500, limits=(10, 1_000_000), help="analog loop fine steps per sample (1 µs each)")
         settle: float = param(60.0, unit="s", limits=(0.0, 1e7), help="relaxation before sampling")
         scheduler: str = param("local", help="local (LocalCluster), serial (in process) or tcp://HOST:PORT")
         workers: int = param(2, limits=(1, 256), help="worker processes of the local cluster")
@@ -144,6 +148,10 @@ class NoiseSweep(Protocol):
                      long_name="1: trained with weight-noise injection"),
             Stream("world_seeds", units="", shape=(self.p.worlds,), dtype="i8",
                    long_name="seed of each simulated world (index: point_world)"),
+            Stream("kl_floor", units="", shape=(4,), long_name="sampling floor of the KL: median over draws of "
+                   "'samples' fresh ring points; columns x, y, mean of x and y, pooled"),
+            Stream("kl_floor_spread", units="", shape=(4,),
+                   long_name="standard deviation of the floor's draws; columns x, y, mean of x and y, pooled"),
             Stream("point_model", units="", dtype="i2", long_name="model index of the point"),
             Stream("point_read_noise", units="", long_name="read-noise multiplier of the point"),
             Stream("point_write_noise", units="", long_name="write-noise multiplier of the point"),
@@ -158,10 +166,13 @@ class NoiseSweep(Protocol):
         ]
 
     def outcome(self) -> dict:
-        """Points run; the best and worst mean KL over them; the median programming error."""
+        """Points run; the best and worst mean KL over them, the floor of that KL; the median
+        programming error."""
         kl = self.recorded("kl_mean")
+        floor, spread = self.recorded("kl_floor")[-1], self.recorded("kl_floor_spread")[-1]
         return {"points": (int(kl.size), ""), "worlds": (self.p.worlds, ""),
                 "kl_mean_min": (float(np.nanmin(kl)), ""), "kl_mean_max": (float(np.nanmax(kl)), ""),
+                "kl_floor": (float(floor[2]), ""), "kl_floor_spread": (float(spread[2]), ""),
                 "programming_rms_error_median": (float(np.nanmedian(self.recorded("programming_rms_error"))),
                                                  METRIC_UNITS.get("programming_rms_error", ""))}
 
@@ -173,8 +184,13 @@ class NoiseSweep(Protocol):
 
     def sweep(self) -> None:
         """Run every point, record each as it finishes, then the median and quartiles over worlds."""
+        from protocols.diffusion.scoring import task_floor
+
         seed = int(self.rng.integers(2**31))
         self.record("world_seeds", np.array(world_seeds(seed, self.p.worlds), dtype=np.int64))
+        floor = task_floor("ring", self.p.samples)
+        self.record("kl_floor", floor.median)
+        self.record("kl_floor_spread", floor.spread)
         points = self.points(seed)
         cells = self.cells()
         shape = (len(self.p.models), len(self.p.read_noise), len(self.p.write_noise))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from protocols.characterization.write_verify_algorithm import WriteVerifyConfig
 from protocols.diffusion.analog import resolve_model
@@ -16,10 +16,12 @@ from protocols.diffusion.network_programming import (
     programming_specs,
     weights_plot,
 )
+from protocols.diffusion.placement import recorded_placement
 from protocols.engine.datasets import Spec
 from protocols.engine.protocol import ParameterError, Protocol, Step, param
 
 if TYPE_CHECKING:
+    from protocols.diffusion.weights import TrainedModel
     from protocols.engine.bench_shape import BenchShape
 
 PROGRAM_TIME = 5.0  # s, typical bench time of programming the ~600 cells of the score network
@@ -103,3 +105,49 @@ def check_fits_board(shape: BenchShape, mapped: MappedNetwork, first_macro: int)
         if rows > shape.rows or cols > shape.cols:
             raise ParameterError(f"model: layer {k} needs {rows}x{cols} cells (inputs and bias rows x "
                                  f"G+/G- columns); a macro has {shape.rows}x{shape.cols}")
+
+
+class ProgrammedNetwork:
+    """The score network a protocol programs and then runs on the board (``network-field``,
+    ``network-nodes``), held by the protocol (``self.network = ProgrammedNetwork(self)``): the
+    model of its parameters (:class:`ProgramModel.Params` and ``condition``), its mapping, the
+    class a conditional model runs with, their checks, and the programming step with the
+    placement it ended with."""
+
+    def __init__(self, proto: Any) -> None:
+        self._proto = proto
+        self.p = proto.p
+        check_window(self.p)
+        self._placed: MappedNetwork | None = None
+
+    def program(self) -> None:
+        """Write-verify the network and read it back; the runs use the placement it ended with."""
+        self._placed = program_and_record(self._proto, self.mapped, write_verify_config(self.p), self.p.reads).mapped
+
+    @property
+    def placed(self) -> MappedNetwork:
+        """The network as programmed in this run (its recorded ``layer_region``, so a resumed run
+        keeps a placement moved off stuck cells before the interruption)."""
+        if self._placed is None:
+            self._placed = recorded_placement(self.mapped, self._proto.recorded("layer_region"),
+                                              "this run's layer_region")
+        return self._placed
+
+    @cached_property
+    def model(self) -> TrainedModel:
+        return resolve_model(self.p.model)
+
+    @cached_property
+    def mapped(self) -> MappedNetwork:
+        return map_score_net(self.model, mapping_config(self.p))
+
+    @property
+    def condition(self) -> int | None:
+        """The class of a conditional model, None for an unconditional one."""
+        return self.p.condition if self.model.net.conditional else None
+
+    def check(self, shape: BenchShape) -> None:
+        """The model maps and fits the board from ``first_macro`` on; a conditional model has the class asked for."""
+        check_fits_board(shape, self.mapped, self.p.first_macro)
+        if self.model.net.conditional and self.p.condition >= self.model.net.n_classes:
+            raise ParameterError(f"condition={self.p.condition}: the model has {self.model.net.n_classes} classes")

@@ -6,10 +6,11 @@ macro controller or the seed's board (:mod:`~protocols.diffusion.board_sampler`)
 through the seed's board (5 s per sample) the network relaxes during the run, so a
 touch-up write-verify refreshes it every ``refresh_every`` samples, between batches.
 Each batch's initial noise also goes through the numpy sampler (the software
-baseline). The conditional ``digits`` model is sampled class by class; its latents
-are decoded to images in software and through the decoder on simulated RRAM, and
-classified (:mod:`~protocols.diffusion.scoring`). That decoder is simulated on every
-bench: the run file lists it in ``simulated_parts``.
+baseline). A conditional model (``digits``, a ``letters`` model) is sampled class by
+class; its VAE's deconvolution decoder is write-verified into macros the score network
+leaves free (:mod:`~protocols.diffusion.rram_decoder`), and the latents are decoded to
+images through the board (EVAL_LAYER) and in software, then classified
+(:mod:`~protocols.diffusion.scoring`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from analysis.schema import DATA, SCOPE
 from instruments.config import SAMPLER_BOARDS
 from protocols.diffusion.analog import resolve_model
 from protocols.diffusion.board_sampler import CHANNELS, WAVE_POINTS, Batch, BoardSampler, LoopSettings
+from protocols.diffusion.conv_vae import reference_latents
 from protocols.diffusion.macro_controller_sampler import MacroControllerSampler
 from protocols.diffusion.mapping import MappedNetwork, map_score_net
 from protocols.diffusion.network_programming import (
@@ -42,12 +44,13 @@ from protocols.diffusion.program_model import (
     mapping_config,
     write_verify_config,
 )
+from protocols.diffusion.rram_decoder import PREFIX, MappedDecoder, map_decoder
 from protocols.diffusion.samplers import sample_probability_flow, sample_reverse_sde
 from protocols.diffusion.scoring import DigitsScorer, RingScorer
 from protocols.diffusion.seed_board_sampler import REFRESH_EVERY, SeedBoardSampler
 from protocols.diffusion.weights import TrainedModel
 from protocols.engine.bench_shape import BenchShape
-from protocols.engine.datasets import Link, Plot, Spec, Stream, Traces
+from protocols.engine.datasets import Constant, Link, Plot, Spec, Stream, Traces
 from protocols.engine.protocol import ParameterError, Protocol, Step, param
 
 #: The sampler of each board that can run the loop, by its name (``board``, ``[sampler] board``).
@@ -75,8 +78,14 @@ class Sample(Protocol):
         software_steps: int = param(0, limits=(0, 100_000), help="baseline Euler steps (0: the model's own)")
         program: bool = param(True, help="program the network first (false: it is already programmed)")
         placement_run: str = param("", help="program-model run file whose placement to use when program=false")
-        waveforms: int = param(20, limits=(0, 1000), help="samples of the first batch whose traces are stored")
-        decoder_seed: int = param(0, limits=(0, 2**31 - 1), help="seed of the simulated RRAM decoder (digits)")
+        waveforms: int = param(20, limits=(0, 1000),
+                               help="samples of the first batch (of each class) whose traces are stored")
+        decoder_seed: int = param(0, limits=(0, 2**31 - 1),
+                                  help="seed of the read noise of the decoder on the bench (conditional models)")
+        decoder_macro: int = param(-1, limits=(-1, 255), help="first macro the VAE decoder may take (conditional "
+                                   "models; -1: any macro the score network leaves free)")
+        shared_noise: bool = param(False, help="every class starts from the same initial noise, sample by sample "
+                                   "(Fig. 4f; conditional models on the macro controller)")
         board: str = param("", choices=("", *SAMPLER_BOARDS), help="board running the loop: macro_controller "
                            "(ours) or seed_board (the seed's, one sample per 5 s; docs/seed-board.md); empty: the "
                            "bench config's")
@@ -89,6 +98,7 @@ class Sample(Protocol):
         super().__init__(params)
         check_window(self.p)
         self._placed: MappedNetwork | None = None
+        self._decoder: MappedDecoder | None = None
         self._shape = BenchShape()  # the bench validate checked against (the board as built before)
         self._time: tuple[float, float] | None = None  # (rc, dt_step) s the loop runs with (sampler)
 
@@ -96,6 +106,8 @@ class Sample(Protocol):
     def plan(self) -> Iterator[Step]:
         if self.p.program:
             yield Step("write-verify the network and read it back", self.program, estimate=PROGRAM_TIME)
+        if self.conditional:
+            yield Step("write-verify the VAE decoder and read it back", self.program_decoder, estimate=PROGRAM_TIME)
         for batch in self.batches():
             if batch.refresh_before:   # between runs of the board: a run cannot pause for a write-verify
                 yield Step(f"refresh the network after {batch.samples_before} samples (touch-up write-verify)",
@@ -110,6 +122,13 @@ class Sample(Protocol):
         """Write-verify the network; later batches use the placement it ended with (recorded)."""
         self._placed = program_and_record(self, self.mapped, write_verify_config(self.p), self.p.reads).mapped
 
+    def program_decoder(self) -> None:
+        """Write-verify the VAE decoder's tiles into the macros the placed network leaves free."""
+        mapped = self.decoder_mapping(self.placed)
+        placed = program_and_record(self, mapped.network, write_verify_config(self.p), self.p.reads,
+                                    prefix=PREFIX).mapped
+        self._decoder = mapped.placed(placed)
+
     def refresh(self, samples_done: int) -> None:
         """Touch-up write-verify of the placed network against its programming targets."""
         refresh_and_record(self, self.placed, write_verify_config(self.p), self.p.reads, samples_done)
@@ -118,7 +137,7 @@ class Sample(Protocol):
         """One closed-loop run on the sampling board, and the software baseline from the same
         initial noise."""
         self.sampler.load(self, self.placed)
-        initial, final = self.sampler.run_batch(self, self.placed, batch)
+        initial, final = self.sampler.run_batch(self, self.placed, batch, self.shared_initial(batch))
         software = self.software_baseline(initial, batch.condition)
         self.record_rows("initial", initial)
         self.record_rows("final", final)
@@ -128,7 +147,17 @@ class Sample(Protocol):
         self.record_rows("final_radius", np.hypot(final[:, 0], final[:, 1]))
         if self.conditional:
             self.record_rows("condition", np.full(batch.size, batch.condition))
+            if batch.waveforms:
+                self.record_rows("waveform_condition", np.full(batch.waveforms, batch.condition))
         self.progress(1.0)
+
+    def shared_initial(self, batch: Batch) -> np.ndarray | None:
+        """With ``shared_noise``, a later class's batch starts from the initial noise class 0
+        drew for the same samples (read back from the run, so a resumed run shares it too)."""
+        if not self.p.shared_noise or not batch.condition:
+            return None
+        start = batch.samples_before - batch.condition * self.p.samples
+        return self.recorded("initial")[start : start + batch.size]
 
     def score(self) -> None:
         """Score every sample recorded in the run (a resumed run's earlier batches too)."""
@@ -137,10 +166,6 @@ class Sample(Protocol):
     def outcome(self) -> dict:
         """Samples taken and the scorer's key metrics (ring: KL, radius, MMD; digits: accuracy)."""
         return {"samples": (len(self.recorded("final")), ""), **self.scorer.outcome(self)}
-
-    def simulated_parts(self) -> list[str]:
-        """The decoder on simulated RRAM of a conditional model (on every bench)."""
-        return [DigitsScorer.SIMULATED] if self.conditional else []
 
     def software_baseline(self, x0: np.ndarray, condition: int | None) -> np.ndarray:
         """The numpy sampler of the model from the same initial noise (the reverse SDE draws
@@ -182,7 +207,7 @@ class Sample(Protocol):
     def scorer(self) -> RingScorer | DigitsScorer:
         """The metrics of the model's task: the ring's, or decoded digits classified per condition."""
         if self.conditional:
-            return DigitsScorer(self.model, self.p.model, self.p.x_scale, self.p.decoder_seed)
+            return DigitsScorer(self.model, self.p.model, lambda: self.placed_decoder, self.p.decoder_seed)
         return RingScorer()
 
     @cached_property
@@ -212,6 +237,24 @@ class Sample(Protocol):
                 self._placed = self._placement_given()
         return self._placed
 
+    def decoder_mapping(self, network: MappedNetwork) -> MappedDecoder:
+        """The VAE decoder mapped onto the macros the score network placed as ``network``
+        leaves free (from ``decoder_macro`` on), on the board validate checked against."""
+        start = max(0, self.p.decoder_macro)
+        taken = {lay.macro for lay in network.layers}
+        macros = [m for m in range(start, self._shape.n_macros) if m not in taken]
+        vae = self.scorer.vae()
+        return map_decoder(vae, mapping_config(self.p), self._shape.geometry, macros, reference_latents(vae))
+
+    @property
+    def placed_decoder(self) -> MappedDecoder:
+        """The decoder as programmed in this run (its recorded ``decoder_layer_region`` after a resume)."""
+        if self._decoder is None:
+            mapped = self.decoder_mapping(self.placed)
+            self._decoder = mapped.placed(recorded_placement(
+                mapped.network, self.recorded(PREFIX + "layer_region"), "this run's decoder_layer_region"))
+        return self._decoder
+
     def _placement_given(self) -> MappedNetwork:
         """With program=false: the placement of the ``placement_run`` file, else the mapping's."""
         if self.p.placement_run:
@@ -234,9 +277,12 @@ class Sample(Protocol):
         every, done, out = self.refresh_interval, 0, []
         for index, (condition, n) in enumerate((c, n) for c in classes for n in sizes):
             left = n
+            # each class's first batch stores its traces (Fig. 4e: every class's time evolution)
+            first_of_class = index % len(sizes) == 0
+            class_start = index // len(sizes) * self.p.samples
             while left:
                 size = min(left, every - done % every if every else left)
-                waveforms = max(0, min(size, self.p.waveforms - done)) if index == 0 else 0
+                waveforms = max(0, min(size, self.p.waveforms - (done - class_start))) if first_of_class else 0
                 refresh = bool(every) and done > 0 and done % every == 0
                 out.append(Batch(index, condition, size, waveforms, refresh, done))
                 done, left = done + size, left - size
@@ -253,6 +299,10 @@ class Sample(Protocol):
             self.__dict__.pop("sampler", None)
             self._time = None
         self._shape = shape
+        if self.p.shared_noise and not self.conditional:
+            raise ParameterError("shared_noise applies to a conditional model (one initial noise, every class)")
+        if self.p.shared_noise and self.sampler_board == "seed_board":
+            raise ParameterError("shared_noise: the seed board draws its own initial noise")
         if self.sampler_board == "seed_board" and not shape.seed_board:
             raise ParameterError("board=seed_board: this bench has no seed board (set [resources].seed_board)")
         self.sampler.specs()
@@ -260,6 +310,11 @@ class Sample(Protocol):
             check_fits_board(shape, self.mapped, self.p.first_macro)
         else:
             self._placed = self._placement_given()
+        if self.conditional:
+            try:
+                self.decoder_mapping(self._placed or self.mapped)
+            except ValueError as exc:
+                raise ParameterError(f"model={self.p.model!r}, decoder_macro={self.p.decoder_macro}: {exc}") from None
 
     def datasets(self) -> Sequence[Spec]:
         sampler = self.sampler
@@ -267,8 +322,14 @@ class Sample(Protocol):
         if self.p.program:
             specs += programming_specs(self.mapped)
         batches = self.batches()
-        if any(b.refresh_before for b in batches):
+        refreshes = any(b.refresh_before for b in batches)
+        if refreshes:
             specs += refresh_specs(self.mapped, with_pulse_table=not self.p.program)
+        if self.conditional:
+            decoder = self.decoder_mapping(self.mapped)
+            specs += programming_specs(decoder.network, prefix=PREFIX, pulses=not (self.p.program or refreshes))
+            specs.append(Constant(PREFIX + "layer_scales", units="V", data=np.array(decoder.scales),
+                                  long_name="V per unit at the input of each decoder layer and at its output"))
         specs += [
             Stream("final", units="", shape=(2,), long_name="analog samples at the end of the loop, data units"),
             Stream("software", units="", shape=(2,), long_name="software baseline from the same initial noise"),
@@ -286,6 +347,9 @@ class Sample(Protocol):
         if waveforms:
             specs += [Traces(name, points=WAVE_POINTS, dtype="u2", channel=f"CHAN{ch}")
                       for name, ch in CHANNELS.items()]
+            if self.conditional:
+                specs.append(Stream("waveform_condition", units="", dtype="i2",
+                                    long_name="class index of each stored scope segment, in order"))
         return specs + self.scorer.specs() + self.sample_links(waveforms)
 
     def sample_links(self, waveforms: bool) -> list[Link]:

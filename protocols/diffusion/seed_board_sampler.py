@@ -164,8 +164,12 @@ class SeedBoardSampler:
         configure_board(bench.seed_board, self.settings)
         configure_scope(bench.scope, placed.to_volts(np.array([5.0]))[0], 1.1 * placed.h_scale)
 
-    def run_batch(self, run: Run, placed: MappedNetwork, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
-        """One ``Go`` per sample (the board keeps its lock-out); start and end read on the scope."""
+    def run_batch(self, run: Run, placed: MappedNetwork, batch: Batch,
+                  x0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One ``Go`` per sample (the board keeps its lock-out); start and end read on the scope.
+        The board draws its own initial noise: ``x0`` must be None."""
+        if x0 is not None:
+            raise ValueError("the seed board draws its own initial noise; it cannot start from given states")
         board, scope, n = run.bench.seed_board, run.bench.scope, batch.size
         start, end = np.empty((n, 2)), np.empty((n, 2))
         for k in range(n):

@@ -17,7 +17,8 @@ Noise levels are multiples of the device model's defaults (``docs/device-model.m
   the loop's read noise).
 
 Quality is the seed's metric: the 1-D histogram KL of each coordinate (50 bins over
-[-4, 4]) against fresh ring points, and ``kl_mean`` their mean (per coordinate, not pooled).
+[-4, 4]) against fresh ring points, and ``kl_mean`` their mean (per coordinate); ``kl_pooled``
+is the authors' form, both coordinates in one histogram (``analysis.metrics.pooled_kl``).
 ``kl_mean_software`` is the same for the model's noise-free numpy Euler sampler from the
 same initial states (same step count): the baseline each world's analog samples are compared
 with, since at 200 samples the histogram KL carries a finite-sample floor and the two models
@@ -41,7 +42,7 @@ log = logging.getLogger("rrambench.noise_sweep")
 #: Fresh ring points the samples are compared with (as the software baseline does).
 REFERENCE_POINTS = 10_000
 #: Metrics a point returns, in the order of the run file's ``metrics`` stream.
-METRICS = ("kl_x", "kl_y", "kl_mean", "hist2d_distance", "mean_radius", "radial_std",
+METRICS = ("kl_x", "kl_y", "kl_mean", "kl_pooled", "hist2d_distance", "mean_radius", "radial_std",
            "programming_rms_error", "saturated_fraction", "lost_fraction", "kl_mean_software", "worker_seconds")
 #: Units of each metric (SI; "" for dimensionless or data units).
 METRIC_UNITS = {"programming_rms_error": "S", "worker_seconds": "s"}
@@ -120,9 +121,10 @@ def kl_ceiling(reference: np.ndarray) -> float:
 
 
 def sample_quality(final: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-    """Per-coordinate KL (nats), their mean, 2-D histogram distance, radius statistics and the
-    fraction of samples lost (non-finite or outside the KL range) of ``final`` (N, 2)."""
-    from analysis.metrics import KL_RANGE, histogram2d_distance, histogram_kl, ring_statistics
+    """Per-coordinate KL (nats), their mean, the pooled KL (values outside the range fall out, as in the
+    authors' code), 2-D histogram distance, radius statistics and the fraction of samples lost
+    (non-finite or outside the KL range) of ``final`` (N, 2)."""
+    from analysis.metrics import KL_RANGE, histogram2d_distance, histogram_kl, pooled_kl, ring_statistics
 
     finite = np.all(np.isfinite(final), axis=1)
     kept = final[finite]
@@ -140,7 +142,11 @@ def sample_quality(final: np.ndarray, reference: np.ndarray) -> dict[str, float]
         distance = float(histogram2d_distance(kept, reference))
     else:
         radius = spread = distance = nan
-    return {"kl_x": float(kl[0]), "kl_y": float(kl[1]), "kl_mean": float(np.mean(kl)), "hist2d_distance": distance,
+    values = kept.ravel()
+    any_inside = np.any((values >= KL_RANGE[0]) & (values <= KL_RANGE[1]))
+    pooled = pooled_kl(kept, reference) if any_inside else kl_ceiling(reference)
+    return {"kl_x": float(kl[0]), "kl_y": float(kl[1]), "kl_mean": float(np.mean(kl)), "kl_pooled": float(pooled),
+            "hist2d_distance": distance,
             "mean_radius": radius, "radial_std": spread, "lost_fraction": float(1.0 - np.mean(inside))}
 
 

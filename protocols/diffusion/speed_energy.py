@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -159,7 +160,8 @@ def measure_transfers(model: TrainedModel, mapped: MappedNetwork, rc: float, n: 
 @dataclass(frozen=True)
 class TimeScaleResult:
     """What speed-energy takes from a time-scale study: per task the fastest RC meeting the bar (s),
-    its closed-loop time per sample (s) and DAC updates; where it came from."""
+    its closed-loop time per sample (s) and DAC updates; where it came from; the KL at that RC
+    beside its sampling floor, as text."""
 
     rc: dict[str, float]
     time_per_sample: dict[str, float]
@@ -167,6 +169,7 @@ class TimeScaleResult:
     source: str
     path: str
     bar_met: dict[str, bool]
+    quality: dict[str, str] = field(default_factory=dict)
 
 
 def read_time_scale(path: str | Path, source: str = "") -> TimeScaleResult:
@@ -195,9 +198,28 @@ def read_time_scale(path: str | Path, source: str = "") -> TimeScaleResult:
         result["digits"], met["digits"] = result["ring"], met["ring"]
         source = (source or f"time-scale run file {path}") + "; digits takes the ring's RC (no digits study)"
     index = {task: int(np.flatnonzero(rc == value)[0]) for task, value in result.items()}
+    quality = {task: _kl_at(run, names[task][0], index[task], "" if task == "ring" else "_digits")
+               for task in result if names[task][0] in {p.rsplit("/", 1)[-1] for p in run.datasets}}
     return TimeScaleResult(result, {t: float(tps[i]) for t, i in index.items()},
                            {t: int(updates[i]) for t, i in index.items()},
-                           source or f"time-scale run file {path}", str(path), met)
+                           source or f"time-scale run file {path}", str(path), met, quality)
+
+
+def _kl_at(run: Any, kl_name: str, index: int, suffix: str) -> str:
+    """The KL x, y of point ``index`` with the task's sampling floor ("floor unknown" in files
+    written before it was recorded)."""
+    from analysis.metrics import with_floor
+
+    kl = run.read(kl_name)
+    if index >= len(kl):
+        return "KL not recorded"
+    names = {p.rsplit("/", 1)[-1] for p in run.datasets}
+    floor = spread = None
+    if f"kl_floor{suffix}" in names and len(run.read(f"kl_floor{suffix}")):
+        floor, spread = run.read(f"kl_floor{suffix}")[-1], run.read(f"kl_floor_spread{suffix}")[-1]
+    return ", ".join(f"KL {axis} " + with_floor(float(kl[index][k]), None if floor is None else float(floor[k]),
+                                                 None if spread is None else float(spread[k]))
+                     for k, axis in enumerate("xy"))
 
 
 def quick_time_scale(out: Path, *, samples: int = 300, rc: Sequence[float] | None = None,
@@ -260,6 +282,7 @@ def task_comparison(task: str, scale: TimeScaleResult, transfers: Transfers, dig
         "digital_steps": model.sampling.n_steps,
         "rc_s": rc,
         "rc_meets_bar": scale.bar_met[task],
+        "rc_quality": scale.quality.get(task, "KL at that RC: not studied for this task"),
         "rc_source": scale.source,
         "dac_updates_per_sample": scale.dac_updates[task],
         "analog_time_terms_s": analog.time_terms,
@@ -277,6 +300,51 @@ def task_comparison(task: str, scale: TimeScaleResult, transfers: Transfers, dig
         "paper": {**PAPER[task], "source": PAPER_SOURCE},
         "assumptions": a.table(),
     }
+
+
+#: Figure file names after the seed's panels: 3f/g the ring, 4g/h the conditional task.
+FIGURES = {"ring": ("fig3f_ring_time", "fig3g_ring_energy"), "digits": ("fig4g_digits_time", "fig4h_digits_energy")}
+
+
+def compare_tasks(scale: TimeScaleResult, tasks: Sequence[str], *, batch: int = 1000, repeats: int = 3,
+                  steps: int | None = None, torch_enabled: bool = True) -> list[dict[str, object]]:
+    """:func:`task_comparison` for each task: the link's transfers measured once (on the ring's
+    mapping), the digital baseline measured per task on this machine."""
+    from protocols.diffusion.digital_baseline import measure
+
+    ring = load_shipped("ring")
+    transfers = measure_transfers(ring, map_score_net(ring), scale.rc["ring"])
+    results = []
+    for task in tasks:
+        digital = measure(load_shipped(task), batch=batch, repeats=repeats, steps=steps, torch_enabled=torch_enabled)
+        results.append(task_comparison(task, scale, transfers, digital, batch=batch))
+    return results
+
+
+def write_results(out: Path, results: Sequence[dict[str, object]]) -> list[Path]:
+    """``speed-energy.json`` and the time and energy figures of each task into ``out``; the PNGs written."""
+    import json
+
+    from analysis.figures import speed_energy as figs
+    from analysis.figures.style import save
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "speed-energy.json").write_text(json.dumps(list(results), indent=1, default=jsonable) + "\n")
+    written = []
+    for result in results:
+        time_name, energy_name = FIGURES[str(result["task"])]
+        written.append(save(figs.time_per_sample(result), out / f"{time_name}.png"))
+        written.append(save(figs.energy_per_sample(result), out / f"{energy_name}.png"))
+    return written
+
+
+def jsonable(value: Any) -> Any:
+    """numpy scalars and arrays as plain JSON values (``json.dumps(default=...)``)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 if __name__ == "__main__":

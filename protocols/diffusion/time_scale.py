@@ -18,17 +18,21 @@ circuit-level loop the op-amp lags, slew and DAC settling add to it.
 Run-file layout (``/entry/data``), one row per finished point (completion order; ``rc`` says
 which point): ``rc`` (s), ``time_per_sample`` (s, the closed-loop run of one sample),
 ``dac_updates`` (DAC values per sample), ``kl`` (2,: x, y against the reference ring),
-``radius`` (mean radius, data units), ``radial_std``, ``saturated`` (fraction of
-trajectories on an integrator rail), ``worker_seconds`` (s); with ``model=digits`` also
-``kl_digits`` (2,: latents against the encoded real digits) and ``saturated_digits``. One
-row each: ``software_kl`` (2,) and, digits, ``software_kl_digits`` (2,): the software
-sampler (model's own step count) against the same references, which set the bar.
+``kl_pooled`` (both coordinates in one histogram, the authors' form), ``radius`` (mean
+radius, data units), ``radial_std``, ``saturated`` (fraction of trajectories on an
+integrator rail), ``worker_seconds`` (s); with ``model=digits`` also
+``kl_digits`` (2,: latents against posterior draws of the real digits' latents),
+``kl_pooled_digits`` and
+``saturated_digits``. One row each: ``software_kl`` (2,) and, digits, ``software_kl_digits``
+(2,): the software sampler (model's own step count) against the same references, which set
+the bar; ``kl_floor``, ``kl_floor_spread`` (4,: x, y, mean, pooled) and, digits,
+``kl_floor_digits``, ``kl_floor_spread_digits``: the sampling floor, the KL of as many fresh
+reference samples as a point draws (``protocols.diffusion.scoring.task_floor``).
 The protocol is simulated-only (``BenchUse.SIMULATED_ONLY``).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import time
@@ -127,9 +131,10 @@ def run_rc_point(point: RcPoint) -> dict[str, object]:
     """Program the model on a fresh world built with ``point.rc`` and sample it (a Dask worker runs this).
 
     Returns ``{"point", "dac_updates", "duration", "ring": {...}, "digits": {...} (digits only),
-    "worker_seconds"}``; each task: ``kl`` (2,), ``saturated`` (fraction), ring also ``radius``, ``radial_std``.
+    "worker_seconds"}``; each task: ``kl`` (2,), ``kl_pooled``, ``saturated`` (fraction), ring also
+    ``radius``, ``radial_std``.
     """
-    from analysis.metrics import coordinate_kl, ring_statistics
+    from analysis.metrics import coordinate_kl, pooled_kl, ring_statistics
     from instruments.sim.direct import DirectArrayAccess
     from protocols.diffusion.analog import initial_noise, program_network, world_sample
     from protocols.diffusion.simulated_sweep import N_MACROS, mapped_model
@@ -157,6 +162,7 @@ def run_rc_point(point: RcPoint) -> dict[str, object]:
         final = np.concatenate(finals)
         finite = np.all(np.isfinite(final), axis=1)
         task = {"kl": coordinate_kl(final[finite], reference(name)),
+                "kl_pooled": pooled_kl(final[finite], reference(name)),
                 "saturated": float(np.mean(np.concatenate(saturated)))}
         if name == "ring":
             stats = ring_statistics(final[finite])
@@ -167,20 +173,12 @@ def run_rc_point(point: RcPoint) -> dict[str, object]:
     return out
 
 
-@functools.lru_cache(maxsize=2)
 def reference(task: str) -> np.ndarray:
-    """Reference points (N, 2) in data units: fresh ring points, or the real digits' encoded latents
-    (every class pooled, as the samples are); the same for every point and run."""
-    if task == "ring":
-        from protocols.diffusion.scoring import ring_reference
+    """Reference points (N, 2) in data units (``protocols.diffusion.scoring.task_reference``): fresh
+    ring points, or posterior draws of the real digits' latents; the same for every point and run."""
+    from protocols.diffusion.scoring import task_reference
 
-        return ring_reference()
-    from protocols.diffusion.tasks import load_digit_images
-    from protocols.diffusion.vae import load_vae
-
-    vae = load_vae()
-    images = load_digit_images(vae.meta.get("classes") or None)
-    return vae.to_diffusion(vae.encode(images.images)[0])
+    return task_reference(task)
 
 
 def software_kl(task: str, samples: int, seed: int) -> np.ndarray:
@@ -198,6 +196,15 @@ def software_kl(task: str, samples: int, seed: int) -> np.ndarray:
         final = sample_probability_flow(model.net, model.sampling_sde, x0, model.sampling.n_steps,
                                         model.sampling.t_end).final
     return coordinate_kl(final, reference(task))
+
+
+def floor_specs(suffix: str) -> list[Spec]:
+    """The sampling floor of a task's KL (``suffix`` "" ring, "_digits")."""
+    what = "ring" if not suffix else "digits latents'"
+    return [Stream(f"kl_floor{suffix}", units="", shape=(4,), long_name=f"sampling floor of the {what} KL: median "
+                   "over draws of fresh reference samples, as many as a point's; columns x, y, mean, pooled"),
+            Stream(f"kl_floor_spread{suffix}", units="", shape=(4,),
+                   long_name="standard deviation of the floor's draws; columns x, y, mean, pooled")]
 
 
 class TimeScale(Protocol):
@@ -255,19 +262,23 @@ class TimeScale(Protocol):
             Stream("dac_updates", units="", dtype="i8", long_name="DAC values per sample (bounded by the DAC rate)"),
             Stream("kl", units="", shape=(2,), long_name="ring KL divergence per coordinate (x, y) vs reference"),
             Stream("kl_mean", units="", long_name="ring KL divergence, mean of x and y"),
+            Stream("kl_pooled", units="", long_name="ring KL divergence of x and y pooled in one histogram"),
             Stream("radius", units="", long_name="mean radius of the ring samples (data units)"),
             Stream("radial_std", units="", long_name="radial standard deviation of the ring samples (data units)"),
             Stream("saturated", units="", long_name="fraction of ring trajectories on an integrator rail"),
             Stream("worker_seconds", units="s", long_name="wall time of the point on its worker"),
             Stream("software_kl", units="", shape=(2,), long_name="software sampler's ring KL per coordinate"),
+            *floor_specs(""),
         ]
         if self.p.model == "digits":
             specs += [
                 Stream("kl_digits", units="", shape=(2,),
-                       long_name="conditional latents' KL per coordinate vs the encoded real digits"),
+                       long_name="conditional latents' KL per coordinate vs the real digits' posterior draws"),
                 Stream("saturated_digits", units="", long_name="fraction of digits trajectories on a rail"),
                 Stream("software_kl_digits", units="", shape=(2,),
                        long_name="software sampler's digits-latent KL per coordinate"),
+                Stream("kl_pooled_digits", units="", long_name="conditional latents' KL, x and y pooled"),
+                *floor_specs("_digits"),
             ]
         specs.append(Plot("kl_mean", ("rc",), title="ring KL (mean of x, y) against the integrator RC"))
         return specs
@@ -281,11 +292,17 @@ class TimeScale(Protocol):
                    estimate=n * POINT_TIME * factor * self.p.samples / 1000 * self.p.n_steps / N_STEPS / parallel)
 
     def baseline(self) -> None:
-        """The software sampler's KL: the reference level of the bar."""
+        """The software sampler's KL: the reference level of the bar; the sampling floor."""
+        from protocols.diffusion.scoring import task_floor
+        from protocols.diffusion.weights import load_shipped
+
         seed = int(self.rng.integers(2**31))
         for task in self.tasks():
-            self.record("software_kl" if task == "ring" else "software_kl_digits",
-                        software_kl(task, self.p.samples, seed))
+            suffix = "" if task == "ring" else "_digits"
+            self.record(f"software_kl{suffix}", software_kl(task, self.p.samples, seed))
+            floor = task_floor(task, self.p.samples * (load_shipped(task).net.n_classes or 1))
+            self.record(f"kl_floor{suffix}", floor.median)
+            self.record(f"kl_floor_spread{suffix}", floor.spread)
             self.check()
 
     def sweep(self) -> None:
@@ -301,12 +318,14 @@ class TimeScale(Protocol):
             self.record("dac_updates", result["dac_updates"])
             self.record("kl", ring["kl"])
             self.record("kl_mean", float(np.mean(ring["kl"])))
+            self.record("kl_pooled", ring["kl_pooled"])
             self.record("radius", ring["radius"])
             self.record("radial_std", ring["radial_std"])
             self.record("saturated", ring["saturated"])
             self.record("worker_seconds", result["worker_seconds"])
             if "digits" in result:
                 self.record("kl_digits", result["digits"]["kl"])
+                self.record("kl_pooled_digits", result["digits"]["kl_pooled"])
                 self.record("saturated_digits", result["digits"]["saturated"])
             done += 1
             self.progress(done / len(points))
@@ -324,8 +343,12 @@ class TimeScale(Protocol):
         out = {"points": (int(rc.size), ""), "fastest_rc_meeting_bar": (fastest, "s"),
                "time_per_sample_at_fastest": (at, "s"),
                "ring_bar_kl": (float(np.max(bar(soft))), ""),
-               "kl_max_worst_point": (float(np.max(kl)), "")}
+               "kl_max_worst_point": (float(np.max(kl)), ""),
+               "kl_floor": (float(self.recorded("kl_floor")[-1][2]), ""),
+               "kl_floor_spread": (float(self.recorded("kl_floor_spread")[-1][2]), "")}
         if self.p.model == "digits":
             soft_d = self.recorded("software_kl_digits")[-1]
             out["fastest_rc_meeting_bar_digits"] = (fastest_passing(rc, self.recorded("kl_digits"), soft_d), "s")
+            out["kl_digits_floor"] = (float(self.recorded("kl_floor_digits")[-1][2]), "")
+            out["kl_digits_floor_spread"] = (float(self.recorded("kl_floor_spread_digits")[-1][2]), "")
         return out

@@ -1,4 +1,8 @@
-"""The small VAE of the conditional task, numpy inference (training: ``train_vae.py``).
+"""The dense VAE of the conditional task's first version, numpy inference.
+
+The task now uses the convolutional VAE (:mod:`~protocols.diffusion.conv_vae`); this one
+reads VAE files written before it (``read_vae`` tells them apart), and its decoder runs on
+the bench the same way (:meth:`VAE.decoder_layers`: dense layers only).
 
 Encoder: pixels -> dense ReLU layers -> mean and log-variance of a 2-D latent.
 Decoder: latent -> dense ReLU layers -> pixels through a sigmoid (values in [0, 1]).
@@ -18,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from protocols.diffusion.weights import load_arrays, save_arrays, shipped_path
+from protocols.diffusion.weights import load_arrays, save_arrays
 
 
 def _sigmoid(a: np.ndarray) -> np.ndarray:
@@ -87,6 +91,15 @@ class VAE:
             raise ValueError(f"z: expected shape (N, {self.latent_dim}), got {z.shape}")
         return _sigmoid(_dense_stack(z, self.decoder))
 
+    def decoder_layers(self, diffusion: bool = False) -> list:
+        """The decoder as crossbar multiplies (dense layers; ReLU but the last); diffusion: the
+        first layer takes diffusion data units (its weights times latent_scale)."""
+        from protocols.diffusion.deconv import UnrolledLayer
+
+        last = len(self.decoder) - 1
+        return [UnrolledLayer("dense", w * (self.latent_scale if diffusion and k == 0 else 1.0), b, k < last,
+                              (w.shape[0],), (w.shape[1],)) for k, (w, b) in enumerate(self.decoder)]
+
     def to_diffusion(self, z: np.ndarray) -> np.ndarray:
         """VAE latents -> diffusion data units (divide by ``latent_scale``)."""
         return np.asarray(z, dtype=float) / self.latent_scale
@@ -136,6 +149,8 @@ class VAE:
         return cls.from_arrays(arrays, meta)
 
 
-def load_vae(name: str = "digits-vae") -> VAE:
-    """The shipped VAE of the digits task."""
-    return VAE.load(shipped_path(name))
+def load_vae(name: str = "digits-vae") -> Any:
+    """The shipped VAE of the digits task (convolutional: :func:`protocols.diffusion.conv_vae.load_vae`)."""
+    from protocols.diffusion.conv_vae import load_vae as load
+
+    return load(name)

@@ -7,7 +7,7 @@ import re
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-UNIT = re.compile(r"\((?:[munkM]?(?:S|V|A|s|Hz|ohm)|%|S\^2/Hz|1/\w+)\)")
+UNIT = re.compile(r"\((?:[mµnkM]?(?:S|V|A|s|Hz|ohm)|%|S\^2/Hz|1/\w+)\)")
 
 
 def data_axes(fig: Figure) -> list[Axes]:
@@ -40,5 +40,5 @@ def assert_readable(fig: Figure, name: str) -> None:
 
 
 def has_unit(text: str) -> bool:
-    """Does an axis label name its unit, e.g. ``conductance (uS)``?"""
+    """Does an axis label name its unit, e.g. ``conductance (µS)``?"""
     return bool(UNIT.search(text))

@@ -79,9 +79,9 @@ def twin_pulse_and_read(twin: SimWorld, cells, pol, amp, wid, gate, frame_cells:
 
 
 def test_identify_reports_identity_protocol_and_geometry(shared):
-    assert shared.ctl.identify() == "RRAMBENCH,MACRO-CONTROLLER-SIM,SIM0001,2.0"
+    assert shared.ctl.identify() == "RRAMBENCH,MACRO-CONTROLLER-SIM,SIM0001,4.0"   # version 4: MONITOR_SELECT
     info = shared.ctl.info()
-    assert (info.protocol, info.n_macros, info.rows, info.cols) == (2, 8, 32, 32)
+    assert (info.protocol, info.n_macros, info.rows, info.cols) == (4, 8, 32, 32)
     status = shared.ctl.status()
     assert status.last_error == 0 and status.routed is None and not status.integrators_running
 

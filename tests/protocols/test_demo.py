@@ -18,6 +18,9 @@ def test_reduced_demo_writes_readable_run_files_figures_and_a_summary(tmp_path):
     result = run_demo(out, samples=120, waveforms=8)
     text = summary(result)
     assert "histogram KL x" in text and "mean radius" in text and "analog" in text
+    assert "histogram KL pooled" in text and "sampling floor" in text
+    floor, spread = result.floors["histogram KL x"]
+    assert 0 < spread < floor and f"{floor:.4g} ± {spread:.2g}" in text
     analog, software = result.metrics["mean radius"]
     assert abs(analog - 0.7) < 0.05 and abs(software - 0.7) < 0.05
     program, sample = open_run(out / "program-model.h5"), open_run(out / "sample.h5")

@@ -168,6 +168,7 @@ def test_a_world_whose_samples_all_leave_the_histogram_range_scores_the_kl_ceili
     assert lost["kl_mean"] == pytest.approx(kl_ceiling(reference[:, 0]), rel=0.05) and lost["kl_mean"] > 10
     good = sample_quality(ring_samples(500, np.random.default_rng(1)), reference)
     assert good["lost_fraction"] == 0.0 and good["kl_mean"] < 0.5
+    assert lost["kl_pooled"] > 10 and good["kl_pooled"] < 0.5
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +214,10 @@ def test_the_report_draws_one_fig5_figure_per_task_with_a_median_line_and_iqr_ba
         assert len([ln for ln in ax.lines if "IQR" in ln.get_label()]) == 2 and len(ax.collections) == 2
         assert len([ln for ln in ax.lines if "software" in ln.get_label()]) == 2, "noise-free baseline per model"
     assert "no plain conditional model" in sec.metrics["not swept"]
+    floor = open_run(worlds_run).read("kl_floor")[-1]
+    for ax in (read, write):
+        (line,) = [ln for ln in ax.lines if ln.get_label().startswith("sampling floor")]
+        assert line.get_ydata()[0] == pytest.approx(floor[2])
     png = style.save(figures["noise_robustness_ring"], tmp_path / "noise_robustness_ring.png")
     assert png.stat().st_size > 10_000
 
@@ -230,7 +235,8 @@ def test_a_file_from_before_worlds_is_read_and_drawn(tmp_path):
     with h5py.File(old, "r+") as h5:
         data = h5["/entry/data"]
         for name in list(data):
-            if (name in ("point_world", "world_seeds") or name.startswith(("lost_fraction", "kl_mean_software"))
+            if (name in ("point_world", "world_seeds", "kl_pooled")
+                    or name.startswith(("lost_fraction", "kl_mean_software", "kl_floor"))
                     or name.endswith(("_q25_grid", "_q75_grid"))):
                 del data[name]
     run = open_run(old)
@@ -243,3 +249,5 @@ def test_a_file_from_before_worlds_is_read_and_drawn(tmp_path):
     assert sec.metrics["worlds_per_setting"] == 1
     read = dict(sec.figures)["noise_robustness_ring"].axes[0]
     assert [ln.get_label() for ln in read.lines if "software" in ln.get_label()] == []
+    assert view.kl_floor is None and not [ln for ln in read.lines if "floor" in ln.get_label()]
+    assert "Sampling floor unknown" in dict(sec.figures)["noise_robustness_ring"].texts[0].get_text()

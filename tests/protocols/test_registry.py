@@ -11,6 +11,7 @@ from protocols.engine.registry import PROTOCOL_PACKAGES, registry
 SHIPPED = {
     "form", "iv-sweep", "read-array", "write-verify", "multilevel", "pattern", "retention",
     "read-noise", "write-noise", "program-model", "sample", "noise-sweep", "time-scale",
+    "network-field", "network-nodes",
 }
 
 
@@ -25,7 +26,7 @@ def test_every_shipped_protocol_is_found_in_its_package():
 def test_characterization_and_diffusion_protocols_live_apart():
     found = registry()
     diffusion = {n for n, c in found.items() if c.__module__.startswith("protocols.diffusion.")}
-    assert diffusion == {"program-model", "sample", "noise-sweep", "time-scale"}
+    assert diffusion == {"program-model", "sample", "noise-sweep", "time-scale", "network-field", "network-nodes"}
 
 
 def test_listing_protocols_needs_neither_torch_nor_the_simulator():
@@ -39,7 +40,7 @@ def test_listing_protocols_needs_neither_torch_nor_the_simulator():
         "        if name.split('.')[0] == 'torch': raise ModuleNotFoundError(name)\n"
         "sys.meta_path.insert(0, Block())\n"
         "from protocols.engine.registry import registry\n"
-        "assert len(registry()) == 13\n"
+        f"assert len(registry()) == {len(SHIPPED)}\n"
         "sim = [m for m in sys.modules if m.startswith('instruments.sim.') and m != 'instruments.sim.device_params']\n"
         "assert not sim, sim\n"
     )

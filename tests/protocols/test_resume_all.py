@@ -43,7 +43,7 @@ seed = 0
 formed = {formed}
 """
 
-#: protocol -> (--set assignments, step killed in, cells start formed)
+#: protocol[:variant] -> (--set assignments, step killed in, cells start formed)
 CASES: dict[str, tuple[list[str], int, bool]] = {
     "form": (["cells=0:0-3:0-7", "v_step=0.1"], 0, False),
     "iv-sweep": (["cells=0:0:0,0:0:1", "cycles=1", "step=0.1", "delay=0"], 1, True),
@@ -56,6 +56,10 @@ CASES: dict[str, tuple[list[str], int, bool]] = {
     "write-noise": (["cells=0:0-1:0-7", "repeats=3", "readback_reads=4"], 1, True),
     "program-model": (["reads=2"], 0, True),
     "sample": (["samples=20", "batch=10", "steps=100", "waveforms=2", "reads=2"], 2, True),
+    # steps: network, decoder, a batch per class, decode: killed in class 1's batch, the resumed
+    # run decodes on the decoder placement its file recorded
+    "sample:digits": (["model=digits", "samples=6", "batch=6", "steps=100", "waveforms=0", "reads=2",
+                       "software_steps=100"], 3, True),
 }
 
 KILLER = """
@@ -83,7 +87,7 @@ def _config(folder: Path, formed: bool) -> Path:
 
 def _argv(name: str, config: Path, out: Path) -> list[str]:
     assignments, _, _ = CASES[name]
-    argv = ["run", name, "--config", str(config), "--out", str(out), "--seed", str(SEED)]
+    argv = ["run", name.split(":")[0], "--config", str(config), "--out", str(out), "--seed", str(SEED)]
     for a in assignments:
         argv += ["--set", a]
     return argv
@@ -94,7 +98,7 @@ def killed(tmp_path_factory) -> dict[str, tuple[Path, subprocess.Popen]]:
     """Every protocol's run, killed inside its step k: (folder, running subprocess)."""
     procs = {}
     for name, (_, kill_in, formed) in CASES.items():
-        folder = tmp_path_factory.mktemp(f"killed-{name}")
+        folder = tmp_path_factory.mktemp(f"killed-{name.replace(':', '-')}")
         config = _config(folder, formed)
         procs[name] = (folder, subprocess.Popen(
             [sys.executable, "-c", KILLER, str(kill_in), *_argv(name, config, folder / "runs")],

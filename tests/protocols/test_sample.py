@@ -85,6 +85,34 @@ def test_sample_run_has_the_issue_layout_as_links_listed_once(bench, tmp_path, c
     assert not [p for p in listed if p.startswith(("/entry/samples", "/entry/waveforms"))]
 
 
+def test_the_outcome_holds_each_kl_with_its_sampling_floor(bench, tmp_path, capsys):
+    """Per-coordinate (mean of x, y) and pooled KL of the analog samples and of the baseline, each
+    with the sampling floor at the run's sample count, dimensionless, in /entry/outcome; the data
+    keep the floor per column (x, y, mean, pooled); `rrambench info` shows the floor beside the KL."""
+    from protocols.diffusion.scoring import task_floor
+
+    path = tmp_path / "kl.h5"
+    run = _run(bench, path, samples=40, batch=40, steps=200, waveforms=0, program=False)
+    names = ("kl_analog", "kl_software", "kl_floor", "kl_floor_spread", "kl_pooled_analog", "kl_pooled_software",
+             "kl_pooled_floor", "kl_pooled_floor_spread")
+    assert set(names) <= set(run.outcome)
+    assert all(run.outcome[k]["units"] == "" for k in names)
+    floor = task_floor("ring", 40)
+    assert run.outcome["kl_floor"]["value"] == pytest.approx(floor.median[2])
+    assert run.outcome["kl_pooled_floor"]["value"] == pytest.approx(floor.median[3])
+    np.testing.assert_allclose(run.read("kl_floor")[-1], floor.median)
+    assert run.read("kl_pooled").shape == (1, 2) and run.read("kl_floor_spread").shape == (1, 4)
+    assert 0 < run.outcome["kl_floor_spread"]["value"] < run.outcome["kl_floor"]["value"]
+    assert main(["info", str(path)]) == 0
+    shown = capsys.readouterr().out
+    assert "kl_analog" in shown and f"(floor {floor.median[2]:.3g} ± {floor.spread[2]:.2g})" in shown
+    from protocols.cli.quantities import outcome_lines
+
+    lines = outcome_lines(run.outcome, indent="")
+    assert not [ln for ln in lines if ln.startswith(("kl_floor", "kl_pooled_floor"))], "beside the KL, not alone"
+    assert [ln for ln in lines if ln.startswith("kl_pooled_analog") and "(floor " in ln]
+
+
 def test_a_placement_run_is_refused_with_program_true(bench, tmp_path):
     proto = Sample.from_values({"samples": 10, "placement_run": "x.h5"})
     engine = RunEngine(proto, bench, tmp_path / "bad.h5", seed=1)
@@ -92,17 +120,39 @@ def test_a_placement_run_is_refused_with_program_true(bench, tmp_path):
         engine.run()
 
 
-def test_digits_decoded_through_the_simulated_rram_decoder_are_classified_as_well_as_the_baseline(bench, tmp_path):
-    """Conditional sampling class by class; latents decoded in software and on the simulated
-    RRAM decoder (named simulated, listed in simulated_parts); per class, RRAM-decoded analog
-    samples are classified as their digit at >= 90% of the rate of the software baseline."""
+def test_digits_decoded_on_the_benchs_macros_are_classified_as_well_as_the_baseline(bench, tmp_path):
+    """Conditional sampling class by class; the VAE's deconvolution decoder write-verified into
+    macros the score network leaves free (its programming recorded as decoder_*, its pulses in
+    the run's pulse table) and the latents decoded through the board, and in software; nothing
+    simulated on purpose. Per class, bench-decoded analog samples are classified as their digit
+    at >= 90% of the rate of the software baseline."""
     run = _run(bench, tmp_path / "d.h5", model="digits", samples=150, batch=150, waveforms=0, software_steps=1500)
     cond = run.read("condition")
     assert np.bincount(cond).tolist() == [150, 150, 150]
     np.testing.assert_array_equal(run.read("/entry/samples/condition"), cond)
-    assert run.read("images_simulated_rram").shape == run.read("images_baseline").shape == (450, 64)
-    assert "simulated RRAM" in run.attrs("images_simulated_rram")["long_name"]
-    assert len(run.simulated_parts) == 1 and "decoder" in run.simulated_parts[0]
+    assert run.read("images_rram_decoder").shape == run.read("images_baseline").shape == (450, 64)
+    assert "bench's RRAM macros" in run.attrs("images_rram_decoder")["long_name"]
+    assert run.simulated_parts == []
+    net_macros, dec_macros = set(run.read("cell_macro")[-1]), set(run.read("decoder_cell_macro")[-1])
+    assert dec_macros and not dec_macros & net_macros
+    assert dec_macros <= set(run.read("/entry/pulses/macro").tolist())
+    assert run.read("decoder_layer_region").shape[1:] == (5, 6)
+    assert abs(run.read("decoder_programmed_weight")[-1] - run.read("decoder_target_weight")).mean() < 0.05
     accuracy = run.read("accuracy")[-1]
     rram, baseline = accuracy[0], accuracy[2]
     assert np.all(rram >= 0.9 * baseline), accuracy
+    # the latents' KL against the encoded real digits, with the floor of 450 draws from them
+    assert run.read("kl").shape == (1, 2, 2) and run.read("kl_pooled").shape == (1, 2)
+    assert {"kl_analog", "kl_floor", "kl_pooled_analog", "kl_pooled_floor"} <= set(run.outcome)
+    assert 0 < run.outcome["kl_floor"]["value"] < run.outcome["kl_analog"]["value"]
+
+
+def test_a_decoder_that_cannot_fit_the_free_macros_is_refused_before_the_run():
+    """decoder_macro=7 leaves one macro for five tiles: refused in validate (dry run and engine)."""
+    from protocols.engine.bench_shape import BenchShape
+    from protocols.engine.params import ParameterError
+
+    proto = Sample.from_values({"model": "digits", "decoder_macro": 7})
+    with pytest.raises(ParameterError, match="decoder_macro=7: decoder: its 5 tiles do not fit macros \\[7\\]"):
+        proto.validate(BenchShape())
+    Sample.from_values({"model": "digits", "decoder_macro": 5}).validate(BenchShape())

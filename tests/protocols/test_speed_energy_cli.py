@@ -8,7 +8,8 @@ import json
 import pytest
 
 from protocols.cli.main import main
-from protocols.cli.speed_energy import FIGURES, KEYS
+from protocols.cli.speed_energy import KEYS
+from protocols.diffusion.speed_energy import FIGURES
 from protocols.diffusion.time_scale import TimeScale
 from protocols.engine.runner import RunEngine, RunState
 
@@ -101,6 +102,8 @@ def test_torch_is_skipped_on_request_and_the_table_names_every_assumption(capsys
     assert "torch" not in out.split("digital measured:")[1].split("\n")[0]
     for word in ("speed-up", "OPA2320", "link_rate", "excluded: programming"):
         assert word in out
+    (quality,) = [ln for ln in out.splitlines() if ln.startswith("quality at that RC:")]
+    assert "KL x" in quality and "(floor " in quality, "the KL at the RC used, beside its sampling floor"
 
 
 @pytest.mark.slow

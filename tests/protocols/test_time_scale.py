@@ -96,7 +96,10 @@ def test_two_rc_points_record_every_dataset_with_units_and_the_outcome(tmp_path)
         data = h5["/entry/data"]
         assert all("units" in data[k].attrs for k in data), "every dataset carries its unit"
         assert data["rc"].attrs["units"] == "s" and data["time_per_sample"].attrs["units"] == "s"
-    assert set(run.outcome) >= {"fastest_rc_meeting_bar", "time_per_sample_at_fastest", "ring_bar_kl"}
+    assert set(run.outcome) >= {"fastest_rc_meeting_bar", "time_per_sample_at_fastest", "ring_bar_kl", "kl_floor"}
+    assert run.read("kl_pooled").shape == (2,) and run.read("kl_floor").shape == (1, 4)
+    assert run.outcome["kl_floor"]["value"] == pytest.approx(run.read("kl_floor")[-1][2]) and run.outcome[
+        "kl_floor"]["units"] == ""
     assert run.outcome["fastest_rc_meeting_bar"]["units"] == "s"
 
 

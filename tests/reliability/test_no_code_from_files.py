@@ -36,7 +36,7 @@ def offences(tree: ast.AST) -> list[str]:
                            for k in node.keywords)
                 if not safe:
                     found.append(f"np.load without allow_pickle=False at line {node.lineno}")
-            if name == "load" and getattr(func.value, "id", "") == "torch":
+            if name == "load" and isinstance(func, ast.Attribute) and getattr(func.value, "id", "") == "torch":
                 safe = any(k.arg == "weights_only" and getattr(k.value, "value", None) is True for k in node.keywords)
                 if not safe:
                     found.append(f"torch.load without weights_only=True at line {node.lineno}")

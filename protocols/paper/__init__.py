@@ -1,0 +1,1 @@
+"""`rrambench paper`: the seed paper's figure set from one command (plan, runs, page)."""
