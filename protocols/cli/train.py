@@ -71,17 +71,18 @@ def run_train(args: argparse.Namespace) -> int:
     _check(args)
     epochs = DEFAULT_EPOCHS[args.task] if args.epochs is None else args.epochs
     out = args.out or Path(f"{args.task}.npz")
-    # Arguments first, so a mistyped command says what is wrong whether or not torch is installed.
-    if importlib.util.find_spec("torch") is None:
-        raise UsageError("training needs PyTorch: pip install 'rrambench[train]'")
+    # Arguments and the user's files first (numpy only), so a mistyped command or a damaged
+    # file says what is wrong whether or not torch is installed.
     data = None
-    if args.task == "letters":       # the user's files, read before anything is trained
+    if args.task == "letters":
         from protocols.diffusion.emnist import letters_task
 
         try:
             data = letters_task(args.emnist)
         except (OSError, EOFError, ValueError, zlib.error) as exc:   # missing, unreadable or damaged files
             raise UsageError(f"--emnist {args.emnist}: {_one_line(exc)}") from None
+    if importlib.util.find_spec("torch") is None:
+        raise UsageError("training needs PyTorch: pip install 'rrambench[train]'")
 
     from protocols.diffusion.training import pipelines
 
