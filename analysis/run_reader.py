@@ -328,11 +328,15 @@ def _open_id(path: Path) -> h5py.h5f.FileID:
             raise RunFileError(f"{path}: a folder, not a run file") from None
         if any(text in str(exc) for text in _FATAL_OPEN_ERRORS):
             raise RunFileError(f"{path}: not a readable HDF5 run file ({_reason(exc)})") from None
-        error = exc
+        # the reason, not the exception: its traceback would hold the callers' frames (and the
+        # objects they open on the file) in a reference cycle, and the file open in this process
+        # until the garbage collector ran: a resume's read-write open then fails "already open
+        # for read-only"
+        reason = _reason(exc)
     try:
         return h5py.h5f.open(name, h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=_fapl())
     except OSError:
-        raise RunFileError(f"{path}: not a readable HDF5 run file ({_reason(error)})") from None
+        raise RunFileError(f"{path}: not a readable HDF5 run file ({reason})") from None
 
 
 @functools.cache

@@ -147,6 +147,12 @@ class RunWriter:
 
         Refuses to overwrite an existing file. ``signal``: the stream NeXus plots by
         default (the first :class:`Stream` when None).
+
+        The file is built under a hidden name and linked to ``path`` only once it is in
+        SWMR mode: a viewer that polls the folder (``info --follow``, the GUI's browser)
+        and opens a file mid-creation would hold the lock the writer's read-write open
+        needs and end the run before it began. A writer killed meanwhile leaves only the
+        hidden file, never a half-made run file.
         """
         path = Path(path)
         check_specs(specs)
@@ -158,22 +164,27 @@ class RunWriter:
         if path.exists():
             raise FileExistsError(f"{path} exists; run files are never overwritten")
         image = _skeleton_image(tuple(s for s in specs if not isinstance(s, Constant)), signal)
-        out = open(path, "xb")  # "x" also refuses a file created meanwhile; closed below
-        h5 = None
+        building = path.with_name(f".{path.name}.{os.getpid()}.creating")
+        out = open(building, "xb")  # closed below
+        h5, published = None, False
         try:
             with out:
                 out.write(image)
-            h5 = h5py.File(path, "r+", libver=LIBVER, rdcc_nbytes=0)  # chunk cache off: see _create_data
+            h5 = h5py.File(building, "r+", libver=LIBVER, rdcc_nbytes=0)  # chunk cache off: see _create_data
             _write_header(h5, path, header)
             _write_sample(h5, header.sample)
             _create_constants(h5, specs)
             _write_snapshot(h5, header.instrument_snapshot, header.started)
             h5.swmr_mode = True
+            _publish(building, path)
+            published = True
             return cls(path, h5, Journal.attach(h5, [_stream_path(s) for s in specs if _is_growing(s)]), fresh=True)
         except BaseException:
             if h5 is not None:
                 h5.close()
-            path.unlink(missing_ok=True)
+            building.unlink(missing_ok=True)
+            if published:
+                path.unlink(missing_ok=True)
             raise
 
     @classmethod
@@ -418,6 +429,20 @@ _SKELETONS = itertools.count()
 #: Run attributes the skeleton holds (the same for every run of a process).
 _PROCESS_ATTRS = frozenset({RunAttr.SCHEMA_VERSION, RunAttr.SOFTWARE_VERSION, RunAttr.WRITER_PID,
                             RunAttr.WRITER_HOST, RunAttr.RESUMES})
+
+
+def _publish(building: Path, path: Path) -> None:
+    """Give the finished skeleton at ``building`` its name ``path``; never overwrite one."""
+    try:
+        os.link(building, path)  # atomic, and refuses a file created meanwhile as open(..., "x") would
+    except FileExistsError:
+        raise FileExistsError(f"{path} exists; run files are never overwritten") from None
+    except OSError:  # a file system without hard links: check, then rename (a narrow race, no link)
+        if path.exists():
+            raise FileExistsError(f"{path} exists; run files are never overwritten") from None
+        os.rename(building, path)
+        return
+    building.unlink()
 
 
 def _write_header(h5: h5py.File, path: Path, header: RunHeader) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import textwrap
@@ -86,6 +87,26 @@ def test_a_killed_writer_leaves_a_file_read_as_interrupted_with_its_completed_st
     assert (run.status, run.protocol, run.steps_completed, run.steps_total) == ("interrupted", "killed", 2, 5)
     assert run.ended is None and run.seed == 8
     assert run.read("x")[:2].tolist() == [0.0, 1.0]
+
+
+@pytest.mark.parametrize("reader", ["open_run", "read_record"])
+def test_reading_a_killed_writers_file_leaves_it_closed_in_this_process(tmp_path, reader):
+    """Nothing of the read waits for the garbage collector: a resume in the same process then
+    opens the file read-write (CI once failed "already open for read-only": the failed plain
+    open's exception held the reader's frames in a reference cycle)."""
+    from analysis.run_record import read_record
+    from protocols.engine.journal import Journal
+
+    path = tmp_path / "killed.h5"
+    proc = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(path)], capture_output=True, timeout=60)
+    assert proc.returncode == -9
+    gc.collect()
+    gc.disable()
+    try:
+        assert {"open_run": open_run, "read_record": read_record}[reader](path)
+        Journal.open_for_resume(path).close()
+    finally:
+        gc.enable()
 
 
 def test_the_reader_needs_neither_the_instrument_stack_nor_the_engine(tmp_path):

@@ -178,6 +178,33 @@ def test_a_live_run_is_readable_by_an_swmr_reader_while_it_writes(tmp_path):
     assert open_run(tmp_path / "live.h5").status == "completed"
 
 
+def test_a_run_file_appears_under_its_name_only_once_in_swmr_mode(tmp_path, monkeypatch):
+    """A viewer that opens each new file (``info --follow``, the GUI's browser) cannot catch a
+    file mid-creation and hold the lock the writer's read-write open needs (CI once saw a run
+    die "unable to lock file" that way): the file is built under a hidden name."""
+    from protocols.engine import run_writer
+
+    path, seen = tmp_path / "r.h5", []
+    write_header = run_writer._write_header
+
+    def watched(h5, where, header):
+        seen.append((path.exists(), Path(h5.filename).name))
+        write_header(h5, where, header)
+
+    monkeypatch.setattr(run_writer, "_write_header", watched)
+    header = RunHeader(protocol="hidden", parameters={}, seed=1, started="t", steps_total=1)
+    writer = RunWriter.create(path, header, [Stream("x", units="V")])
+    (exists, building), = seen
+    assert not exists and building.startswith(".r.h5.") and building.endswith(".creating")
+    assert [p.name for p in tmp_path.iterdir()] == ["r.h5"], "the hidden name is gone"
+    with h5py.File(path, "r", swmr=True) as live:  # what a viewer opens: already an SWMR file
+        assert live.attrs["file_name"] == "r.h5"
+    writer.finish("completed", ended="t")
+    with pytest.raises(FileExistsError):
+        RunWriter.create(path, header, [Stream("x", units="V")])
+    assert [p.name for p in tmp_path.iterdir()] == ["r.h5"], "a refused create leaves nothing"
+
+
 def test_resume_drops_rows_of_the_unfinished_step(tmp_path):
     path = tmp_path / "cut.h5"
     header = RunHeader(protocol="cut", parameters={}, seed=1, started="t", steps_total=3)
