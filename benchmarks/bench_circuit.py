@@ -4,8 +4,9 @@ Runs N trajectories x S fine steps of a 2->14->14->2 ReLU network (time embeddin
 both hidden layers) in the simulated analog loop, with read noise on every
 conductance (``AnalogLoop.run`` on a ``SimWorld``), and the same number of plain
 numpy forward passes with the ideal weights (float64, Euler update, one batched pass
-per step), in one process. Prints both times, their ratio (target <= 3.0) and the peak
-memory. Both sides run single-threaded BLAS (the machine is shared; small products
+per step), in one process, alternating ``--repeats`` times (default 3). Prints the
+median times, their ratio (target <= 3.0) and the peak memory. Both sides run
+single-threaded BLAS (the machine is shared; small products
 gain nothing from threads).
 
 Then the circuit-level loop (``CircuitParams.model="circuit"``: op-amp lags, DACs, ADC,
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import time
 import tracemalloc
 from dataclasses import replace
@@ -77,6 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1,000 trajectories x 200 steps")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3, help="timings per side (medians compared)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     args = parser.parse_args(argv)
     n_traj, n_steps = (1000, 200) if args.quick else (10_000, 1000)
@@ -89,16 +92,29 @@ def main(argv: list[str] | None = None) -> dict:
     weights = [(lay.weights()[: lay.n_in], V_BIAS * lay.weights()[lay.n_in:].sum(axis=0)) for lay in ideal]
     embedding = loop.state_dict()["stream.embedding"]
 
-    start = time.perf_counter()
-    ode = loop.run(x0, duration, sde=False, rng=np.random.default_rng(2))
-    t_ode = time.perf_counter() - start
-    start = time.perf_counter()
-    sde = loop.run(x0, duration, sde=True, rng=np.random.default_rng(3))
-    t_sde = time.perf_counter() - start
-    with threadpool_limits(limits=1, user_api="blas"):
-        start = time.perf_counter()
-        software = software_baseline(weights, embedding, x0, LOOP_DT_STEP / LOOP_RC, loop.params.v_rail)
-        t_soft = time.perf_counter() - start
+    def ode_run():
+        return loop.run(x0, duration, sde=False, rng=np.random.default_rng(2))
+
+    def sde_run():
+        return loop.run(x0, duration, sde=True, rng=np.random.default_rng(3))
+
+    def numpy_run():
+        with threadpool_limits(limits=1, user_api="blas"):
+            return software_baseline(weights, embedding, x0, LOOP_DT_STEP / LOOP_RC, loop.params.v_rail)
+
+    # The three alternate, in turned order each repeat, and the medians are compared: on the
+    # shared machine one timing of the same run varied by a third between run_all runs.
+    timings: dict[str, list[float]] = {"ode": [], "sde": [], "numpy": []}
+    results = {}
+    runs = {"ode": ode_run, "sde": sde_run, "numpy": numpy_run}
+    loop.run(x0[:64], duration, sde=True, rng=np.random.default_rng(1))  # untimed: first-call costs
+    for r in range(args.repeats):
+        for name in (list(runs) if r % 2 == 0 else list(reversed(runs))):
+            start = time.perf_counter()
+            results[name] = runs[name]()
+            timings[name].append(time.perf_counter() - start)
+    t_ode, t_sde, t_soft = (statistics.median(timings[k]) for k in ("ode", "sde", "numpy"))
+    ode, sde, software = results["ode"], results["sde"], results["numpy"]
 
     tracemalloc.start()
     loop.run(x0, duration, sde=True, rng=np.random.default_rng(3))
@@ -112,7 +128,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     passes = n_traj * n_steps
     figures = {
-        "trajectories": n_traj, "steps": n_steps, "ode_s": t_ode, "sde_s": t_sde, "numpy_s": t_soft,
+        "trajectories": n_traj, "steps": n_steps, "repeats": args.repeats,
+        "ode_s": t_ode, "sde_s": t_sde, "numpy_s": t_soft,
         "ratio_ode": t_ode / t_soft, "ratio_sde": t_sde / t_soft,
         "peak_traced_analog_MiB": peak_analog / 2**20, "peak_traced_numpy_MiB": peak_soft / 2**20,
         "peak_rss_MiB": rss, "rms_end_difference_V": float(np.sqrt(np.mean((ode.end - software) ** 2))),

@@ -6,7 +6,7 @@ through the controller driver, pyserial ``socket://`` and the board emulator (th
 default simulated bench), once on :class:`instruments.sim.direct.DirectArrayAccess`.
 Prints cells/s, pulses/s, round trips and the wall-time ratio (target <= 1.5).
 
-Run: ``python benchmarks/bench_write_verify.py [--repeats N]``. After one untimed
+Run: ``python benchmarks/bench_write_verify.py [--repeats N]`` (default 5). After one untimed
 warm-up run per side, the two sides alternate and the medians are compared, so load from other processes affects
 both alike.
 """
@@ -38,7 +38,7 @@ def one_run(access, clock, target: np.ndarray) -> tuple[float, int, int]:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per side (medians compared)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (medians compared)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     args = parser.parse_args(argv)
     target = np.random.default_rng(0).uniform(2e-6, 65e-6, 2048)
