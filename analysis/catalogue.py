@@ -427,13 +427,13 @@ class Catalogue:
         def insert(conn: sa.Connection, records: list[dict[str, Any]]) -> None:
             # one executemany, then the ids by (host, path): RETURNING in parameter order costs
             # SQLite one statement per row
-            conn.execute(runs.insert(), records)
+            _insert_many(conn, runs, records)
             found = sa.select(runs.c.id, runs.c.host, runs.c.path).where(
                 runs.c.host.in_({r["host"] for r in records}) & runs.c.path.in_([r["path"] for r in records]))
             ids = {(h, p): i for i, h, p in conn.execute(found)}
             params = [p for r in records for p in _parameter_rows(ids[r["host"], r["path"]], r["parameters"])]
             if params:
-                conn.execute(run_parameters.insert(), params)
+                _insert_many(conn, run_parameters, params)
 
         def work(conn: sa.Connection) -> int:
             skipped.clear()  # work runs again after rebuilding a damaged catalogue
@@ -522,6 +522,26 @@ def run_json(row: Any, host: str) -> dict[str, Any]:
         "seed": None if m["seed"] is None else int(m["seed"]),
         "world_seed": None if m["world_seed"] is None else int(m["world_seed"]),
     }
+
+
+def _insert_many(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """``INSERT`` of ``rows`` (dicts with the same keys) as one DB-API ``executemany``.
+
+    The statement is SQLAlchemy's, compiled for this database (its placeholders, its casts),
+    and each value goes through its column type's own bind processor, as ``conn.execute``
+    does; what is skipped is the per-row parameter machinery around them, which cost a
+    reindex of 1,000 files about 0.17 s, half of what its process spent on the database.
+    """
+    keys = list(rows[0])
+    compiled = table.insert().compile(dialect=conn.dialect, column_keys=keys)
+    dialect = conn.dialect
+    process = [(key, table.c[key].type.dialect_impl(dialect).bind_processor(dialect)) for key in keys]
+    if compiled.positional:
+        order = [process[keys.index(name)] for name in compiled.positiontup]
+        params: list[Any] = [tuple(row[k] if f is None else f(row[k]) for k, f in order) for row in rows]
+    else:
+        params = [{k: row[k] if f is None else f(row[k]) for k, f in process} for row in rows]
+    conn.exec_driver_sql(str(compiled), params)
 
 
 def _row(record: dict[str, Any]) -> dict[str, Any]:

@@ -59,13 +59,19 @@ _WRITER = (RunAttr.WRITER_PID, RunAttr.WRITER_HOST)  # read only for a file that
 
 def new_record(path: str | Path, **fields: Any) -> dict[str, Any]:
     """A record of the run file at ``path`` on this host; ``fields`` are the other keys."""
-    path = Path(os.path.abspath(path))
-    record = {"host": socket.gethostname(), "path": str(path), "folder": str(path.parent)}
+    # strings, not Path objects, and the host name asked once: a reindex makes a thousand records
+    path = os.path.abspath(path)
+    record = {"host": _host(), "path": path, "folder": os.path.dirname(path)}
     record.update(fields)
     missing = [k for k in RECORD_KEYS if k not in record]
     if missing:
         raise ValueError(f"record of {path} lacks {', '.join(missing)}")
     return record
+
+
+@functools.cache
+def _host() -> str:
+    return socket.gethostname()
 
 
 def read_record(path: str | Path) -> dict[str, Any]:

@@ -9,7 +9,7 @@ existence); the median of several repeats in ms (target <= 50 ms).
 Reindex: M copies (default 1,000) of a real run file (``rrambench run read-array`` with a
 sample) in one folder; ``Catalogue.reindex`` into a fresh catalogue (watched helpers
 included) against opening each file once with h5py (``h5py.File(path).close()``), the two
-alternating ``--repeats`` times (default 3); the ratio of the medians (target <= 3).
+alternating ``--repeats`` times (default 5); the ratio of the medians (target <= 3).
 
 Usage: python benchmarks/bench_catalogue.py [--runs N] [--files M] [--repeats R] [--json]
 """
@@ -82,7 +82,7 @@ def bench_query(n: int, repeats: int = 15) -> dict:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def bench_reindex(m: int, repeats: int = 3) -> dict:
+def bench_reindex(m: int, repeats: int = 5) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="rrambench-reindex-"))
     try:
         done = subprocess.run([sys.executable, "-m", "protocols.cli", "run", "read-array", "--out", str(folder),
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100_000, help="runs in the queried catalogue")
     parser.add_argument("--files", type=int, default=1000, help="run files reindexed")
-    parser.add_argument("--repeats", type=int, default=3, help="reindex and open timings (medians compared)")
+    parser.add_argument("--repeats", type=int, default=5, help="reindex and open timings (medians compared)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     args = parser.parse_args(argv)
     figures = {**bench_query(args.runs), **bench_reindex(args.files, args.repeats)}
