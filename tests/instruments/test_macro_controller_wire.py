@@ -27,6 +27,12 @@ def test_crc_is_ccitt_false_with_its_published_check_value():
     assert crc16(b"123456789") == 0x29B1
 
 
+@given(st.binary(max_size=70_000))
+@settings(max_examples=200, deadline=None)
+def test_crc_is_the_standard_librarys_ccitt_false_on_any_frame(data):
+    assert crc16(data) == crc16(bytearray(data)) == binascii.crc_hqx(data, 0xFFFF)
+
+
 def test_identify_frame_bytes_match_the_documented_example():
     # docs/macro-controller-protocol.md, "Worked example": IDENTIFY with seq 1.
     assert encode(1, 0x01) == bytes.fromhex("03 01 01 01 03 44 c5 00")
