@@ -107,6 +107,7 @@ def test_browser_reports_a_file_that_is_not_a_run(qtbot, tmp_path):
     assert "not a readable HDF5" in browser.summary.toPlainText()
 
 
+@pytest.mark.slow
 def test_browser_stays_responsive_with_damaged_files_in_the_folder(qtbot, tmp_path, run_files, monkeypatch):
     """Truncated files and one that makes the HDF5 library retry for minutes: the window's
     event loop keeps running while they are checked, the listing marks them damaged (the

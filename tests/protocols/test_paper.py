@@ -67,6 +67,7 @@ def test_a_tiny_plan_writes_the_page_and_panels_json_and_a_rerun_reuses_every_ru
     assert any("reusing" in s for s in stages)
 
 
+@pytest.mark.slow
 def test_a_run_with_other_parameters_is_not_reused(tmp_path):
     build_paper(tmp_path, plan=TINY_PLAN[:1], progress=False)
     assert completed_run(tmp_path / "runs" / "iv", "iv-sweep", TINY_PLAN[0].params) is not None

@@ -53,6 +53,7 @@ def test_ring_samples_waveforms_and_baseline_are_recorded(bench, tmp_path):
     assert abs(run.read("mean_radius")[-1][0] - 0.7) < 0.05
 
 
+@pytest.mark.slow
 def test_sampling_uses_the_placement_of_a_program_model_run(bench, tmp_path):
     """program=false with placement_run: no programming here, the loop uses the regions the
     program-model run recorded, and the samples still form the ring."""
@@ -120,6 +121,7 @@ def test_a_placement_run_is_refused_with_program_true(bench, tmp_path):
         engine.run()
 
 
+@pytest.mark.slow
 def test_digits_decoded_on_the_benchs_macros_are_classified_as_well_as_the_baseline(bench, tmp_path):
     """Conditional sampling class by class; the VAE's deconvolution decoder write-verified into
     macros the score network leaves free (its programming recorded as decoder_*, its pulses in

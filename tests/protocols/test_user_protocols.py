@@ -59,6 +59,7 @@ def endurance_run(capsys, lab: Path, *extra) -> Path:
     return Path(out.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_the_tutorials_endurance_protocol_runs_from_its_file_with_rrambench_run(lab):
     """The real command, in a process of its own started in the lab folder."""
     done = subprocess.run([sys.executable, "-m", "protocols.cli", "run", "endurance.py:Endurance", *FAST,

@@ -57,8 +57,15 @@ def good_run(tmp_path_factory) -> Path:
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("command", list(COMMANDS))
-@pytest.mark.parametrize("kind", KINDS)
+#: Every kind of damage through ``info`` and ``run --resume`` in the quick suite; through
+#: ``report`` and ``calibrate`` (the same check, then a heavier command) one kind there, the
+#: others in the slow suite: each case is a Python start of ~2 s.
+CASES = [pytest.param(kind, command, id=f"{kind}-{command}",
+                      marks=() if command in ("info", "resume") or kind == "truncated-8k" else pytest.mark.slow)
+         for command in COMMANDS for kind in KINDS]
+
+
+@pytest.mark.parametrize("kind, command", CASES)
 def test_a_damaged_file_is_one_line_and_exit_2_within_a_bound(tmp_path, good_run, kind, command):
     bad = make_damaged(kind, good_run, tmp_path)
     proc, took = _cli(command, bad, tmp_path)

@@ -85,7 +85,7 @@ def test_layers_move_off_stuck_cells_and_every_pair_lands_near_its_target(ring):
     assert len(columns["macro"]) == sum(r.pulse_log.arrays()["cell"].size for _, r in outcome.rounds) > 0
 
 
-@pytest.mark.parametrize("world_seed", [1, 4])
+@pytest.mark.parametrize("world_seed", [1, pytest.param(4, marks=pytest.mark.slow)])
 def test_ring_on_the_analog_loop_meets_the_acceptance(ring, world_seed):
     """Mean radius within 0.05 of 0.7; per-coordinate histogram KL within 1.5x the software
     baseline's (same initial noise) + 0.02; no 30-degree sector above 1.5x its share."""
@@ -104,6 +104,7 @@ def test_ring_on_the_analog_loop_meets_the_acceptance(ring, world_seed):
     assert stats.max_sector_ratio <= 1.5
 
 
+@pytest.mark.slow
 def test_reverse_sde_on_the_loop_matches_the_software_sde(ring):
     """With injected noise the loop samples the reverse SDE: same radius and spread as the
     numpy Euler-Maruyama sampler (different noise draws, so compared in distribution)."""
