@@ -217,6 +217,24 @@ def test_the_config_names_the_catalogue(tmp_path):
             parse_config(table)
 
 
+def test_the_configs_catalogue_url_indexes_the_runs_and_runs_reads_it_without_the_option(catalogue_url, tmp_path,
+                                                                                          capsys):
+    """A bench config naming the catalogue ([catalogue] url: a lab's PostgreSQL database, or a
+    file) sends `run` there and `runs --config` reads it from there, no --catalogue given."""
+    url = catalogue_url or str(tmp_path / "lab" / "index.sqlite")
+    config = tmp_path / "bench.toml"
+    config.write_text(f'[catalogue]\nurl = "{url}"\n')
+    code, out, err = cli(capsys, "run", "read-array", "--config", config, "--out", tmp_path / "runs", "--seed", "3")
+    assert code == 0 and "warning" not in err, err
+    path = Path(out.strip().splitlines()[-1])
+    assert not (tmp_path / "runs" / "runs.sqlite").exists(), "indexed in the config's catalogue, not beside the run"
+    code, out, err = cli(capsys, "runs", "--config", config, "--json")
+    assert code == 0, err
+    assert [r["path"] for r in json.loads(out)] == [str(path.resolve())]
+    with Catalogue(url, tmp_path) as catalogue:
+        assert [r["path"] for r in catalogue.query()] == [str(path.resolve())]
+
+
 def test_parameters_are_indexed_as_json_text_and_finite_numbers():
     from analysis.catalogue import _parameter_rows
 
