@@ -28,6 +28,13 @@ def test_the_search_field_lists_the_runs_the_filters_select(qtbot, tmp_path, cap
         qtbot.keyClick(browser.search, Qt.Key_Return)
         listed = sorted(browser.files.item(i).data(Qt.UserRole) for i in range(browser.files.count()))
         assert listed == sorted(str(p) for p in expected), text
+    browser.search.setText("bias>0.1")  # a run found by the search opens as a click on it opens it
+    qtbot.keyClick(browser.search, Qt.Key_Return)
+    (item,) = [browser.files.item(i) for i in range(browser.files.count())]
+    with qtbot.waitSignal(browser.opened, timeout=60_000) as shown:
+        rect = browser.files.visualItemRect(item)
+        qtbot.mouseClick(browser.files.viewport(), Qt.LeftButton, pos=rect.center())
+    assert shown.args[0].path == high and "bias" in browser.summary.toPlainText()
     browser.search.setText("bias<abc")
     qtbot.keyClick(browser.search, Qt.Key_Return)
     assert browser.files.count() == 0 and "compares numbers" in browser.summary.toPlainText()

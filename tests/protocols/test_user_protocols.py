@@ -164,6 +164,26 @@ def test_the_configs_protocol_paths_list_and_run_it_by_name(capsys, lab):
     assert code == 0, err
 
 
+def test_the_configs_protocol_paths_take_an_importable_module(capsys, lab, monkeypatch):
+    """[protocols] paths may name a module on the Python path (a lab's package) instead of a file."""
+    package = lab / "mylab"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "cycling.py").write_text((lab / "endurance.py").read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(lab))
+    for name in ("mylab", "mylab.cycling"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    config = lab / "bench.toml"
+    config.write_text('[protocols]\npaths = ["mylab.cycling"]\n')
+    code, out, err = run_cli(capsys, "list", "--config", config)
+    assert code == 0, err
+    assert "endurance: Cycle cells between SET and RESET" in out and "mylab.cycling" in out
+    code, out, err = run_cli(capsys, "run", "endurance", "--config", config, *FAST, "--out", lab / "runs")
+    assert code == 0, err
+    source = open_run(out.strip().splitlines()[-1]).protocol_source
+    assert (source["origin"], source["reference"]) == ("module", "mylab.cycling:Endurance")
+
+
 def test_the_gui_runner_lists_the_configs_protocols(lab):
     pytest.importorskip("PyQt5")
     from gui.app import protocols_of
