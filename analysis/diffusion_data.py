@@ -22,8 +22,9 @@ IMAGE_STREAMS = ("images_rram_decoder", "images_simulated_rram", "images_softwar
 FORMER_NAMES = {"images_simulated_rram": ("images_rram",)}
 RING_SCALARS = ("mean_radius", "radial_std", "max_sector_ratio", "hist2d_distance", "mmd")
 #: The KL scores of a sample run besides ``kl``: pooled (analog, software), the sampling floor and
-#: its spread (x, y, mean, pooled); files written before floors were recorded lack them.
-KL_EXTRAS = ("kl_pooled", "kl_floor", "kl_floor_spread")
+#: its spread (x, y, mean, pooled), the 2-D histogram distance (analog, software) and its floor
+#: (median, spread); files written before floors were recorded lack them.
+KL_EXTRAS = ("kl_pooled", "kl_floor", "kl_floor_spread", "hist2d_distance", "hist2d_floor")
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,10 @@ def load_samples(run: Run) -> SampleData | None:
 
 
 def kl_texts(scores: dict[str, np.ndarray]) -> dict[str, str]:
-    """Each KL of a sample run with its sampling floor, for figures and reports:
-    ``{"KL x": "analog 0.041 (floor 0.012 ± 0.003), software 0.035", ...}`` for x, y and pooled;
-    "floor unknown" (and the pooled KL "-") in files written before they were recorded. {} without KL."""
+    """Each KL of a sample run and its 2-D histogram distance with their sampling floors, for figures
+    and reports: ``{"KL x": "analog 0.041 (floor 0.012 ± 0.003), software 0.035", ...}`` for x, y,
+    pooled and "2-D histogram distance"; "floor unknown" (and the pooled KL "-") in files written
+    before they were recorded. {} without KL."""
     if "kl" not in scores:
         return {}
     kl = np.asarray(scores["kl"], float)
@@ -82,6 +84,11 @@ def kl_texts(scores: dict[str, np.ndarray]) -> dict[str, str]:
         k = KL_COLUMNS.index(name)
         shown = f"{software:.3g}" if np.isfinite(software) else "-"
         out[f"KL {name}"] = f"analog {with_floor(analog, floor[k], spread[k])}, software {shown}"
+    if "hist2d_distance" in scores:
+        analog, software = np.asarray(scores["hist2d_distance"], float)
+        h_floor, h_spread = np.asarray(scores.get("hist2d_floor", (np.nan, np.nan)), float)
+        shown = f"{software:.3g}" if np.isfinite(software) else "-"
+        out["2-D histogram distance"] = f"analog {with_floor(analog, h_floor, h_spread)}, software {shown}"
     return out
 
 
@@ -93,7 +100,8 @@ def kl_note(scores: dict[str, np.ndarray]) -> str:
         return ""
     rows = "; ".join(f"{name}: {text}" for name, text in texts.items())
     return (f"{rows}\nHistogram KL (nats, 50 bins over [-4, 4]) against the task's reference; pooled: x and y "
-            f"in one histogram (the authors' form). Floor: the same KL of as many fresh reference samples, "
+            f"in one histogram (the authors' form); 2-D histogram distance: L2 between 100 x 100-bin histograms "
+            f"(the seed's calDistance). Floor: the same score of as many fresh reference samples, "
             f"median ± std over {KL_FLOOR_DRAWS} draws.")
 
 
@@ -112,8 +120,8 @@ class NoiseSweepData:
     ``points`` metric -> per-point values, one row per world, with ``point_cell`` (n, 3) their
     (model, read index, write index) and ``point_world`` (n,). Files from before worlds existed
     have one world per point (``point_world`` all 0). ``kl_floor``, ``kl_floor_spread`` (4,: x, y,
-    mean, pooled): the KL's sampling floor at the sweep's sample count, None in files written
-    before it was recorded."""
+    mean, pooled): the KL's sampling floor at the sweep's sample count, ``hist2d_floor`` (2,: median,
+    spread) the 2-D histogram distance's; None in files written before they were recorded."""
 
     read_noise: np.ndarray
     write_noise: np.ndarray
@@ -129,6 +137,7 @@ class NoiseSweepData:
     point_world: np.ndarray | None = None
     kl_floor: np.ndarray | None = None
     kl_floor_spread: np.ndarray | None = None
+    hist2d_floor: np.ndarray | None = None
 
     @property
     def full(self) -> bool:
@@ -174,10 +183,11 @@ def load_noise_sweep(run: Run) -> NoiseSweepData | None:
         stats = grouped_quartiles(points[name], cell, shape)
         grids[name], q25[name], q75[name] = stats["median"], stats["q25"], stats["q75"]
         unit[name] = units(run, name)
-    floor, spread = (optional(run, k) for k in ("kl_floor", "kl_floor_spread"))
+    floor, spread, h_floor = (optional(run, k) for k in ("kl_floor", "kl_floor_spread", "hist2d_floor"))
     return NoiseSweepData(rn, wn, models, trained, grids, unit, q25, q75, worlds, points, cell, world[ok],
                           floor[-1] if floor is not None and len(floor) else None,
-                          spread[-1] if spread is not None and len(spread) else None)
+                          spread[-1] if spread is not None and len(spread) else None,
+                          h_floor[-1] if h_floor is not None and len(h_floor) else None)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ All sample arrays are (N, D) in data units.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -107,7 +107,9 @@ def kl_scores(generated: np.ndarray, reference: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class KLFloor:
     """Sampling floor of the histogram KLs: ``values`` (draws, D + 2) the :func:`kl_scores` of
-    ``draws`` independent sets of ``samples`` fresh reference samples against the reference.
+    ``draws`` independent sets of ``samples`` fresh reference samples against the reference;
+    ``hist2d`` (draws,) the :func:`histogram2d_distance` of the same sets (2-D samples; empty
+    otherwise).
 
     A generator as good as the reference distribution itself scores about ``median`` with
     ``samples`` samples; a KL within a few ``spread`` of it is at the floor.
@@ -115,6 +117,7 @@ class KLFloor:
 
     samples: int
     values: np.ndarray
+    hist2d: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def median(self) -> np.ndarray:
@@ -126,10 +129,21 @@ class KLFloor:
         """(D + 2,) standard deviation over the draws, nats (0 for a single draw)."""
         return np.std(self.values, axis=0, ddof=1) if len(self.values) > 1 else np.zeros(self.values.shape[1])
 
+    @property
+    def hist2d_floor(self) -> np.ndarray:
+        """(2,) median and standard deviation over the draws of the 2-D histogram distance (NaN
+        without 2-D draws; standard deviation 0 for a single draw)."""
+        h = self.hist2d
+        if not len(h):
+            return np.full(2, np.nan)
+        return np.array([np.median(h), np.std(h, ddof=1) if len(h) > 1 else 0.0])
+
 
 def kl_floor(reference: np.ndarray, draw: Callable[[int, np.random.Generator], np.ndarray], samples: int,
-             draws: int = KL_FLOOR_DRAWS, seed: int = KL_FLOOR_SEED) -> KLFloor:
-    """The KL of ``samples`` fresh reference samples against ``reference`` (M, D), ``draws`` times.
+             draws: int = KL_FLOOR_DRAWS, seed: int = KL_FLOOR_SEED,
+             hist2d_range: tuple[float, float] = HIST2D_RANGE) -> KLFloor:
+    """The KL of ``samples`` fresh reference samples against ``reference`` (M, D), ``draws`` times,
+    and (D = 2) their 2-D histogram distance over ``hist2d_range`` (data units, both axes).
 
     draw(n, rng) returns n fresh samples (n, D) of the reference distribution (the task's own
     sampler, or a resample of a finite reference set); the generator is seeded with ``seed``,
@@ -138,7 +152,10 @@ def kl_floor(reference: np.ndarray, draw: Callable[[int, np.random.Generator], n
     if samples < 1 or draws < 1:
         raise ValueError(f"samples, draws: need >= 1, got {samples}, {draws}")
     rng = np.random.default_rng(seed)
-    return KLFloor(int(samples), np.array([kl_scores(draw(samples, rng), reference) for _ in range(draws)]))
+    sets = [draw(samples, rng) for _ in range(draws)]
+    hist2d = (np.array([histogram2d_distance(s, reference, value_range=hist2d_range) for s in sets])
+              if reference.ndim == 2 and reference.shape[1] == 2 else np.zeros(0))
+    return KLFloor(int(samples), np.array([kl_scores(s, reference) for s in sets]), hist2d)
 
 
 def with_floor(value: float, floor: float | None, spread: float | None) -> str:

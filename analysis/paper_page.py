@@ -86,6 +86,11 @@ def _panel(panel: Panel, out: Path, runs: Mapping[str, Path], reports: Mapping[s
         files = [f for stem in panel.figures for f in figures if _matches(f.stem, stem)]
         numbers = dict(_flatten(metrics.get(panel.section, {})))
         source = str(runs[panel.run])
+        for other in (r for r in panel.also if r in reports):
+            figures, metrics = reports[other]
+            files += [f for stem in panel.figures for f in figures if _matches(f.stem, stem)]
+            numbers.update({f"{other}.{k}": v for k, v in _flatten(metrics.get(panel.section, {}))})
+            source += f", {runs[other]}"
     head = [k for k in (*panel.first, *dict(panel.published)) if k in numbers]
     numbers = {**{k: numbers[k] for k in head}, **numbers}
     files = [f for f in files if f.is_file()]

@@ -28,6 +28,8 @@ class Panel:
     published: tuple[tuple[str, str], ...] = ()
     #: Number keys shown first (the page shows at most 16 numbers per panel).
     first: tuple[str, ...] = ()
+    #: Further runs whose report figures of the same stems the panel shows too (one task each).
+    also: tuple[str, ...] = ()
 
 
 PANELS: tuple[Panel, ...] = (
@@ -96,8 +98,10 @@ PANELS: tuple[Panel, ...] = (
     Panel("5e", "Generation quality against read and write noise levels (every pair, noise-aware ring model).",
           "noise-map", ("noise_heatmaps_*",),
           "noise_sweep", "quality near the software baseline at the chip's noise"),
-    Panel("5f", "Read and write noise with and without noise-aware training.", "noise-sweep",
-          ("noise_robustness_*",), "noise_sweep", "noise-aware training keeps quality at higher noise"),
+    Panel("5f", "Read and write noise with and without noise-aware training: one figure per task, the ring and "
+          "the conditional digits task (noise-aware digits against digits-plain, on the same VAE).", "noise-sweep",
+          ("noise_robustness_*",), "noise_sweep", "noise-aware training keeps quality at higher noise",
+          also=("digits-noise-sweep",)),
 )
 
 PANEL_IDS = tuple(p.id for p in PANELS)

@@ -114,11 +114,14 @@ def _shared_start(run: Run, data: ldd.SampleData, t: np.ndarray, snapshots: np.n
     return samples.shared_start(t, trajectories, images, run_label=_label(run))
 
 
-#: What the noise-robustness figures leave out, said in them and in the report's metrics.
-NOT_SWEPT = ("Conditional task (digits): not swept, no plain conditional model is shipped "
-             "(the shipped digits model is noise-aware, trained with weight-noise injection) to compare it with")
-KL_NOTE = ("KL: mean over x and y of the per-coordinate 1-D histogram KL (nats; 50 bins over [-4, 4]) "
-           "against 10,000 ring points; median and interquartile range (25-75 %) over simulated worlds")
+#: Above this median fraction of samples lost (diverged or outside [-4, 4]) a setting's quality
+#: scores describe the few samples left, not the model: the heatmaps blank them and say so.
+LOST_LIMIT = 0.5
+#: Heatmap metrics that score the samples (blanked where most were lost), in the order shown.
+QUALITY = ("kl_mean", "kl_pooled", "hist2d_distance", "radial_std", "accuracy")
+#: What each task's reference is, for the figures' notes.
+REFERENCES = {"ring": "10,000 ring points",
+              "digits": "posterior draws of the real digits' latents (20 per image, every class pooled)"}
 
 
 def noise_sweep_section(run: Run) -> Section | None:
@@ -128,23 +131,39 @@ def noise_sweep_section(run: Run) -> Section | None:
     if data is None:
         return None
     sec = Section()
-    shown = [k for k in ("kl_mean", "kl_mean_software", "hist2d_distance", "radial_std", "programming_rms_error",
-                         "lost_fraction") if k in data.grids]
+    shown = [k for k in (*QUALITY, "kl_mean_software", "programming_rms_error", "lost_fraction")
+             if k in data.grids and np.isfinite(data.grids[k]).any()]
     if data.full:
         for m, model in enumerate(data.models):
-            grids = dict(_scaled(k, data.grids[k][m], data.units.get(k, "")) for k in shown)
+            lost = data.grids.get("lost_fraction", np.zeros_like(data.grids[shown[0]]))[m]
+            grids, labels = {}, {}
+            for k in shown:
+                title, grid = _scaled(k, data.grids[k][m], data.units.get(k, ""))
+                grids[title] = grid
+                if k in QUALITY:
+                    labels[title] = np.where(lost > LOST_LIMIT, np.vectorize(lambda v: f"lost\n{v:.0%}")(lost), "")
             tag = "noise-trained" if data.noise_trained is not None and data.noise_trained[m] else "plain"
             sec.figures.append((f"noise_heatmaps_{model}", noise.noise_heatmaps(
-                data.read_noise, data.write_noise, grids, f"model {model} ({tag}), median over worlds {_label(run)}")))
+                data.read_noise, data.write_noise, grids, f"model {model} ({tag}), median over worlds {_label(run)}",
+                labels=labels, note=f"Quality cells where the median world lost more than {LOST_LIMIT:.0%} of its "
+                "samples (diverged or outside [-4, 4]) are blanked: their scores describe the few samples left. "
+                + _floor_sentence(data, _task(model)))))
     if "kl_mean" in data.grids:
         for task, models in _tasks(data.models).items():
             sec.figures.append((f"noise_robustness_{task}", _robustness(data, task, models, _label(run))))
+    floors = {"kl_floor": data.kl_floor, "kl_floor_spread": data.kl_floor_spread, "hist2d_floor": data.hist2d_floor}
     sec.metrics = {"read_noise": data.read_noise, "write_noise": data.write_noise, "models": data.models,
                    "worlds_per_setting": int(data.worlds.max()) if data.worlds is not None and data.worlds.size else 0,
                    "points_finished": int(data.worlds.sum()) if data.worlds is not None else 0,
                    "median": {k: data.grids[k] for k in shown}, "q25": {k: data.q25[k] for k in shown},
-                   "q75": {k: data.q75[k] for k in shown}, "not swept": NOT_SWEPT}
+                   "q75": {k: data.q75[k] for k in shown},
+                   "sampling floor": {k: v for k, v in floors.items() if v is not None}}
     return sec
+
+
+def _task(model: str) -> str:
+    """A shipped model's task: its name up to the first '-' (``ring-plain`` -> ring)."""
+    return model.split("-", 1)[0].split(" ", 1)[0]
 
 
 def _tasks(models: Sequence[str]) -> dict[str, list[int]]:
@@ -152,13 +171,15 @@ def _tasks(models: Sequence[str]) -> dict[str, list[int]]:
     (``ring``, ``ring-plain`` -> ring)."""
     tasks: dict[str, list[int]] = {}
     for m, model in enumerate(models):
-        tasks.setdefault(model.split("-", 1)[0].split(" ", 1)[0], []).append(m)
+        tasks.setdefault(_task(model), []).append(m)
     return tasks
 
 
 def _robustness(data: ldd.NoiseSweepData, task: str, models: Sequence[int], run_label: str) -> Figure:
-    """KL against read noise (write at the level nearest 1x), KL and programming error against
-    write noise (read at the level nearest 1x), median line and IQR band per model."""
+    """Per metric (mean and pooled KL, 2-D histogram distance, the digits' accuracy) against read
+    noise (write at the level nearest 1x) and against write noise (read at the level nearest 1x),
+    then the programming error against write noise; median line and IQR band per model, each
+    score with its sampling floor."""
     i0, j0 = nearest_default(data.read_noise), nearest_default(data.write_noise)
     worlds = data.worlds if data.worlds is not None else np.isfinite(data.grids["kl_mean"]).astype(int)
 
@@ -175,29 +196,62 @@ def _robustness(data: ldd.NoiseSweepData, task: str, models: Sequence[int], run_
                 data.grids[baseline][cut] * factor if baseline in data.grids else None))
         return out
 
-    kl = "KL divergence, mean of x and y (nats)"
-    base = "kl_mean_software"  # files before it existed: no baseline drawn
-    floor_note, kl_floor = _sweep_floor(data)
-    panels = [(f"read-noise multiplier (× default), write noise {data.write_noise[j0]:g}×", kl,
-               lines("kl_mean", True, baseline=base)),
-              (f"write-noise multiplier (× default), read noise {data.read_noise[i0]:g}×", kl,
-               lines("kl_mean", False, baseline=base))]
+    read_axis = f"read-noise multiplier (× default), write noise {data.write_noise[j0]:g}×"
+    write_axis = f"write-noise multiplier (× default), read noise {data.read_noise[i0]:g}×"
+    floors = _floors(data)
+    metrics = [("kl_mean", "KL, mean of x and y (nats)", "kl_mean_software"),
+               ("kl_pooled", "KL, x and y pooled (nats)", ""),
+               ("hist2d_distance", "2-D histogram distance", ""),
+               ("accuracy", "decoded images classified as their class", "")]
+    panels, panel_floors = [], []
+    for metric, label, base in metrics:
+        if metric not in data.grids or not np.isfinite(data.grids[metric][list(models)]).any():
+            continue
+        for axis, along_read in ((read_axis, True), (write_axis, False)):
+            panels.append((axis, label, lines(metric, along_read, baseline=base)))
+            panel_floors.append(floors.get(metric))
     if "programming_rms_error" in data.grids:
-        panels.append((f"write-noise multiplier (× default), read noise {data.read_noise[i0]:g}×",
-                       "programming error, RMS of G+ - G- (µS)", lines("programming_rms_error", False, 1e6)))
+        panels.append((write_axis, "programming error, RMS of G+ - G- (µS)",
+                       lines("programming_rms_error", False, 1e6)))
+        panel_floors.append(None)
     return noise.noise_robustness(panels, run_label, heading=f"Noise robustness, {task} (as Fig. 5e/f)",
-                                  note=f"{KL_NOTE}. {floor_note}. {NOT_SWEPT}.", floors=(kl_floor, kl_floor))
+                                  note=f"{_quality_note(task)}. {_floor_sentence(data, task)}.",
+                                  floors=panel_floors, ncols=2)
 
 
-def _sweep_floor(data: ldd.NoiseSweepData) -> tuple[str, tuple[float, float, str] | None]:
-    """The sentence on the mean KL's sampling floor and the (median, spread, legend) to draw;
-    "floor unknown" and None for files written before the floor was recorded."""
-    if data.kl_floor is None or data.kl_floor_spread is None:
-        return "Sampling floor unknown (not recorded in this file)", None
-    m, sd = data.kl_floor, data.kl_floor_spread
-    return (f"Sampling floor (the same KL of as many fresh ring points, median ± std over draws): mean of x and "
-            f"y {m[2]:.3g} ± {sd[2]:.2g}, pooled {m[3]:.3g} ± {sd[3]:.2g}",
-            (float(m[2]), float(sd[2]), f"sampling floor, fresh ring points: {m[2]:.3g} ± {sd[2]:.2g}"))
+def _quality_note(task: str) -> str:
+    """What the robustness figure's scores are."""
+    accuracy = (" Accuracy: the latents decoded by the shipped VAE in software and labelled by its classifier; "
+                "a diverged latent counts as wrong." if task == "digits" else "")
+    return (f"Against {REFERENCES.get(task, 'the task reference')}: KL per coordinate (1-D histograms, 50 bins over "
+            "[-4, 4], mean of x and y; dashed: the noise-free software sampler from the same initial states) and "
+            "pooled (both coordinates in one histogram, the authors' form); 2-D histogram distance (L2, 100 x 100 "
+            f"bins, the seed's calDistance).{accuracy} Median and interquartile range (25-75 %) over simulated worlds")
+
+
+def _floors(data: ldd.NoiseSweepData) -> dict[str, tuple[float, float, str]]:
+    """(median, spread, legend) of each score's sampling floor that the file recorded."""
+    out = {}
+    if data.kl_floor is not None and data.kl_floor_spread is not None:
+        m, sd = data.kl_floor, data.kl_floor_spread
+        out["kl_mean"] = (float(m[2]), float(sd[2]), f"sampling floor: {m[2]:.3g} ± {sd[2]:.2g}")
+        out["kl_pooled"] = (float(m[3]), float(sd[3]), f"sampling floor: {m[3]:.3g} ± {sd[3]:.2g}")
+    if data.hist2d_floor is not None and np.isfinite(data.hist2d_floor[0]):
+        m, sd = data.hist2d_floor
+        out["hist2d_distance"] = (float(m), float(sd), f"sampling floor: {m:.3g} ± {sd:.2g}")
+    return out
+
+
+def _floor_sentence(data: ldd.NoiseSweepData, task: str) -> str:
+    """The sentence on the sampling floors: the same scores of as many fresh samples of the task."""
+    floors = _floors(data)
+    if not floors:
+        return "Sampling floor unknown (not recorded in this file)"
+    names = {"kl_mean": "KL mean of x and y", "kl_pooled": "pooled KL", "hist2d_distance": "2-D histogram distance"}
+    values = ", ".join(f"{names[k]} {m:.3g} ± {sd:.2g}" for k, (m, sd, _) in floors.items())
+    what = "ring points" if task == "ring" else "digit latents"
+    return (f"Sampling floor (the same score of as many fresh {what}, median ± std over draws): {values}"
+            + ("" if "hist2d_distance" in floors else "; 2-D histogram distance: floor not recorded in this file"))
 
 
 def time_scale_section(run: Run) -> Section | None:
@@ -211,25 +265,43 @@ def time_scale_section(run: Run) -> Section | None:
     bar = 1.5 * soft[-1] + 0.02 if soft is not None and len(soft) else None
     digits = ld.optional(run, "kl_digits")
     floors, texts = {}, {}
+    scores: dict[str, dict[str, tuple[np.ndarray, tuple[float, float]]]] = {}
     for task, suffix in (("ring", ""), ("digits", "_digits")):
         if task == "digits" and digits is None:
             continue
         floor, spread = (ld.optional(run, f"{k}{suffix}") for k in ("kl_floor", "kl_floor_spread"))
         known = floor is not None and spread is not None and len(floor) and len(spread)
         floors[task] = (float(floor[-1][2]), float(spread[-1][2])) if known else (np.nan, np.nan)
+        h_floor = ld.optional(run, f"hist2d_floor{suffix}")
+        h_known = h_floor is not None and len(h_floor)
         texts[task] = (f"{task}: x {floor[-1][0]:.3g} ± {spread[-1][0]:.2g}, y {floor[-1][1]:.3g} ± "
                        f"{spread[-1][1]:.2g}, pooled {floor[-1][3]:.3g} ± {spread[-1][3]:.2g}" if known
                        else f"{task}: unknown (not recorded in this file)")
-    note = ("KL: 1-D histogram KL per coordinate (nats, 50 bins over [-4, 4]). Sampling floor (the same KL of as many "
-            "fresh reference samples as a point draws; median ± std over draws): " + "; ".join(texts.values()))
+        if h_known:
+            texts[task] += f", 2-D histogram distance {h_floor[-1][0]:.3g} ± {h_floor[-1][1]:.2g}"
+        for name, ylabel, pick in (("kl_pooled", "KL, x and y pooled (nats)", 3),
+                                   ("hist2d_distance", "2-D histogram distance", None)):
+            values = ld.optional(run, name + suffix)
+            if values is None or len(values) < n:
+                continue
+            if pick is None:
+                floor_of = (float(h_floor[-1][0]), float(h_floor[-1][1])) if h_known else (np.nan, np.nan)
+            else:
+                floor_of = (float(floor[-1][pick]), float(spread[-1][pick])) if known else (np.nan, np.nan)
+            scores.setdefault(ylabel, {})[task] = (values[:n], floor_of)
+    note = ("KL: 1-D histogram KL per coordinate (nats, 50 bins over [-4, 4]); pooled: x and y in one histogram (the "
+            "authors' form); 2-D histogram distance: L2 between 100 x 100-bin histograms (the seed's calDistance). "
+            "Sampling floor (the same score of as many fresh reference samples as a point draws; median ± std over "
+            "draws): " + "; ".join(texts.values()))
     sec = Section()
     sec.figures.append(("time_scale", time_scale.quality_vs_time(
         tps, rc, kl, bar, run.read("saturated")[:n], digits[:n] if digits is not None else None, _label(run),
-        floors=floors, note=note)))
-    sec.metrics = {"rc": rc, "time_per_sample": tps, "kl": kl, "kl sampling floor": texts}
-    pooled = ld.optional(run, "kl_pooled")
-    if pooled is not None:
-        sec.metrics["kl_pooled"] = pooled[:n]
+        floors=floors, note=note, scores=scores)))
+    sec.metrics = {"rc": rc, "time_per_sample": tps, "kl": kl, "sampling floor": texts}
+    for name in ("kl_pooled", "hist2d_distance", "kl_pooled_digits", "hist2d_distance_digits"):
+        values = ld.optional(run, name)
+        if values is not None:
+            sec.metrics[name] = values[:n]
     return sec
 
 

@@ -76,17 +76,24 @@ def write_noise(target: np.ndarray, readback: np.ndarray, run_label: str = "") -
 
 
 def noise_heatmaps(read_levels: np.ndarray, write_levels: np.ndarray, grids: Mapping[str, np.ndarray],
-                   run_label: str = "") -> Figure:
+                   run_label: str = "", labels: Mapping[str, np.ndarray] | None = None, note: str = "") -> Figure:
     """One heatmap per metric, two per row: ``grids[title]`` (len(read_levels), len(write_levels))
-    already in the unit its title names; noise levels are multiples of the device defaults."""
+    already in the unit its title names; noise levels are multiples of the device defaults.
+    ``labels[title]``: per cell a text shown instead of the value, the cell blanked (hatched
+    grey, left out of the colour scale); "" keeps the value. ``note``: lines under the panels."""
+    labels = labels or {}
     n = max(len(grids), 1)
     ncols = min(n, 2)
     nrows = int(np.ceil(n / ncols))
-    fig, axes = new_figure((5.2 * ncols + 0.4, 3.8 * nrows + 0.6), ncols=ncols, nrows=nrows)
+    fig, axes = new_figure((5.2 * ncols + 0.4, 3.8 * nrows + 0.6 + (0.4 if note else 0.0)), ncols=ncols, nrows=nrows)
     if not grids:
         no_data(axes[0])
     for ax, (name, grid) in zip(axes, grids.items(), strict=False):
-        grid = np.asarray(grid, float)
+        text = np.asarray(labels.get(name, np.full(np.shape(grid), "")), dtype=object)
+        blank = text != ""
+        grid = np.where(blank, np.nan, np.asarray(grid, float))
+        if blank.any():
+            ax.imshow(np.where(blank, 1.0, np.nan), origin="lower", cmap="Greys", vmin=0, vmax=4, aspect="auto")
         im = ax.imshow(grid, origin="lower", cmap="magma_r", aspect="auto")
         ax.set_xticks(range(len(write_levels)), [f"{w:g}" for w in write_levels])
         ax.set_yticks(range(len(read_levels)), [f"{r:g}" for r in read_levels])
@@ -94,13 +101,14 @@ def noise_heatmaps(read_levels: np.ndarray, write_levels: np.ndarray, grids: Map
         lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
         for (i, j), value in np.ndenumerate(grid):
             dark = hi > lo and (value - lo) / (hi - lo) > 0.55  # magma_r: high values are dark
-            ax.text(j, i, f"{value:.3g}" if np.isfinite(value) else "missing", ha="center", va="center",
-                    fontsize=8, color="white" if dark else "black")
+            shown = text[i, j] or (f"{value:.3g}" if np.isfinite(value) else "missing")
+            ax.text(j, i, shown, ha="center", va="center", fontsize=8, color="white" if dark else "black")
         ax.set(xlabel="write noise (x default)", ylabel="read noise (x default)", title=name)
         ax.grid(False)
         fig.colorbar(im, ax=ax, shrink=0.9)
     for ax in axes[len(grids):]:
         ax.set_axis_off()
+    footnote(fig, note)
     title(fig, "Noise impact", run_label)
     return fig
 
@@ -126,14 +134,20 @@ class RobustnessLine:
 
 def noise_robustness(panels: Sequence[tuple[str, str, Mapping[str, tuple[bool, RobustnessLine]]]],
                      run_label: str = "", heading: str = "Noise robustness", note: str = "",
-                     floors: Sequence[tuple[float, float, str] | None] = ()) -> Figure:
+                     floors: Sequence[tuple[float, float, str] | None] = (), ncols: int | None = None) -> Figure:
     """Fig. 5e/f style: one panel per (x label, y label, {model: (noise-aware, line)}); per
     model the median over worlds as a line and the interquartile range as a band, the
     noise multiplier on a log2 axis; y on a log axis when the medians span more than a
     decade. ``note``: a line under the panels (what the metric is, what was not swept).
     ``floors[k]``: (median, spread, legend text) of panel k's sampling floor, drawn as a grey
-    dotted line in a ± spread band (None or missing: none)."""
-    fig, axes = new_figure((4.2 * max(len(panels), 1), 4.4), ncols=max(len(panels), 1))
+    dotted line in a ± spread band (None or missing: none). ``ncols``: panels per row (default: all
+    in one row)."""
+    n = max(len(panels), 1)
+    ncols = min(ncols or n, n)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = new_figure((4.6 * ncols + 0.4, 3.6 * nrows + 1.0), ncols=ncols, nrows=nrows)
+    for ax in axes[len(panels):]:
+        ax.set_axis_off()
     for k, (ax, (xlabel, ylabel, lines)) in enumerate(zip(axes, panels, strict=False)):
         ax.set(xlabel=xlabel, ylabel=ylabel)
         for model, (aware, line) in lines.items():

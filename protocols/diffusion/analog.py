@@ -240,7 +240,7 @@ def board_sample(board: Any, mapped: MappedNetwork, streams: LoopStreams, x0: np
 
 
 def resolve_model(name: str) -> TrainedModel:
-    """A shipped score network by name ("ring", "ring-plain", "digits") or a model file path."""
+    """A shipped score network by name ("ring", "ring-plain", "digits", "digits-plain") or a model file path."""
     import zipfile
     from pathlib import Path
 

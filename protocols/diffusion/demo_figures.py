@@ -55,7 +55,7 @@ def draw_figures(program_path: Path, sample_path: Path, out: Path) -> list[Path]
 
 def metrics_table(sample_path: Path) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float]]]:
     """name -> (analog, software) of the ring metrics a sample run recorded, and name -> (median,
-    spread) of the KLs' sampling floor (NaN in a file without it)."""
+    spread) of the sampling floor of the KLs and the 2-D histogram distance (NaN in a file without it)."""
     from analysis import open_run
     from analysis.diffusion_data import load_samples
 
@@ -68,6 +68,7 @@ def metrics_table(sample_path: Path) -> tuple[dict[str, tuple[float, float]], di
     floors = {name: (float(floor[k]), float(spread[k])) for k, name in ((0, "histogram KL x"),
                                                                         (1, "histogram KL y"),
                                                                         (3, "histogram KL pooled"))}
+    floors["hist2d distance"] = tuple(float(v) for v in scores.get("hist2d_floor", np.full(2, np.nan)))
     for name in ("mean_radius", "radial_std", "max_sector_ratio", "hist2d_distance", "mmd"):
         a, s = run.read(name)[-1]
         table[name.replace("_", " ")] = (float(a), float(s))

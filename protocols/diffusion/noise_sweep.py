@@ -1,7 +1,8 @@
 """noise-sweep: read and write noise of simulated program-and-sample experiments, on Dask (Fig. 5e/f).
 
 Every noise setting, for every model (noise-trained "ring" and plain "ring-plain" by
-default) and every one of ``worlds`` simulated worlds, is one full experiment in a fresh
+default; the conditional task's "digits" and "digits-plain" with ``models=digits,digits-plain``,
+one task per sweep) and every one of ``worlds`` simulated worlds, is one full experiment in a fresh
 simulated world (:func:`protocols.diffusion.simulated_sweep.run_point`): write-verify the mapped
 score network, let it relax, sample the ring on the analog loop, score the samples. The
 settings are ``grid=axes`` (the default, as Fig. 5f: read noise swept at the write-noise level
@@ -25,9 +26,10 @@ Run-file layout (all under ``/entry/data``; docs/calibration.md, section "noise-
 * ``world_seeds`` (Stream, one row of (worlds,)): the seed of each simulated world,
   recorded before the first point (the seeds come from the step's generator);
 * ``kl_floor``, ``kl_floor_spread`` (Stream, one row of (4,): x, y, mean, pooled): the KL's
-  sampling floor, the KL of ``samples`` fresh ring points against the reference, median and
-  standard deviation over draws (``protocols.diffusion.scoring.task_floor``), recorded with
-  the world seeds;
+  sampling floor, the KL of ``samples`` fresh samples of the task (ring points, or digit
+  latents) against the reference, median and standard deviation over draws
+  (``protocols.diffusion.scoring.task_floor``), and ``hist2d_floor`` (2,: median, standard
+  deviation) the 2-D histogram distance's, recorded with the world seeds;
 * one row per finished point, every world its own row (Stream): ``point_model`` (index),
   ``point_read_noise``, ``point_write_noise`` (multipliers), ``point_world`` (index into
   ``world_seeds``), every metric of :data:`~protocols.diffusion.simulated_sweep.METRICS`
@@ -36,8 +38,9 @@ Run-file layout (all under ``/entry/data``; docs/calibration.md, section "noise-
 * grids over worlds (Stream, one row, shape (M, R, W), axes model_index x read_noise x
   write_noise; NaN where no world finished, and off the two lines with ``grid=axes``): the
   median ``<metric>_grid`` and the quartiles ``<metric>_q25_grid``, ``<metric>_q75_grid`` of
-  ``kl_mean``, ``hist2d_distance``, ``radial_std``, ``programming_rms_error`` (S),
-  ``lost_fraction`` and ``kl_mean_software`` (the noise-free numpy sampler, same initial states).
+  ``kl_mean``, ``kl_pooled``, ``hist2d_distance``, ``radial_std`` (ring), ``accuracy`` (digits),
+  ``programming_rms_error`` (S), ``lost_fraction`` and ``kl_mean_software`` (the noise-free numpy
+  sampler, same initial states).
 
 Files written before worlds existed have one world per point and no ``point_world``,
 ``world_seeds`` or quartile grids; ``analysis.diffusion_data.load_noise_sweep`` reads both.
@@ -60,7 +63,10 @@ from protocols.engine.protocol import BenchUse, ParameterError, Protocol, Step, 
 log = logging.getLogger("rrambench.noise_sweep")
 
 MODELS = ("ring", "ring-plain")
-GRIDS = ("kl_mean", "hist2d_distance", "radial_std", "programming_rms_error", "lost_fraction", "kl_mean_software")
+#: Every shipped score network a sweep may compare, by task (one task per sweep: one reference, one floor).
+TASK_MODELS = {"ring": ("ring", "ring-plain"), "digits": ("digits", "digits-plain")}
+GRIDS = ("kl_mean", "kl_pooled", "hist2d_distance", "radial_std", "accuracy", "programming_rms_error",
+         "lost_fraction", "kl_mean_software")
 #: Grid dataset suffix of each statistic over worlds (the median keeps the old name ``<metric>_grid``).
 STATISTICS = {"median": "_grid", "q25": "_q25_grid", "q75": "_q75_grid"}
 GRID_MODES = ("axes", "full")
@@ -99,7 +105,9 @@ class NoiseSweep(Protocol):
                           help="axes: each noise swept with the other at the level nearest 1x; full: every pair")
         worlds: int = param(8, limits=(1, 1000), help="simulated worlds (device seeds) per setting and model")
         samples: int = param(200, limits=(1, 100_000), help="samples per experiment")
-        models: list[str] = param(list(MODELS), choices=MODELS, help="shipped models compared")
+        models: list[str] = param(list(MODELS), choices=tuple(m for ms in TASK_MODELS.values() for m in ms),
+                                  help="shipped models compared, of one task: ring, ring-plain or digits, "
+                                  "digits-plain")
         n_steps: int = param(1500, limits=(10, 1_000_000), help="analog loop fine steps per sample (1 µs each)")
         settle: float = param(60.0, unit="s", limits=(0.0, 1e7), help="relaxation before sampling")
         scheduler: str = param("local", help="local (LocalCluster), serial (in process) or tcp://HOST:PORT")
@@ -112,6 +120,15 @@ class NoiseSweep(Protocol):
             values = getattr(self.p, name)
             if len(set(values)) != len(values):
                 raise ParameterError(f"{name} lists a value twice: {values}")
+        tasks = {t for m in self.p.models for t, ms in TASK_MODELS.items() if m in ms}
+        if len(tasks) > 1:
+            raise ParameterError(f"models: one task per sweep, got {', '.join(self.p.models)} "
+                                 "(sweep ring, ring-plain and digits, digits-plain in two runs)")
+
+    @property
+    def task(self) -> str:
+        """The models' task: "ring" or "digits"."""
+        return next(t for t, ms in TASK_MODELS.items() if self.p.models[0] in ms)
 
     def simulated_parts(self) -> list[str]:
         return ["every grid point: the score network programmed and sampled on a fresh simulated world "
@@ -134,8 +151,9 @@ class NoiseSweep(Protocol):
         from protocols.diffusion.weights import load_shipped
 
         m, r, w = len(self.p.models), len(self.p.read_noise), len(self.p.write_noise)
-        trained = [bool(load_shipped(name).meta.get("config", {}).get("noise_injection", False))
-                   for name in self.p.models]
+        configs = [load_shipped(name).meta.get("config", {}) for name in self.p.models]
+        # models trained before the flag was written: noise injection is a relative weight noise > 0
+        trained = [bool(c.get("noise_injection", c.get("noise_std", 0.0) > 0)) for c in configs]
         grid_axes = (".", "model_index", "read_noise", "write_noise")
         statistic_names = {"median": "median", "q25": "25th percentile", "q75": "75th percentile"}
         return [
@@ -149,9 +167,11 @@ class NoiseSweep(Protocol):
             Stream("world_seeds", units="", shape=(self.p.worlds,), dtype="i8",
                    long_name="seed of each simulated world (index: point_world)"),
             Stream("kl_floor", units="", shape=(4,), long_name="sampling floor of the KL: median over draws of "
-                   "'samples' fresh ring points; columns x, y, mean of x and y, pooled"),
+                   f"'samples' fresh samples of the task ({self.task}); columns x, y, mean of x and y, pooled"),
             Stream("kl_floor_spread", units="", shape=(4,),
                    long_name="standard deviation of the floor's draws; columns x, y, mean of x and y, pooled"),
+            Stream("hist2d_floor", units="", shape=(2,), long_name="sampling floor of the 2-D histogram distance "
+                   "(the same draws): median and standard deviation"),
             Stream("point_model", units="", dtype="i2", long_name="model index of the point"),
             Stream("point_read_noise", units="", long_name="read-noise multiplier of the point"),
             Stream("point_write_noise", units="", long_name="write-noise multiplier of the point"),
@@ -188,9 +208,10 @@ class NoiseSweep(Protocol):
 
         seed = int(self.rng.integers(2**31))
         self.record("world_seeds", np.array(world_seeds(seed, self.p.worlds), dtype=np.int64))
-        floor = task_floor("ring", self.p.samples)
+        floor = task_floor(self.task, self.p.samples)
         self.record("kl_floor", floor.median)
         self.record("kl_floor_spread", floor.spread)
+        self.record("hist2d_floor", floor.hist2d_floor)
         points = self.points(seed)
         cells = self.cells()
         shape = (len(self.p.models), len(self.p.read_noise), len(self.p.write_noise))

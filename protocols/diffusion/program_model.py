@@ -35,7 +35,7 @@ class ProgramModel(Protocol):
 
     @dataclass
     class Params:
-        model: str = param("ring", help="shipped model (ring, ring-plain, digits) or a model .npz file")
+        model: str = param("ring", help="shipped model (ring, ring-plain, digits, digits-plain) or a model .npz file")
         first_macro: int = param(0, limits=(0, 255), help="macro of the first layer (one macro per layer)")
         g_min: float = param(2e-6, unit="S", limits=(0.5e-6, 150e-6), help="bottom of the programmable window")
         g_max: float = param(65e-6, unit="S", limits=(1e-6, 150e-6), help="top of the programmable window")

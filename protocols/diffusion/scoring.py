@@ -26,7 +26,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from analysis.metrics import KLFloor, coordinate_kl, histogram2d_distance, kl_floor, mmd_rbf, pooled_kl, ring_statistics
+from analysis.metrics import (
+    HIST2D_RANGE,
+    KLFloor,
+    coordinate_kl,
+    histogram2d_distance,
+    kl_floor,
+    mmd_rbf,
+    pooled_kl,
+    ring_statistics,
+)
 from protocols.engine.datasets import Spec, Stream
 
 if TYPE_CHECKING:
@@ -38,6 +47,9 @@ log = logging.getLogger(__name__)
 REFERENCE_POINTS = 10_000   # fresh ring points the samples are compared with
 REFERENCE_SEED = 1          # their seed (the same for every run, so runs compare)
 MMD_POINTS = 2000           # points per side of the MMD (its cost grows as the square)
+#: Range of the 2-D histogram distance per task, data units on both axes (100 bins each): the
+#: seed's [-1, 1] for the ring (radius 0.7); the digits latents (divided by 8) reach about ±1.5.
+HIST2D_RANGES = {"ring": HIST2D_RANGE, "digits": (-2.0, 2.0)}
 
 
 @lru_cache(maxsize=1)
@@ -94,13 +106,20 @@ def task_reference(task: str) -> np.ndarray:
 
 @lru_cache(maxsize=16)
 def task_floor(task: str, samples: int) -> KLFloor:
-    """Sampling floor of the task's KLs at ``samples`` samples, against :func:`task_reference`:
-    the KLs of fresh samples of the task's own sampler (ring: ``ring_samples``; digits:
-    :func:`digit_latents`). Fixed seed (``analysis.metrics.KL_FLOOR_SEED``): the same floor for
-    every run of one task and size."""
+    """Sampling floor of the task's KLs and 2-D histogram distance at ``samples`` samples, against
+    :func:`task_reference`: the scores of fresh samples of the task's own sampler (ring:
+    ``ring_samples``; digits: :func:`digit_latents`). Fixed seed (``analysis.metrics.KL_FLOOR_SEED``):
+    the same floor for every run of one task and size."""
     from protocols.diffusion.tasks import ring_samples
 
-    return kl_floor(task_reference(task), ring_samples if task == "ring" else digit_latents, samples)
+    return kl_floor(task_reference(task), ring_samples if task == "ring" else digit_latents, samples,
+                    hist2d_range=HIST2D_RANGES[task])
+
+
+def hist2d(task: str, samples: np.ndarray) -> float:
+    """The 2-D histogram distance of ``samples`` (N, 2) against :func:`task_reference`, over the
+    task's range (:data:`HIST2D_RANGES`); samples outside it fall out, as in the seed's code."""
+    return histogram2d_distance(samples, task_reference(task), value_range=HIST2D_RANGES[task])
 
 
 def kl_specs() -> list[Spec]:
@@ -110,48 +129,58 @@ def kl_specs() -> list[Spec]:
             Stream("kl_floor", units="", shape=(4,), long_name="sampling floor of the KL: median over draws of "
                    "fresh reference samples, as many as the run's; columns x, y, mean of x and y, pooled"),
             Stream("kl_floor_spread", units="", shape=(4,),
-                   long_name="standard deviation of the floor's draws; columns x, y, mean of x and y, pooled")]
+                   long_name="standard deviation of the floor's draws; columns x, y, mean of x and y, pooled"),
+            Stream("hist2d_distance", units="", shape=(2,),
+                   long_name="2-D histogram distance (L2, 100 x 100 bins, the seed's calDistance); analog, software"),
+            Stream("hist2d_floor", units="", shape=(2,), long_name="sampling floor of the 2-D histogram distance: "
+                   "median and standard deviation over draws of fresh reference samples, as many as the run's")]
 
 
 def record_kl(run: Run, task: str, final: np.ndarray, software: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-coordinate and pooled KL of the analog samples and of the baseline, and the floor at
-    their size, recorded (``kl``, ``kl_pooled``, ``kl_floor``, ``kl_floor_spread``) and returned."""
+    """Per-coordinate and pooled KL and the 2-D histogram distance of the analog samples and of the
+    baseline, and their floors at that size, recorded (``kl``, ``kl_pooled``, ``kl_floor``,
+    ``kl_floor_spread``, ``hist2d_distance``, ``hist2d_floor``) and returned."""
     reference = task_reference(task)
     floor = task_floor(task, len(final))
     values = {"kl": np.vstack([coordinate_kl(final, reference), coordinate_kl(software, reference)]),
               "kl_pooled": np.array([pooled_kl(final, reference), pooled_kl(software, reference)]),
-              "kl_floor": floor.median, "kl_floor_spread": floor.spread}
+              "kl_floor": floor.median, "kl_floor_spread": floor.spread,
+              "hist2d_distance": np.array([hist2d(task, final), hist2d(task, software)]),
+              "hist2d_floor": floor.hist2d_floor}
     for name, value in values.items():
         run.record(name, value)
-    log.info("%s: KL x, y, pooled analog %s software %s; floor at %d samples %s ± %s", task,
-             np.round([*values["kl"][0], values["kl_pooled"][0]], 4).tolist(),
-             np.round([*values["kl"][1], values["kl_pooled"][1]], 4).tolist(), len(final),
-             np.round(floor.median[[0, 1, 3]], 4).tolist(), np.round(floor.spread[[0, 1, 3]], 4).tolist())
+    log.info("%s: KL x, y, pooled, hist2d analog %s software %s; floor at %d samples %s ± %s", task,
+             np.round([*values["kl"][0], values["kl_pooled"][0], values["hist2d_distance"][0]], 4).tolist(),
+             np.round([*values["kl"][1], values["kl_pooled"][1], values["hist2d_distance"][1]], 4).tolist(), len(final),
+             np.round([*floor.median[[0, 1, 3]], floor.hist2d_floor[0]], 4).tolist(),
+             np.round([*floor.spread[[0, 1, 3]], floor.hist2d_floor[1]], 4).tolist())
     return values
 
 
 def kl_outcome(run: Run) -> dict[str, tuple[Any, str]]:
-    """KL (mean over x and y, and pooled) of the analog samples and of the baseline, each with
-    its sampling floor (median and spread over draws); dimensionless (nats)."""
+    """KL (mean over x and y, and pooled; nats) and 2-D histogram distance of the analog samples and
+    of the baseline, each with its sampling floor (median and spread over draws); dimensionless."""
     kl, pooled = run.recorded("kl")[-1], run.recorded("kl_pooled")[-1]
     floor, spread = run.recorded("kl_floor")[-1], run.recorded("kl_floor_spread")[-1]
+    distance, distance_floor = run.recorded("hist2d_distance")[-1], run.recorded("hist2d_floor")[-1]
     return {"kl_analog": (float(kl[0].mean()), ""), "kl_software": (float(kl[1].mean()), ""),
             "kl_floor": (float(floor[2]), ""), "kl_floor_spread": (float(spread[2]), ""),
             "kl_pooled_analog": (float(pooled[0]), ""), "kl_pooled_software": (float(pooled[1]), ""),
-            "kl_pooled_floor": (float(floor[3]), ""), "kl_pooled_floor_spread": (float(spread[3]), "")}
+            "kl_pooled_floor": (float(floor[3]), ""), "kl_pooled_floor_spread": (float(spread[3]), ""),
+            "hist2d_analog": (float(distance[0]), ""), "hist2d_software": (float(distance[1]), ""),
+            "hist2d_floor": (float(distance_floor[0]), ""), "hist2d_floor_spread": (float(distance_floor[1]), "")}
 
 
 def ring_scores(samples: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
-    """Every ring metric but the KLs (:func:`record_kl`) of ``samples`` (N, 2) against ``reference``
-    (M, 2), data units."""
+    """Every ring metric but the KLs and 2-D histogram distance (:func:`record_kl`) of ``samples``
+    (N, 2) against ``reference`` (M, 2), data units."""
     stats = ring_statistics(samples)
     return {"mean_radius": stats.mean_radius,
             "radial_std": stats.radial_std, "max_sector_ratio": stats.max_sector_ratio,
-            "hist2d_distance": histogram2d_distance(samples, reference),
             "mmd": mmd_rbf(samples[:MMD_POINTS], reference[:MMD_POINTS])}
 
 
-RING_SCALARS = ("mean_radius", "radial_std", "max_sector_ratio", "hist2d_distance", "mmd")
+RING_SCALARS = ("mean_radius", "radial_std", "max_sector_ratio", "mmd")
 
 
 def collected(run: Run) -> tuple[np.ndarray, np.ndarray]:
@@ -271,9 +300,11 @@ class DigitsScorer:
 
     @property
     def latent_kl(self) -> bool:
-        """Whether the latents' KL is scored: the shipped digits model, whose VAE encodes the
+        """Whether the latents' KL is scored: the shipped digits models, whose VAE encodes the
         reference latents (:func:`task_reference`)."""
-        return self.model_name == "digits"
+        from protocols.diffusion.weights import SHIPPED_DIGITS
+
+        return self.model_name in SHIPPED_DIGITS
 
     def outcome(self, run: Run) -> dict[str, tuple[Any, str]]:
         """Mean over classes of the fraction classified as its condition, per decoding; the
@@ -291,14 +322,15 @@ class DigitsScorer:
 
 
 def model_vae(model_name: str) -> Any:
-    """The VAE of a conditional model: the shipped one for ``digits``, else ``<model>-vae.npz``
-    beside the model file (ValueError naming it when it cannot be read)."""
+    """The VAE of a conditional model: the shipped one for the shipped digits models, else
+    ``<model>-vae.npz`` beside the model file (ValueError naming it when it cannot be read)."""
     import zipfile
 
     from protocols.characterization.files import load_error
     from protocols.diffusion.conv_vae import load_vae, read_vae
+    from protocols.diffusion.weights import SHIPPED_DIGITS
 
-    if model_name == "digits":
+    if model_name in SHIPPED_DIGITS:
         return load_vae()
     base = Path(model_name)
     path = base.with_name(base.stem + "-vae.npz")

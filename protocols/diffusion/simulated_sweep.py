@@ -17,8 +17,14 @@ Noise levels are multiples of the device model's defaults (``docs/device-model.m
   the loop's read noise).
 
 Quality is the seed's metric: the 1-D histogram KL of each coordinate (50 bins over
-[-4, 4]) against fresh ring points, and ``kl_mean`` their mean (per coordinate); ``kl_pooled``
-is the authors' form, both coordinates in one histogram (``analysis.metrics.pooled_kl``).
+[-4, 4]) against the task's reference (fresh ring points; for the conditional digits models,
+posterior draws of the real digits' latents, ``protocols.diffusion.scoring.task_reference``),
+and ``kl_mean`` their mean (per coordinate); ``kl_pooled`` is the authors' form, both
+coordinates in one histogram (``analysis.metrics.pooled_kl``); ``hist2d_distance`` the seed's
+2-D histogram distance over the task's range. A conditional model samples its classes in equal
+shares (one loop run per class) and ``accuracy`` is the fraction of its latents, decoded by the
+shipped VAE in software, that the VAE's classifier labels as their class (lost samples count as
+wrong; NaN for the ring, whose ``mean_radius`` and ``radial_std`` are NaN for the digits).
 ``kl_mean_software`` is the same for the model's noise-free numpy Euler sampler from the
 same initial states (same step count): the baseline each world's analog samples are compared
 with, since at 200 samples the histogram KL carries a finite-sample floor and the two models
@@ -43,7 +49,8 @@ log = logging.getLogger("rrambench.noise_sweep")
 REFERENCE_POINTS = 10_000
 #: Metrics a point returns, in the order of the run file's ``metrics`` stream.
 METRICS = ("kl_x", "kl_y", "kl_mean", "kl_pooled", "hist2d_distance", "mean_radius", "radial_std",
-           "programming_rms_error", "saturated_fraction", "lost_fraction", "kl_mean_software", "worker_seconds")
+           "programming_rms_error", "saturated_fraction", "lost_fraction", "kl_mean_software", "accuracy",
+           "worker_seconds")
 #: Units of each metric (SI; "" for dimensionless or data units).
 METRIC_UNITS = {"programming_rms_error": "S", "worker_seconds": "s"}
 #: Macros of each point's world: the network's three plus spares to move layers off stuck cells.
@@ -54,7 +61,7 @@ N_MACROS = 8
 class SweepPoint:
     """One experiment of the grid.
 
-    model: shipped model name ("ring" noise-trained, "ring-plain"); read_noise,
+    model: shipped model name ("ring", "digits" noise-trained; "ring-plain", "digits-plain"); read_noise,
     write_noise: multipliers (>= 0) of the device model's defaults; samples: sampled
     trajectories (>= 1); n_steps: loop fine steps per sample (>= 1); settle: time between
     programming and sampling (s, >= 0); seed: world and initial-state seed (>= 0), the
@@ -120,11 +127,12 @@ def kl_ceiling(reference: np.ndarray) -> float:
     return histogram_kl(np.array([edge]), reference)
 
 
-def sample_quality(final: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+def sample_quality(final: np.ndarray, reference: np.ndarray, task: str = "ring") -> dict[str, float]:
     """Per-coordinate KL (nats), their mean, the pooled KL (values outside the range fall out, as in the
-    authors' code), 2-D histogram distance, radius statistics and the fraction of samples lost
-    (non-finite or outside the KL range) of ``final`` (N, 2)."""
+    authors' code), 2-D histogram distance over the task's range, radius statistics (ring; NaN for
+    the digits) and the fraction of samples lost (non-finite or outside the KL range) of ``final`` (N, 2)."""
     from analysis.metrics import KL_RANGE, histogram2d_distance, histogram_kl, pooled_kl, ring_statistics
+    from protocols.diffusion.scoring import HIST2D_RANGES
 
     finite = np.all(np.isfinite(final), axis=1)
     kept = final[finite]
@@ -136,18 +144,35 @@ def sample_quality(final: np.ndarray, reference: np.ndarray) -> dict[str, float]
         in_range = column[(column >= KL_RANGE[0]) & (column <= KL_RANGE[1])]
         kl.append(histogram_kl(in_range, reference[:, d]) if in_range.size else kl_ceiling(reference[:, d]))
     nan = float("nan")
+    radius = spread = distance = nan
     if kept.size:
-        stats = ring_statistics(kept)
-        radius, spread = stats.mean_radius, stats.radial_std
-        distance = float(histogram2d_distance(kept, reference))
-    else:
-        radius = spread = distance = nan
+        distance = float(histogram2d_distance(kept, reference, value_range=HIST2D_RANGES[task]))
+        if task == "ring":
+            stats = ring_statistics(kept)
+            radius, spread = stats.mean_radius, stats.radial_std
     values = kept.ravel()
     any_inside = np.any((values >= KL_RANGE[0]) & (values <= KL_RANGE[1]))
     pooled = pooled_kl(kept, reference) if any_inside else kl_ceiling(reference)
     return {"kl_x": float(kl[0]), "kl_y": float(kl[1]), "kl_mean": float(np.mean(kl)), "kl_pooled": float(pooled),
             "hist2d_distance": distance,
             "mean_radius": radius, "radial_std": spread, "lost_fraction": float(1.0 - np.mean(inside))}
+
+
+def decoded_accuracy(model_name: str, final: np.ndarray, labels: np.ndarray) -> float:
+    """Mean over classes of the fraction of latents ``final`` (N, 2) that decode (the model's VAE, in
+    software) to an image its classifier labels as the latent's class ``labels`` (N,); a latent
+    that diverged counts as wrong."""
+    from protocols.diffusion.conv_vae import class_code
+    from protocols.diffusion.scoring import model_vae
+
+    vae = model_vae(model_name)
+    classes = [class_code(c) for c in vae.meta["classes"]]
+    finite = np.all(np.isfinite(final), axis=1)
+    predicted = np.full(len(final), -1)
+    if finite.any():
+        predicted[finite] = vae.classifier.predict(vae.decode_diffusion(final[finite]))
+    codes = np.asarray(classes)[labels]
+    return float(np.mean([np.mean(predicted[labels == c] == codes[labels == c]) for c in np.unique(labels)]))
 
 
 def run_point(point: SweepPoint) -> dict[str, object]:
@@ -175,16 +200,32 @@ def run_point(point: SweepPoint) -> dict[str, object]:
                     zip(mapped.split(world.conductance()[macro, row, col]), mapped.split(target), strict=True)]
     rng = np.random.default_rng(point.seed)
     x0 = initial_noise(rng, point.samples, mapped.net.dim)
-    result = world_sample(world, mapped, model, x0, sde=False, rng=rng, n_steps=point.n_steps,
-                          read_noise_scale=point.read_noise)
-    final = result.final
-    reference = ring_samples(REFERENCE_POINTS, np.random.default_rng(point.seed + 1))
-    software = sample_probability_flow(model.net, model.sampling_sde, x0, point.n_steps, model.sampling.t_end).final
+    # a conditional model: its classes in equal shares (as many as fit), one loop run per class
+    labels = (np.arange(point.samples) * model.net.n_classes // point.samples if model.net.conditional
+              else np.zeros(point.samples, int))
+    final, saturated = np.empty_like(x0), np.zeros(point.samples, bool)
+    for c in np.unique(labels):
+        rows = labels == c
+        result = world_sample(world, mapped, model, x0[rows], sde=False, rng=rng, n_steps=point.n_steps,
+                              read_noise_scale=point.read_noise, cond=int(c) if model.net.conditional else None)
+        final[rows] = result.final
+        if result.saturated is not None:
+            saturated[rows] = result.saturated
+    task = "digits" if model.net.conditional else "ring"
+    if task == "ring":
+        reference = ring_samples(REFERENCE_POINTS, np.random.default_rng(point.seed + 1))
+    else:
+        from protocols.diffusion.scoring import task_reference
+
+        reference = task_reference("digits")
+    software = sample_probability_flow(model.net, model.sampling_sde, x0, point.n_steps, model.sampling.t_end,
+                                       cond=labels if model.net.conditional else None).final
     metrics = {
-        **sample_quality(final, reference),
-        "kl_mean_software": sample_quality(software, reference)["kl_mean"],
+        **sample_quality(final, reference, task),
+        "kl_mean_software": sample_quality(software, reference, task)["kl_mean"],
+        "accuracy": decoded_accuracy(point.model, final, labels) if model.net.conditional else float("nan"),
         "programming_rms_error": float(np.sqrt(np.mean(np.concatenate([e.ravel() for e in weight_error]) ** 2))),
-        "saturated_fraction": float(np.mean(result.saturated)) if result.saturated is not None else 0.0,
+        "saturated_fraction": float(np.mean(saturated)),
         "worker_seconds": time.perf_counter() - start,
     }
     log.info("%s read x%g write x%g world %d: KL %.3g", point.model, point.read_noise, point.write_noise,

@@ -18,16 +18,19 @@ circuit-level loop the op-amp lags, slew and DAC settling add to it.
 Run-file layout (``/entry/data``), one row per finished point (completion order; ``rc`` says
 which point): ``rc`` (s), ``time_per_sample`` (s, the closed-loop run of one sample),
 ``dac_updates`` (DAC values per sample), ``kl`` (2,: x, y against the reference ring),
-``kl_pooled`` (both coordinates in one histogram, the authors' form), ``radius`` (mean
+``kl_pooled`` (both coordinates in one histogram, the authors' form), ``hist2d_distance`` (the
+seed's 2-D histogram distance, ``protocols.diffusion.scoring.hist2d``), ``radius`` (mean
 radius, data units), ``radial_std``, ``saturated`` (fraction of trajectories on an
 integrator rail), ``worker_seconds`` (s); with ``model=digits`` also
 ``kl_digits`` (2,: latents against posterior draws of the real digits' latents),
-``kl_pooled_digits`` and
+``kl_pooled_digits``, ``hist2d_distance_digits`` and
 ``saturated_digits``. One row each: ``software_kl`` (2,) and, digits, ``software_kl_digits``
 (2,): the software sampler (model's own step count) against the same references, which set
 the bar; ``kl_floor``, ``kl_floor_spread`` (4,: x, y, mean, pooled) and, digits,
 ``kl_floor_digits``, ``kl_floor_spread_digits``: the sampling floor, the KL of as many fresh
-reference samples as a point draws (``protocols.diffusion.scoring.task_floor``).
+reference samples as a point draws (``protocols.diffusion.scoring.task_floor``), and
+``hist2d_floor`` (``hist2d_floor_digits``; 2,: median, standard deviation) the 2-D histogram
+distance's.
 The protocol is simulated-only (``BenchUse.SIMULATED_ONLY``).
 """
 
@@ -131,12 +134,13 @@ def run_rc_point(point: RcPoint) -> dict[str, object]:
     """Program the model on a fresh world built with ``point.rc`` and sample it (a Dask worker runs this).
 
     Returns ``{"point", "dac_updates", "duration", "ring": {...}, "digits": {...} (digits only),
-    "worker_seconds"}``; each task: ``kl`` (2,), ``kl_pooled``, ``saturated`` (fraction), ring also
-    ``radius``, ``radial_std``.
+    "worker_seconds"}``; each task: ``kl`` (2,), ``kl_pooled``, ``hist2d``, ``saturated`` (fraction),
+    ring also ``radius``, ``radial_std``.
     """
     from analysis.metrics import coordinate_kl, pooled_kl, ring_statistics
     from instruments.sim.direct import DirectArrayAccess
     from protocols.diffusion.analog import initial_noise, program_network, world_sample
+    from protocols.diffusion.scoring import hist2d
     from protocols.diffusion.simulated_sweep import N_MACROS, mapped_model
 
     start = time.perf_counter()
@@ -163,6 +167,7 @@ def run_rc_point(point: RcPoint) -> dict[str, object]:
         finite = np.all(np.isfinite(final), axis=1)
         task = {"kl": coordinate_kl(final[finite], reference(name)),
                 "kl_pooled": pooled_kl(final[finite], reference(name)),
+                "hist2d": hist2d(name, final[finite]),
                 "saturated": float(np.mean(np.concatenate(saturated)))}
         if name == "ring":
             stats = ring_statistics(final[finite])
@@ -204,7 +209,9 @@ def floor_specs(suffix: str) -> list[Spec]:
     return [Stream(f"kl_floor{suffix}", units="", shape=(4,), long_name=f"sampling floor of the {what} KL: median "
                    "over draws of fresh reference samples, as many as a point's; columns x, y, mean, pooled"),
             Stream(f"kl_floor_spread{suffix}", units="", shape=(4,),
-                   long_name="standard deviation of the floor's draws; columns x, y, mean, pooled")]
+                   long_name="standard deviation of the floor's draws; columns x, y, mean, pooled"),
+            Stream(f"hist2d_floor{suffix}", units="", shape=(2,), long_name="sampling floor of the 2-D histogram "
+                   "distance (the same draws): median and standard deviation")]
 
 
 class TimeScale(Protocol):
@@ -263,6 +270,7 @@ class TimeScale(Protocol):
             Stream("kl", units="", shape=(2,), long_name="ring KL divergence per coordinate (x, y) vs reference"),
             Stream("kl_mean", units="", long_name="ring KL divergence, mean of x and y"),
             Stream("kl_pooled", units="", long_name="ring KL divergence of x and y pooled in one histogram"),
+            Stream("hist2d_distance", units="", long_name="ring 2-D histogram distance vs reference"),
             Stream("radius", units="", long_name="mean radius of the ring samples (data units)"),
             Stream("radial_std", units="", long_name="radial standard deviation of the ring samples (data units)"),
             Stream("saturated", units="", long_name="fraction of ring trajectories on an integrator rail"),
@@ -278,6 +286,7 @@ class TimeScale(Protocol):
                 Stream("software_kl_digits", units="", shape=(2,),
                        long_name="software sampler's digits-latent KL per coordinate"),
                 Stream("kl_pooled_digits", units="", long_name="conditional latents' KL, x and y pooled"),
+                Stream("hist2d_distance_digits", units="", long_name="conditional latents' 2-D histogram distance"),
                 *floor_specs("_digits"),
             ]
         specs.append(Plot("kl_mean", ("rc",), title="ring KL (mean of x, y) against the integrator RC"))
@@ -303,6 +312,7 @@ class TimeScale(Protocol):
             floor = task_floor(task, self.p.samples * (load_shipped(task).net.n_classes or 1))
             self.record(f"kl_floor{suffix}", floor.median)
             self.record(f"kl_floor_spread{suffix}", floor.spread)
+            self.record(f"hist2d_floor{suffix}", floor.hist2d_floor)
             self.check()
 
     def sweep(self) -> None:
@@ -319,6 +329,7 @@ class TimeScale(Protocol):
             self.record("kl", ring["kl"])
             self.record("kl_mean", float(np.mean(ring["kl"])))
             self.record("kl_pooled", ring["kl_pooled"])
+            self.record("hist2d_distance", ring["hist2d"])
             self.record("radius", ring["radius"])
             self.record("radial_std", ring["radial_std"])
             self.record("saturated", ring["saturated"])
@@ -326,6 +337,7 @@ class TimeScale(Protocol):
             if "digits" in result:
                 self.record("kl_digits", result["digits"]["kl"])
                 self.record("kl_pooled_digits", result["digits"]["kl_pooled"])
+                self.record("hist2d_distance_digits", result["digits"]["hist2d"])
                 self.record("saturated_digits", result["digits"]["saturated"])
             done += 1
             self.progress(done / len(points))
@@ -345,7 +357,10 @@ class TimeScale(Protocol):
                "ring_bar_kl": (float(np.max(bar(soft))), ""),
                "kl_max_worst_point": (float(np.max(kl)), ""),
                "kl_floor": (float(self.recorded("kl_floor")[-1][2]), ""),
-               "kl_floor_spread": (float(self.recorded("kl_floor_spread")[-1][2]), "")}
+               "kl_floor_spread": (float(self.recorded("kl_floor_spread")[-1][2]), ""),
+               "hist2d_worst_point": (float(np.max(self.recorded("hist2d_distance"))), ""),
+               "hist2d_floor": (float(self.recorded("hist2d_floor")[-1][0]), ""),
+               "hist2d_floor_spread": (float(self.recorded("hist2d_floor")[-1][1]), "")}
         if self.p.model == "digits":
             soft_d = self.recorded("software_kl_digits")[-1]
             out["fastest_rc_meeting_bar_digits"] = (fastest_passing(rc, self.recorded("kl_digits"), soft_d), "s")

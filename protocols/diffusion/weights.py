@@ -3,7 +3,8 @@
 
 Shipped models live in ``data/models/`` (package ``rrambench_data.models``):
 ``ring`` (noise-aware training), ``ring-plain`` (trained without noise injection),
-``digits`` (conditional score network) and ``digits-vae`` (decoder + encoder).
+``digits`` (conditional score network, noise-aware), ``digits-plain`` (the same without noise
+injection, on the same VAE) and ``digits-vae`` (decoder + encoder).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from protocols.diffusion.model import ScoreNet
 from protocols.diffusion.samplers import STEPS_RING, T_END
 from protocols.diffusion.sde import BETA_MAX, BETA_MIN, BETA_SCALE_RING, VPSDE
 
-SHIPPED = ("ring", "ring-plain", "digits", "digits-vae")
+SHIPPED = ("ring", "ring-plain", "digits", "digits-plain", "digits-vae")
+#: The shipped conditional score networks: both sample the latents of the shipped ``digits-vae``.
+SHIPPED_DIGITS = ("digits", "digits-plain")
 
 
 def models_dir() -> Path:
@@ -148,7 +151,7 @@ def shipped_path(name: str) -> Path:
 
 
 def load_shipped(name: str) -> TrainedModel:
-    """A shipped score network: "ring", "ring-plain" or "digits"."""
+    """A shipped score network: "ring", "ring-plain", "digits" or "digits-plain"."""
     if name == "digits-vae":
         raise ValueError("name: 'digits-vae' is a VAE; load it with protocols.diffusion.vae.load_vae")
     return TrainedModel.load(shipped_path(name))

@@ -59,6 +59,9 @@ PLAN: tuple[PaperRun, ...] = (
     PaperRun("noise-sweep", "noise-sweep", {"worlds": 8, "samples": 200},
              {"worlds": 2, "samples": 100, "read_noise": [1, 8, 64], "write_noise": [1, 4, 16], "scheduler": "serial"},
              ("5f",)),
+    PaperRun("digits-noise-sweep", "noise-sweep", {"models": ["digits", "digits-plain"], "worlds": 8, "samples": 200},
+             {"worlds": 2, "samples": 60, "read_noise": [1, 64], "write_noise": [1, 4, 16], "scheduler": "serial"},
+             ("5f",)),
 )
 
 

@@ -82,6 +82,28 @@ def test_the_sampling_floor_is_below_a_wrong_distribution_and_near_a_second_fres
     np.testing.assert_array_equal(again.values, floor.values)  # a fixed seed: reproducible
 
 
+def test_the_floor_of_the_2d_histogram_distance_comes_from_the_same_draws():
+    reference = ring(10_000, 20)
+    sets = []
+
+    def draw(n, rng):
+        sets.append(ring(n, int(rng.integers(2**31))))
+        return sets[-1]
+
+    floor = kl_floor(reference, draw, 300, draws=10, seed=4)
+    distances = [histogram2d_distance(s, reference) for s in sets]
+    assert floor.hist2d.shape == (10,)
+    np.testing.assert_allclose(floor.hist2d_floor, [np.median(distances), np.std(distances, ddof=1)])
+    wrong = histogram2d_distance(ring(300, 23, radius=0.5), reference)
+    assert wrong > floor.hist2d_floor[0] + 10 * floor.hist2d_floor[1]
+    wide = kl_floor(reference, lambda n, rng: ring(n, int(rng.integers(2**31))), 300, draws=10, seed=4,
+                    hist2d_range=(-2.0, 2.0))
+    np.testing.assert_array_equal(wide.values, floor.values)  # the KLs do not depend on the 2-D range
+    assert wide.hist2d_floor[0] != floor.hist2d_floor[0]
+    one_d = kl_floor(reference[:, :1], lambda n, rng: ring(n, int(rng.integers(2**31)))[:, :1], 50, draws=3)
+    assert one_d.hist2d.size == 0 and np.isnan(one_d.hist2d_floor).all()
+
+
 def test_a_kl_is_written_with_its_floor_or_says_the_floor_is_unknown():
     assert with_floor(0.041, 0.012, 0.003) == "0.041 (floor 0.012 ± 0.003)"
     assert with_floor(0.041, None, None) == "0.041 (floor unknown)"

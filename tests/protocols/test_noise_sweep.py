@@ -18,6 +18,7 @@ from analysis import diffusion_data, open_run
 from analysis.figures import style
 from analysis.report_diffusion import noise_sweep_section
 from protocols.diffusion.noise_sweep import GRIDS, STATISTICS, NoiseSweep, run_grid, settings
+from protocols.diffusion.scoring import model_vae, task_floor
 from protocols.diffusion.simulated_sweep import (
     METRICS,
     SweepPoint,
@@ -28,6 +29,7 @@ from protocols.diffusion.simulated_sweep import (
     world_seeds,
 )
 from protocols.diffusion.tasks import ring_samples
+from protocols.diffusion.weights import load_shipped
 from protocols.engine.protocol import ParameterError
 from protocols.engine.runner import RunEngine, RunState, step_rng
 
@@ -124,7 +126,8 @@ def test_a_point_returns_every_declared_metric():
 @pytest.mark.parametrize("values, match", [
     ({"scheduler": "http://x"}, "scheduler"),
     ({"read_noise": [1.0, 1.0]}, "read_noise"),
-    ({"models": ["digits"]}, "models"),
+    ({"models": ["ring", "digits-plain"]}, "models: one task per sweep"),
+    ({"models": ["letters"]}, "models"),
     ({"write_noise": [-1.0]}, "write_noise"),
     ({"grid": "diagonal"}, "grid"),
     ({"worlds": 0}, "worlds"),
@@ -206,18 +209,23 @@ def test_the_report_draws_one_fig5_figure_per_task_with_a_median_line_and_iqr_ba
     with style.context():
         sec = noise_sweep_section(open_run(worlds_run))
     figures = dict(sec.figures)
-    assert set(figures) == {"noise_robustness_ring"}, "axes sweep: no heatmaps; digits has no plain model"
-    read, write, error = (ax for ax in figures["noise_robustness_ring"].axes if ax.lines)
+    assert set(figures) == {"noise_robustness_ring"}, "axes sweep: no heatmaps; one task"
+    drawn = [ax for ax in figures["noise_robustness_ring"].axes if ax.lines]
+    assert [ax.get_ylabel() for ax in drawn] == ["KL, mean of x and y (nats)"] * 2 + ["KL, x and y pooled (nats)"] * 2 \
+        + ["2-D histogram distance"] * 2 + ["programming error, RMS of G+ - G- (µS)"], "no accuracy for the ring"
+    read, write, error = drawn[0], drawn[1], drawn[-1]
     assert "read-noise multiplier" in read.get_xlabel() and "write-noise multiplier" in write.get_xlabel()
-    assert "(µS)" in error.get_ylabel() and "nats" in read.get_ylabel()
-    for ax in (read, write):
+    for ax in drawn[:-1]:
         assert len([ln for ln in ax.lines if "IQR" in ln.get_label()]) == 2 and len(ax.collections) == 2
-        assert len([ln for ln in ax.lines if "software" in ln.get_label()]) == 2, "noise-free baseline per model"
-    assert "no plain conditional model" in sec.metrics["not swept"]
-    floor = open_run(worlds_run).read("kl_floor")[-1]
     for ax in (read, write):
+        assert len([ln for ln in ax.lines if "software" in ln.get_label()]) == 2, "noise-free baseline per model"
+    f = open_run(worlds_run)
+    floors = [f.read("kl_floor")[-1][2]] * 2 + [f.read("kl_floor")[-1][3]] * 2 + [f.read("hist2d_floor")[-1][0]] * 2
+    for ax, floor in zip(drawn[:-1], floors, strict=True):
         (line,) = [ln for ln in ax.lines if ln.get_label().startswith("sampling floor")]
-        assert line.get_ydata()[0] == pytest.approx(floor[2])
+        assert line.get_ydata()[0] == pytest.approx(floor)
+    assert not [ln for ln in error.lines if "floor" in ln.get_label()]
+    assert set(sec.metrics["sampling floor"]) == {"kl_floor", "kl_floor_spread", "hist2d_floor"}
     png = style.save(figures["noise_robustness_ring"], tmp_path / "noise_robustness_ring.png")
     assert png.stat().st_size > 10_000
 
@@ -235,8 +243,8 @@ def test_a_file_from_before_worlds_is_read_and_drawn(tmp_path):
     with h5py.File(old, "r+") as h5:
         data = h5["/entry/data"]
         for name in list(data):
-            if (name in ("point_world", "world_seeds", "kl_pooled")
-                    or name.startswith(("lost_fraction", "kl_mean_software", "kl_floor"))
+            if (name in ("point_world", "world_seeds", "kl_pooled", "hist2d_floor")
+                    or name.startswith(("lost_fraction", "kl_mean_software", "kl_floor", "kl_pooled_", "accuracy"))
                     or name.endswith(("_q25_grid", "_q75_grid"))):
                 del data[name]
     run = open_run(old)
@@ -251,3 +259,61 @@ def test_a_file_from_before_worlds_is_read_and_drawn(tmp_path):
     assert [ln.get_label() for ln in read.lines if "software" in ln.get_label()] == []
     assert view.kl_floor is None and not [ln for ln in read.lines if "floor" in ln.get_label()]
     assert "Sampling floor unknown" in dict(sec.figures)["noise_robustness_ring"].texts[0].get_text()
+
+
+@pytest.mark.slow
+def test_the_conditional_task_sweeps_its_noise_aware_and_plain_models(tmp_path):
+    """digits and digits-plain, one task per sweep: the digits latents' KLs and 2-D histogram distance
+    with their floors, the decoded images' accuracy, no ring statistics; one figure for the task."""
+    f = run_sweep(tmp_path / "digits.h5", models=["digits", "digits-plain"], read_noise=[1.0, 8.0], write_noise=[1.0],
+                  worlds=1, scheduler="serial", samples=12)
+    assert f.read("model_noise_trained").tolist() == [1, 0]
+    accuracy, radius = f.read("accuracy"), f.read("mean_radius")
+    assert len(accuracy) == 4 and np.all((accuracy >= 0) & (accuracy <= 1)) and np.isnan(radius).all()
+    floor = task_floor("digits", 12)
+    np.testing.assert_allclose(f.read("kl_floor")[-1], floor.median)
+    np.testing.assert_allclose(f.read("hist2d_floor")[-1], floor.hist2d_floor)
+    assert np.all(f.read("hist2d_distance") > 0) and np.isfinite(f.read("kl_pooled")).all()
+    with style.context():
+        sec = noise_sweep_section(f)
+    figure = dict(sec.figures)["noise_robustness_digits"]
+    labels = [ax.get_ylabel() for ax in figure.axes if ax.lines]
+    assert labels.count("decoded images classified as their class") == 2 and "2-D histogram distance" in labels
+    assert "digit latents" in figure.texts[0].get_text()
+
+
+def test_the_conditional_models_are_the_shipped_pair_on_one_vae():
+    aware, plain = (load_shipped(name) for name in ("digits", "digits-plain"))
+    assert aware.net.conditional and plain.net.conditional
+    assert plain.meta["config"]["noise_injection"] is False and plain.meta["config"]["noise_std"] == 0.0
+    assert aware.meta["config"]["noise_std"] > 0
+    assert plain.meta["config"]["vae"] == aware.meta["config"]["vae"] == "digits-vae.npz"
+    assert model_vae("digits-plain") is not None
+    sweep = NoiseSweep.from_values({"models": ["digits", "digits-plain"]})
+    assert sweep.task == "digits" and NoiseSweep.from_values({}).task == "ring"
+
+
+@pytest.mark.slow
+def test_the_heatmaps_blank_quality_where_most_samples_were_lost(tmp_path):
+    """A cell whose median world lost most samples shows "lost" in every quality heatmap, not a
+    score of the few samples left; programming error and the lost fraction itself stay."""
+    path = tmp_path / "map.h5"
+    run_sweep(path, models=["ring"], read_noise=[1.0, 4.0], write_noise=[1.0, 2.0], grid="full", worlds=1,
+              scheduler="serial", samples=8, n_steps=50)
+    with h5py.File(path, "r+") as h5:
+        data = h5["/entry/data"]
+        rows = (data["point_read_noise"][:] == 4.0) & (data["point_write_noise"][:] == 2.0)
+        lost = data["lost_fraction"][:]
+        lost[rows] = 0.97
+        data["lost_fraction"][:] = lost
+    with style.context():
+        sec = noise_sweep_section(open_run(path))
+    figure = dict(sec.figures)["noise_heatmaps_ring"]
+    for ax in figure.axes:
+        title = ax.get_title()
+        if not title:
+            continue
+        texts = [t.get_text() for t in ax.texts]
+        quality = title.split(" (")[0] in ("kl mean", "kl pooled", "hist2d distance", "radial std")
+        assert texts.count("lost\n97%") == (1 if quality else 0), title
+    assert "blanked" in figure.texts[0].get_text()

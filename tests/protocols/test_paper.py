@@ -33,6 +33,7 @@ def test_every_panel_of_the_paper_has_a_row_and_a_run_in_the_plan():
         assert panel.caption
         assert panel.missing or panel.run in planned, panel.id
         assert panel.missing or panel.figures, panel.id
+        assert set(panel.also) <= planned, panel.id
     fed = {pid for r in PLAN for pid in r.panels}
     assert fed == {p.id for p in PANELS if not p.missing and p.run != "speed-energy"} | {"3f", "3g", "4g", "4h"}
 
@@ -65,6 +66,19 @@ def test_a_tiny_plan_writes_the_page_and_panels_json_and_a_rerun_reuses_every_ru
     assert second.reused == ["iv", "write-noise"]
     assert sorted(tmp_path.rglob("*.h5")) == files
     assert any("reusing" in s for s in stages)
+
+
+@pytest.mark.slow
+def test_fig5f_shows_one_figure_per_task_from_the_ring_and_the_digits_sweeps(tmp_path):
+    tiny = {"worlds": 1, "samples": 8, "n_steps": 50, "settle": 1.0, "read_noise": [1, 8], "write_noise": [1],
+            "scheduler": "serial"}
+    plan = (PaperRun("noise-sweep", "noise-sweep", tiny, panels=("5f",)),
+            PaperRun("digits-noise-sweep", "noise-sweep", {**tiny, "models": ["digits", "digits-plain"]},
+                     panels=("5f",)))
+    doc = json.loads(build_paper(tmp_path, plan=plan, progress=False).panels.read_text())
+    assert doc["5f"]["status"] == "ok"
+    assert [Path(f).name for f in doc["5f"]["files"]] == ["noise_robustness_ring.png", "noise_robustness_digits.png"]
+    assert "digits-noise-sweep" in doc["5f"]["run"]
 
 
 @pytest.mark.slow

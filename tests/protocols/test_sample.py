@@ -95,7 +95,8 @@ def test_the_outcome_holds_each_kl_with_its_sampling_floor(bench, tmp_path, caps
     path = tmp_path / "kl.h5"
     run = _run(bench, path, samples=40, batch=40, steps=200, waveforms=0, program=False)
     names = ("kl_analog", "kl_software", "kl_floor", "kl_floor_spread", "kl_pooled_analog", "kl_pooled_software",
-             "kl_pooled_floor", "kl_pooled_floor_spread")
+             "kl_pooled_floor", "kl_pooled_floor_spread", "hist2d_analog", "hist2d_software", "hist2d_floor",
+             "hist2d_floor_spread")
     assert set(names) <= set(run.outcome)
     assert all(run.outcome[k]["units"] == "" for k in names)
     floor = task_floor("ring", 40)
@@ -104,6 +105,9 @@ def test_the_outcome_holds_each_kl_with_its_sampling_floor(bench, tmp_path, caps
     np.testing.assert_allclose(run.read("kl_floor")[-1], floor.median)
     assert run.read("kl_pooled").shape == (1, 2) and run.read("kl_floor_spread").shape == (1, 4)
     assert 0 < run.outcome["kl_floor_spread"]["value"] < run.outcome["kl_floor"]["value"]
+    np.testing.assert_allclose(run.read("hist2d_floor")[-1], floor.hist2d_floor)
+    assert run.outcome["hist2d_floor"]["value"] == pytest.approx(floor.hist2d_floor[0])
+    assert run.read("hist2d_distance")[-1][0] == pytest.approx(run.outcome["hist2d_analog"]["value"])
     assert main(["info", str(path)]) == 0
     shown = capsys.readouterr().out
     assert "kl_analog" in shown and f"(floor {floor.median[2]:.3g} ± {floor.spread[2]:.2g})" in shown
@@ -112,6 +116,7 @@ def test_the_outcome_holds_each_kl_with_its_sampling_floor(bench, tmp_path, caps
     lines = outcome_lines(run.outcome, indent="")
     assert not [ln for ln in lines if ln.startswith(("kl_floor", "kl_pooled_floor"))], "beside the KL, not alone"
     assert [ln for ln in lines if ln.startswith("kl_pooled_analog") and "(floor " in ln]
+    assert [ln for ln in lines if ln.startswith("hist2d_analog") and f"(floor {floor.hist2d_floor[0]:.3g}" in ln]
 
 
 def test_a_placement_run_is_refused_with_program_true(bench, tmp_path):

@@ -5,8 +5,10 @@ baseline metrics, files. ``rrambench train`` calls these.
   ``ring-plain``); metrics of the PF-ODE baseline (10,000 steps, beta x2).
 - digits: the convolutional VAE on three digit classes of scikit-learn's 8x8 digits, then
   the conditional score network on the latents divided by 8 (posterior draws of every
-  image); metrics of decoded PF-ODE samples (5,000 steps, beta x2; the seed's x1.5 is
-  surveyed too) scored by a classifier of all ten digits (stored in the VAE file).
+  image), with noise injection (or without, for ``digits-plain``, which reuses the shipped
+  digits VAE so both score networks learn the same latent distribution); metrics of decoded
+  PF-ODE samples (5,000 steps, beta x2; the seed's x1.5 is surveyed too) scored by a
+  classifier of all ten digits (stored in the VAE file).
 - letters: the same on EMNIST letters H, K, U (the authors' task) from the user's local
   EMNIST files, 12x12 as the authors prepare them; the classifier knows every upper-case
   letter in the files.
@@ -26,6 +28,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from instruments import __version__
+from protocols.diffusion.conv_vae import ConvVAE, load_vae
 from protocols.diffusion.emnist import letters_task
 from protocols.diffusion.evaluate import digits_metrics, ring_metrics
 from protocols.diffusion.samplers import STEPS_DIGITS, STEPS_RING, T_END
@@ -33,7 +36,7 @@ from protocols.diffusion.sde import BETA_SCALE_CONDITIONAL, BETA_SCALE_DIGITS, B
 from protocols.diffusion.tasks import DIGIT_CLASSES, LabelledImages, load_digit_images, ring_samples
 from protocols.diffusion.training.score_net import TrainConfig, train_score_net
 from protocols.diffusion.training.vae import VAEConfig, fit_classifier, train_vae
-from protocols.diffusion.weights import SamplingConfig, TrainedModel
+from protocols.diffusion.weights import SamplingConfig, TrainedModel, shipped_path
 
 log = logging.getLogger(__name__)
 
@@ -90,17 +93,20 @@ def vae_path_for(out: str | Path) -> Path:
 
 def train_digits(out: str | Path, epochs: int = 2000, seed: int = 0,
                  progress: Progress | None = None, vae_steps: int = VAE_STEPS,
-                 eval_per_class: int = 500) -> TrainedModel:
+                 eval_per_class: int = 500, noise: bool = True) -> TrainedModel:
     """Train VAE and conditional score network; writes ``out`` and ``<out>-vae`` pairs.
 
     epochs: passes over the latent training set (~10,800 points); vae_steps: VAE Adam steps;
-    eval_per_class: samples per class of the software-baseline evaluation.
+    eval_per_class: samples per class of the software-baseline evaluation; noise: noise-injection
+    training. Without it the shipped digits VAE is reused and no VAE is written: the plain score
+    network learns the same latents as the shipped noise-aware one, so the two compare paired.
     """
     digits = load_digit_images(DIGIT_CLASSES)
     everything = load_digit_images(None)
+    vae = None if noise else load_vae()
     return train_conditional("digits", digits, (everything.images, everything.labels), out, epochs=epochs,
                              seed=seed, progress=progress, vae_steps=vae_steps, eval_per_class=eval_per_class,
-                             notes={"class_choice": CLASS_SURVEY})
+                             notes={"class_choice": CLASS_SURVEY}, noise_injection=noise, vae=vae)
 
 
 def train_letters(out: str | Path, emnist: str | Path | tuple, epochs: int = 2000, seed: int = 0,
@@ -122,12 +128,22 @@ def train_letters(out: str | Path, emnist: str | Path | tuple, epochs: int = 200
 
 def train_conditional(task: str, data: LabelledImages, classifier_data: tuple[np.ndarray, np.ndarray],
                       out: str | Path, *, epochs: int, seed: int, progress: Progress | None, vae_steps: int,
-                      eval_per_class: int, notes: dict | None = None) -> TrainedModel:
+                      eval_per_class: int, notes: dict | None = None, noise_injection: bool = True,
+                      vae: ConvVAE | None = None) -> TrainedModel:
     """Convolutional VAE on ``data``, classifier on ``classifier_data`` (images, class codes),
-    conditional score network on the latents divided by 8; writes ``out`` and ``<out>-vae``."""
-    vae = train_vae(data.images, data.shape, VAEConfig(steps=vae_steps, batch=64, seed=seed))
-    clf, clf_accuracy = fit_classifier(*classifier_data, seed=seed)
-    vae.classifier = clf
+    conditional score network on the latents divided by 8; writes ``out`` and ``<out>-vae``.
+
+    noise_injection: noise-injection training of the score network; vae: an existing VAE (with its
+    classifier) to train the score network on instead of a new one: then no VAE file is
+    written and the model names that VAE's file."""
+    if vae is None:
+        vae = train_vae(data.images, data.shape, VAEConfig(steps=vae_steps, batch=64, seed=seed))
+        clf, clf_accuracy = fit_classifier(*classifier_data, seed=seed)
+        vae.classifier = clf
+        vae_file = vae_path_for(out)
+    else:
+        clf, clf_accuracy = vae.classifier, vae.meta["metrics"]["classifier_train_accuracy"]
+        vae_file = None
     mu, logvar = vae.encode(data.images)
     rng = np.random.default_rng(seed)
     vae.reference = vae.to_diffusion(mu[rng.permutation(len(mu))[:REFERENCE_LATENTS]])
@@ -141,7 +157,7 @@ def train_conditional(task: str, data: LabelledImages, classifier_data: tuple[np
     latents = vae.to_diffusion((mu[pick][None] + np.exp(0.5 * logvar[pick])[None] * noise).reshape(-1, mu.shape[1]))
     labels = np.tile(data.labels[pick], draws)
 
-    cfg = TrainConfig(epochs=epochs, seed=seed, weight_decay=1e-4)
+    cfg = TrainConfig(epochs=epochs, seed=seed, weight_decay=1e-4, noise_std=0.1 if noise_injection else 0.0)
     result = train_score_net(latents, cfg, labels=labels, n_classes=len(data.classes), progress=progress)
     model = TrainedModel(result.net, VPSDE(cfg.beta_min, cfg.beta_max),
                          SamplingConfig(BETA_SCALE_DIGITS, STEPS_DIGITS, T_END))
@@ -162,15 +178,17 @@ def train_conditional(task: str, data: LabelledImages, classifier_data: tuple[np
                    "latent_scale": vae.latent_scale,
                    "class_embedding": "learned table, one vector per class (init: random "
                                       "projection N(0,1)); constant DAC voltages per sample",
-                   "vae": vae_path_for(out).name, **cfg.as_dict()},
+                   "vae": (vae_file or shipped_path("digits-vae")).name, "noise_injection": noise_injection,
+                   **cfg.as_dict()},
         "metrics": metrics, "provenance": _provenance(),
     }
-    vae.meta.update(task=task, classes=classes, provenance=_provenance(), **(notes or {}))
-    vae.meta["metrics"].update(latent_knn_accuracy=knn, classifier_train_accuracy=clf_accuracy)
-    vae.meta["classifier"] = (f"multinomial logistic regression on the pixels of {len(clf.codes)} classes "
-                              f"({len(classifier_data[0])} images); a decoded image counts when it is classified "
-                              "as its condition's class")
-    vae.save(vae_path_for(out))
+    if vae_file is not None:
+        vae.meta.update(task=task, classes=classes, provenance=_provenance(), **(notes or {}))
+        vae.meta["metrics"].update(latent_knn_accuracy=knn, classifier_train_accuracy=clf_accuracy)
+        vae.meta["classifier"] = (f"multinomial logistic regression on the pixels of {len(clf.codes)} classes "
+                                  f"({len(classifier_data[0])} images); a decoded image counts when it is "
+                                  "classified as its condition's class")
+        vae.save(vae_file)
     model.save(out)
     log.info("%s models written to %s: %s", task, out, metrics)
     return model

@@ -114,6 +114,18 @@ def test_a_decoder_with_more_channels_than_a_macro_holds_is_refused():
         VAEConfig(dec_channels=(8, 6))
 
 
+def test_a_plain_digits_model_trains_on_the_shipped_vae_and_writes_no_vae(tmp_path, capsys):
+    """``train digits --no-noise`` (how the shipped digits-plain was made): no weight-noise injection,
+    the shipped digits VAE reused, not retrained nor written."""
+    out = tmp_path / "dp.npz"
+    assert main(["train", "digits", "--no-noise", "--out", str(out), "--epochs", "2", "--eval-samples", "3"]) == 0
+    meta = json.loads((tmp_path / "dp.json").read_text())
+    assert meta["config"]["noise_injection"] is False and meta["config"]["noise_std"] == 0.0
+    assert meta["config"]["vae"] == "digits-vae.npz" and not (tmp_path / "dp-vae.npz").exists()
+    assert "VAE: the shipped digits-vae.npz" in capsys.readouterr().out
+    assert TrainedModel.load(out).net.conditional
+
+
 def test_train_command_writes_model_and_metrics(tmp_path):
     out = tmp_path / "r.npz"
     assert main(["train", "ring", "--out", str(out), "--epochs", "2"]) == 0

@@ -99,8 +99,9 @@ def test_letters_needs_emnist_and_emnist_needs_letters(tmp_path, capsys):
     assert main(["train", "letters", "--out", str(tmp_path / "m.npz")]) == 2
     assert main(["train", "digits", "--emnist", str(tmp_path), "--out", str(tmp_path / "m.npz")]) == 2
     assert main(["train", "ring", "--vae-steps", "5", "--out", str(tmp_path / "m.npz")]) == 2
+    assert main(["train", "letters", "--no-noise", "--emnist", str(tmp_path), "--out", str(tmp_path / "m.npz")]) == 2
     err = capsys.readouterr().err
-    assert "--emnist PATH" in err and "letters task only" in err
+    assert "--emnist PATH" in err and "letters task only" in err and "ring and digits tasks only" in err
 
 
 @pytest.mark.slow
