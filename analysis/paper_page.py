@@ -68,6 +68,7 @@ def _speed_energy(out: Path) -> dict[str, dict[str, Any]]:
 def _panel(panel: Panel, out: Path, runs: Mapping[str, Path], reports: Mapping[str, tuple[list[Path], dict]],
            speed_energy: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     entry: dict[str, Any] = {"caption": panel.caption, "paper": panel.paper, "files": [], "numbers": {}}
+    also: list[str] = []   # the run files of panel.also the figures come from too
     if panel.missing:
         return {**entry, "status": "missing", "why": panel.missing}
     if panel.run == "speed-energy":
@@ -90,7 +91,7 @@ def _panel(panel: Panel, out: Path, runs: Mapping[str, Path], reports: Mapping[s
             figures, metrics = reports[other]
             files += [f for stem in panel.figures for f in figures if _matches(f.stem, stem)]
             numbers.update({f"{other}.{k}": v for k, v in _flatten(metrics.get(panel.section, {}))})
-            source += f", {runs[other]}"
+            also.append(str(runs[other]))
     head = [k for k in (*panel.first, *dict(panel.published)) if k in numbers]
     numbers = {**{k: numbers[k] for k in head}, **numbers}
     files = [f for f in files if f.is_file()]
@@ -98,7 +99,7 @@ def _panel(panel: Panel, out: Path, runs: Mapping[str, Path], reports: Mapping[s
         return {**entry, "status": "missing", "why": f"the {panel.run!r} report drew no {', '.join(panel.figures)}"}
     return {**entry, "status": "ok", "files": [str(f.relative_to(out)) for f in files],
             "numbers": dict(list(numbers.items())[:MAX_NUMBERS]), "published": dict(panel.published),
-            "run": source}
+            "run": source, **({"also_runs": also} if also else {})}
 
 
 def _matches(stem: str, pattern: str) -> bool:
@@ -175,7 +176,8 @@ def _html(doc: Mapping[str, dict[str, Any]], out: Path, *, quick: bool, runs: Ma
             parts += [f"<tr><td>{esc(k)}</td><td>{esc(_fmt(v))}</td><td>{esc(published.get(k, ''))}</td></tr>"
                       for k, v in p["numbers"].items()]
             parts.append("</table>")
-        parts.append(f"<p><small>from <code>{esc(_rel(Path(p['run']), out))}</code></small></p></section>")
+        sources = ", ".join(f"<code>{esc(_rel(Path(r), out))}</code>" for r in [p["run"], *p.get("also_runs", [])])
+        parts.append(f"<p><small>from {sources}</small></p></section>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
 

@@ -137,16 +137,25 @@ def noise_sweep_section(run: Run) -> Section | None:
         for m, model in enumerate(data.models):
             lost = data.grids.get("lost_fraction", np.zeros_like(data.grids[shown[0]]))[m]
             grids, labels = {}, {}
+            floors = _floors(data)
             for k in shown:
                 title, grid = _scaled(k, data.grids[k][m], data.units.get(k, ""))
                 grids[title] = grid
                 if k in QUALITY:
-                    labels[title] = np.where(lost > LOST_LIMIT, np.vectorize(lambda v: f"lost\n{v:.0%}")(lost), "")
+                    text = np.where(lost > LOST_LIMIT, np.vectorize(lambda v: f"lost\n{v:.0%}")(lost), "")
+                    if k in floors:  # below the floor: samples left the score's range, not a better match
+                        median, spread = floors[k][:2]
+                        low = (grid < median - noise.BELOW_FLOOR * spread) & (text == "")
+                        text = np.where(low, np.vectorize(lambda v: f"{v:.3g}\nbelow floor")(grid), text)
+                    labels[title] = text
             tag = "noise-trained" if data.noise_trained is not None and data.noise_trained[m] else "plain"
             sec.figures.append((f"noise_heatmaps_{model}", noise.noise_heatmaps(
                 data.read_noise, data.write_noise, grids, f"model {model} ({tag}), median over worlds {_label(run)}",
                 labels=labels, note=f"Quality cells where the median world lost more than {LOST_LIMIT:.0%} of its "
-                "samples (diverged or outside [-4, 4]) are blanked: their scores describe the few samples left. "
+                "samples (diverged or outside [-4, 4]) are blanked: their scores describe the few samples left; "
+                f"so are cells more than {noise.BELOW_FLOOR:g} std below their sampling floor, which no sampler "
+                "reaches: samples left the score's range (the 2-D histogram distance counts them in its "
+                "normalisation, not in its bins over [-1, 1]), not a closer match. "
                 + _floor_sentence(data, _task(model)))))
     if "kl_mean" in data.grids:
         for task, models in _tasks(data.models).items():
@@ -226,7 +235,10 @@ def _quality_note(task: str) -> str:
     return (f"Against {REFERENCES.get(task, 'the task reference')}: KL per coordinate (1-D histograms, 50 bins over "
             "[-4, 4], mean of x and y; dashed: the noise-free software sampler from the same initial states) and "
             "pooled (both coordinates in one histogram, the authors' form); 2-D histogram distance (L2, 100 x 100 "
-            f"bins, the seed's calDistance).{accuracy} Median and interquartile range (25-75 %) over simulated worlds")
+            "bins, the seed's calDistance: at a few hundred samples nearly every bin holds at most one sample, so it "
+            "stays near its floor until samples leave its range, where it falls: x marks a median more than "
+            f"{noise.BELOW_FLOOR:g} std below the floor).{accuracy} Median and interquartile range (25-75 %) over "
+            "simulated worlds")
 
 
 def _floors(data: ldd.NoiseSweepData) -> dict[str, tuple[float, float, str]]:

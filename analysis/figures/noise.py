@@ -113,6 +113,10 @@ def noise_heatmaps(read_levels: np.ndarray, write_levels: np.ndarray, grids: Map
     return fig
 
 
+#: A median this many floor standard deviations below the sampling floor is marked: no sampler
+#: scores there, so samples left the score's range.
+BELOW_FLOOR = 3.0
+
 #: Colours of the noise-aware (noise-injection trained) and plain models.
 MODEL_COLORS = {True: "tab:blue", False: "tab:orange"}
 
@@ -181,11 +185,24 @@ def noise_robustness(panels: Sequence[tuple[str, str, Mapping[str, tuple[bool, R
         if floor is not None and np.isfinite(floor[0]):  # after the ticks: its x data are axes fractions
             ax.axhspan(floor[0] - floor[1], floor[0] + floor[1], color="0.5", alpha=0.15, lw=0)
             ax.axhline(floor[0], color="0.3", ls=":", lw=1.2, label=floor[2])
+            # no sampler scores below the floor: a median far below it lost samples out of the
+            # score's range (counted in the normalisation, not in the bins), it is no better match
+            below = [(line.levels[m], line.median[m]) for _, line in lines.values()
+                     if (m := (line.worlds > 0) & (line.median < floor[0] - BELOW_FLOOR * floor[1])).any()]
+            if below:
+                ax.plot(np.concatenate([b[0] for b in below]), np.concatenate([b[1] for b in below]), "x",
+                        color="tab:red", ms=10, mew=2, label=f"more than {BELOW_FLOOR:g} std below the floor: "
+                        "samples left the score's range")
         ax.axvline(1.0, color="0.5", lw=0.8, ls=":")
-    # one legend for all panels (the same models), where it hides least of the first
+    # one legend for all panels (the same models), where it hides least of the first; a panel
+    # with a marker the first lacks gets its own
     drawn = [ax for ax in axes if ax.lines]
     if drawn:
         drawn[0].legend(loc="best", frameon=False)
+        for ax in drawn[1:]:
+            if any(ln.get_label().startswith("more than") for ln in ax.lines):
+                ax.legend(handles=[ln for ln in ax.lines if ln.get_label().startswith("more than")],
+                          loc="best", frameon=False, fontsize=7)
     footnote(fig, note)
     title(fig, heading, run_label)
     return fig

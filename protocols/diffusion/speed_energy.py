@@ -209,20 +209,33 @@ def read_time_scale(path: str | Path, source: str = "") -> TimeScaleResult:
 
 
 def _kl_at(run: Any, kl_name: str, index: int, suffix: str) -> str:
-    """The KL x, y of point ``index`` with the task's sampling floor ("floor unknown" in files
-    written before it was recorded)."""
+    """The KL x, y and pooled and the 2-D histogram distance of point ``index``, each with the task's
+    sampling floor ("floor unknown" in files written before it was recorded; scores a file does not
+    hold are left out)."""
     from analysis.metrics import with_floor
 
     kl = run.read(kl_name)
     if index >= len(kl):
         return "KL not recorded"
     names = {p.rsplit("/", 1)[-1] for p in run.datasets}
-    floor = spread = None
+    floor = spread = h_floor = None
     if f"kl_floor{suffix}" in names and len(run.read(f"kl_floor{suffix}")):
         floor, spread = run.read(f"kl_floor{suffix}")[-1], run.read(f"kl_floor_spread{suffix}")[-1]
-    return ", ".join(f"KL {axis} " + with_floor(float(kl[index][k]), None if floor is None else float(floor[k]),
-                                                 None if spread is None else float(spread[k]))
-                     for k, axis in enumerate("xy"))
+    if f"hist2d_floor{suffix}" in names and len(run.read(f"hist2d_floor{suffix}")):
+        h_floor = run.read(f"hist2d_floor{suffix}")[-1]
+    scores = [(f"KL {axis}", float(kl[index][k]), k) for k, axis in enumerate("xy")]
+    for name, label, column in ((f"kl_pooled{suffix}", "KL pooled", 3), (f"hist2d_distance{suffix}", "hist2d", None)):
+        if name in names and index < len(values := run.read(name)):
+            scores.append((label, float(values[index]), column))
+    texts = []
+    for label, value, column in scores:
+        if column is None:
+            shown = with_floor(value, *((None, None) if h_floor is None else (float(h_floor[0]), float(h_floor[1]))))
+        else:
+            shown = with_floor(value, None if floor is None else float(floor[column]),
+                               None if spread is None else float(spread[column]))
+        texts.append(f"{label} {shown}")
+    return ", ".join(texts)
 
 
 def quick_time_scale(out: Path, *, samples: int = 300, rc: Sequence[float] | None = None,

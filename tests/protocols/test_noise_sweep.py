@@ -317,3 +317,18 @@ def test_the_heatmaps_blank_quality_where_most_samples_were_lost(tmp_path):
         quality = title.split(" (")[0] in ("kl mean", "kl pooled", "hist2d distance", "radial std")
         assert texts.count("lost\n97%") == (1 if quality else 0), title
     assert "blanked" in figure.texts[0].get_text()
+
+
+def test_a_score_far_below_its_sampling_floor_is_marked_not_shown_as_a_better_match():
+    """The 2-D histogram distance falls when samples leave its range (they stay in its normalisation):
+    a median more than 3 std below the floor is marked in the robustness panels."""
+    from analysis.figures import noise
+
+    levels = np.array([1.0, 4.0, 16.0])
+    line = noise.RobustnessLine(levels, np.array([0.100, 0.099, 0.080]), np.array([0.099, 0.098, 0.07]),
+                                np.array([0.101, 0.1, 0.09]), np.array([2, 2, 2]))
+    with style.context():
+        fig = noise.noise_robustness([("write noise", "2-D histogram distance", {"ring": (True, line)})],
+                                     floors=[(0.1, 0.0016, "sampling floor")])
+    (marks,) = [ln for ln in fig.axes[0].lines if ln.get_label().startswith("more than 3 std below the floor")]
+    assert marks.get_xdata().tolist() == [16.0]

@@ -78,7 +78,7 @@ def test_fig5f_shows_one_figure_per_task_from_the_ring_and_the_digits_sweeps(tmp
     doc = json.loads(build_paper(tmp_path, plan=plan, progress=False).panels.read_text())
     assert doc["5f"]["status"] == "ok"
     assert [Path(f).name for f in doc["5f"]["files"]] == ["noise_robustness_ring.png", "noise_robustness_digits.png"]
-    assert "digits-noise-sweep" in doc["5f"]["run"]
+    assert "noise-sweep" in doc["5f"]["run"] and "digits-noise-sweep" in doc["5f"]["also_runs"][0]
 
 
 @pytest.mark.slow

@@ -104,6 +104,7 @@ def test_torch_is_skipped_on_request_and_the_table_names_every_assumption(capsys
         assert word in out
     (quality,) = [ln for ln in out.splitlines() if ln.startswith("quality at that RC:")]
     assert "KL x" in quality and "(floor " in quality, "the KL at the RC used, beside its sampling floor"
+    assert quality.count("(floor ") == 4, "KL x, y, pooled and the 2-D histogram distance, each with its floor"
 
 
 @pytest.mark.slow
