@@ -326,15 +326,22 @@ def _scaled(name: str, grid: np.ndarray, unit: str) -> tuple[str, np.ndarray]:
 
 
 def comparison(runs: Sequence[Run], names: Sequence[str]) -> list[tuple[str, Figure]]:
-    """Side-by-side analog samples of several sample runs."""
-    sets = []
+    """Side-by-side analog samples of several sample runs, each run's scores with their floors under them."""
+    sets, notes = [], []
     for run, name in zip(runs, names, strict=True):
         data = ldd.load_samples(run)
         if data is not None:
             sets.append((name, data.final, data.condition))
+            texts = ldd.kl_texts(data.scores)
+            if texts:
+                notes.append(f"{name}: " + "; ".join(f"{k}: {v}" for k, v in texts.items()))
     if len(sets) < 2:
         return []
-    return [("compare_samples", samples.panels(sets, heading="Analog samples of each run"))]
+    note = "\n".join(notes)
+    if notes:
+        note += ("\nKL: 1-D histograms, 50 bins over [-4, 4], nats; pooled: x and y in one histogram; 2-D histogram "
+                 "distance: 100 x 100 bins. Floor: the same score of as many fresh reference samples.")
+    return [("compare_samples", samples.panels(sets, heading="Analog samples of each run", note=note))]
 
 
 def field_section(run: Run) -> Section | None:

@@ -186,13 +186,18 @@ class NoiseSweep(Protocol):
         ]
 
     def outcome(self) -> dict:
-        """Points run; the best and worst mean KL over them, the floor of that KL; the median
-        programming error."""
-        kl = self.recorded("kl_mean")
+        """Points run; the best and worst mean KL, pooled KL and 2-D histogram distance over them, each
+        with its sampling floor; the median programming error."""
+        kl, pooled, h2d = (self.recorded(k) for k in ("kl_mean", "kl_pooled", "hist2d_distance"))
         floor, spread = self.recorded("kl_floor")[-1], self.recorded("kl_floor_spread")[-1]
+        h_floor = self.recorded("hist2d_floor")[-1]
         return {"points": (int(kl.size), ""), "worlds": (self.p.worlds, ""),
                 "kl_mean_min": (float(np.nanmin(kl)), ""), "kl_mean_max": (float(np.nanmax(kl)), ""),
                 "kl_floor": (float(floor[2]), ""), "kl_floor_spread": (float(spread[2]), ""),
+                "kl_pooled_min": (float(np.nanmin(pooled)), ""), "kl_pooled_max": (float(np.nanmax(pooled)), ""),
+                "kl_pooled_floor": (float(floor[3]), ""), "kl_pooled_floor_spread": (float(spread[3]), ""),
+                "hist2d_min": (float(np.nanmin(h2d)), ""), "hist2d_max": (float(np.nanmax(h2d)), ""),
+                "hist2d_floor": (float(h_floor[0]), ""), "hist2d_floor_spread": (float(h_floor[1]), ""),
                 "programming_rms_error_median": (float(np.nanmedian(self.recorded("programming_rms_error"))),
                                                  METRIC_UNITS.get("programming_rms_error", ""))}
 

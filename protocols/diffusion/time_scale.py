@@ -358,6 +358,9 @@ class TimeScale(Protocol):
                "kl_max_worst_point": (float(np.max(kl)), ""),
                "kl_floor": (float(self.recorded("kl_floor")[-1][2]), ""),
                "kl_floor_spread": (float(self.recorded("kl_floor_spread")[-1][2]), ""),
+               "kl_pooled_worst_point": (float(np.max(self.recorded("kl_pooled"))), ""),
+               "kl_pooled_floor": (float(self.recorded("kl_floor")[-1][3]), ""),
+               "kl_pooled_floor_spread": (float(self.recorded("kl_floor_spread")[-1][3]), ""),
                "hist2d_worst_point": (float(np.max(self.recorded("hist2d_distance"))), ""),
                "hist2d_floor": (float(self.recorded("hist2d_floor")[-1][0]), ""),
                "hist2d_floor_spread": (float(self.recorded("hist2d_floor")[-1][1]), "")}

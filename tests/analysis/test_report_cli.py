@@ -58,3 +58,14 @@ def test_report_of_a_missing_or_foreign_file_is_one_line_exit_2_and_writes_nothi
     foreign.write_bytes(b"not hdf5")
     assert main(["report", str(run_file("form")), str(foreign), "-o", str(out)]) == 2
     assert not out.exists(), "bad input leaves nothing behind"
+
+
+def test_the_sample_comparison_writes_each_runs_scores_with_their_floors():
+    runs = [open_run(run_file("sample", seed=s)) for s in (1, 2)]
+    with style.context():
+        figs = dict(comparison(runs, ["first", "second"]))
+    note = figs["compare_samples"].texts[0].get_text()
+    for name in ("first: KL x: analog", "second: KL x: analog", "2-D histogram distance: analog"):
+        assert name in note
+    assert note.count("(floor ") == 8
+    assert_readable(figs["compare_samples"], "compare_samples")

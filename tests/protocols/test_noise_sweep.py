@@ -226,6 +226,10 @@ def test_the_report_draws_one_fig5_figure_per_task_with_a_median_line_and_iqr_ba
         assert line.get_ydata()[0] == pytest.approx(floor)
     assert not [ln for ln in error.lines if "floor" in ln.get_label()]
     assert set(sec.metrics["sampling floor"]) == {"kl_floor", "kl_floor_spread", "hist2d_floor"}
+    outcome = f.outcome
+    assert outcome["hist2d_min"]["value"] == pytest.approx(np.nanmin(f.read("hist2d_distance")))
+    assert outcome["kl_pooled_floor"]["value"] == pytest.approx(f.read("kl_floor")[-1][3])
+    assert outcome["hist2d_floor"]["value"] == pytest.approx(f.read("hist2d_floor")[-1][0])
     png = style.save(figures["noise_robustness_ring"], tmp_path / "noise_robustness_ring.png")
     assert png.stat().st_size > 10_000
 

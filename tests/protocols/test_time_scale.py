@@ -96,7 +96,10 @@ def test_two_rc_points_record_every_dataset_with_units_and_the_outcome(tmp_path)
         data = h5["/entry/data"]
         assert all("units" in data[k].attrs for k in data), "every dataset carries its unit"
         assert data["rc"].attrs["units"] == "s" and data["time_per_sample"].attrs["units"] == "s"
-    assert set(run.outcome) >= {"fastest_rc_meeting_bar", "time_per_sample_at_fastest", "ring_bar_kl", "kl_floor"}
+    assert set(run.outcome) >= {"fastest_rc_meeting_bar", "time_per_sample_at_fastest", "ring_bar_kl", "kl_floor",
+                                "kl_pooled_worst_point", "kl_pooled_floor", "hist2d_worst_point", "hist2d_floor"}
+    assert run.outcome["hist2d_floor"]["value"] == pytest.approx(run.read("hist2d_floor")[-1][0])
+    assert run.outcome["hist2d_worst_point"]["value"] == pytest.approx(np.max(run.read("hist2d_distance")))
     assert run.read("kl_pooled").shape == (2,) and run.read("kl_floor").shape == (1, 4)
     assert run.outcome["kl_floor"]["value"] == pytest.approx(run.read("kl_floor")[-1][2]) and run.outcome[
         "kl_floor"]["units"] == ""
