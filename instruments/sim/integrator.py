@@ -22,42 +22,45 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 
 from instruments.sim.analog_network import COMPUTE_DTYPE, BlockNetwork, CompiledLayer
 
 
 class NormalSource:
-    """Standard normals into a reused (n, k) float32 buffer, by Box-Muller on float32 uniforms.
+    """Standard normals into a reused (n, k) float32 buffer: the normal quantiles of 2^16
+    equiprobable levels, indexed by the bit generator's raw 64-bit words (four per word).
 
-    About four times faster than ``Generator.standard_normal`` (ziggurat); exact Gaussian
-    to float32 resolution, tails cut at 5.7 sigma (uniforms have 24 bits).
+    About 2.5 times faster than Box-Muller on float32 uniforms and 4.5 times faster than
+    ``Generator.standard_normal`` (ziggurat): a normal costs one table look-up. Every level
+    has probability 2^-16, so the law is the Gaussian's to 16 bits of probability; the
+    table is scaled to unit variance exactly (the noise power is the model's), and the
+    tails are cut at 4.3 sigma (a draw beyond it has probability 1.7e-5 in a Gaussian).
+    What the loop sees of a normal is a sum over many steps or cells, which is Gaussian
+    whatever the single draw's tail.
     """
 
     def __init__(self, rng: np.random.Generator, n: int, k: int) -> None:
-        self._rng = rng
+        self._bits = rng.bit_generator
         self._size = n * k
-        half = (self._size + 1) // 2
-        self._radius = np.empty(half, dtype=COMPUTE_DTYPE)
-        self._angle = np.empty(half, dtype=COMPUTE_DTYPE)
-        self._out = np.empty(2 * half, dtype=COMPUTE_DTYPE)
+        self._out = np.empty(self._size, dtype=COMPUTE_DTYPE)
         self._shape = (k, n)
 
     def draw(self) -> np.ndarray:
         """Fresh normals of shape (k, n); the buffer is overwritten by the next call."""
-        r, phi, out = self._radius, self._angle, self._out
-        half = r.shape[0]
-        self._rng.random(out=r, dtype=COMPUTE_DTYPE)
-        self._rng.random(out=phi, dtype=COMPUTE_DTYPE)
-        np.subtract(COMPUTE_DTYPE(1.0), r, out=r)            # (0, 1]: log is finite
-        np.log(r, out=r)
-        np.multiply(r, COMPUTE_DTYPE(-2.0), out=r)
-        np.sqrt(r, out=r)
-        np.multiply(phi, COMPUTE_DTYPE(2 * math.pi), out=phi)
-        np.cos(phi, out=out[:half])
-        np.multiply(out[:half], r, out=out[:half])
-        np.sin(phi, out=out[half:])
-        np.multiply(out[half:], r, out=out[half:])
-        return out[: self._size].reshape(self._shape)
+        levels = self._bits.random_raw(-(-self._size // 4)).view(np.uint16)[: self._size]
+        np.take(NORMAL_LEVELS, levels, out=self._out)
+        return self._out.reshape(self._shape)
+
+
+def _normal_levels() -> np.ndarray:
+    """The 2^16 midpoint quantiles of N(0, 1), scaled to unit variance, float32."""
+    levels = special.ndtri((np.arange(1 << 16) + 0.5) / (1 << 16))
+    return (levels / np.sqrt(np.mean(levels**2))).astype(COMPUTE_DTYPE)
+
+
+#: :class:`NormalSource`'s table, indexed by a 16-bit word.
+NORMAL_LEVELS = _normal_levels()
 
 
 @dataclass(frozen=True)

@@ -162,7 +162,7 @@ class BlockNoise:
 
     Call :meth:`interval` for a layer at the first sub-step of every board interval (with its
     row voltages), then :meth:`substep` at every sub-step. The 1/f normals, L + M per output
-    and block, come from a float32 Box-Muller source on ``rng``, the white variates (one per
+    and block, come from :class:`NormalSource` on ``rng``, the white variates (one per
     output and sub-step) from :class:`UnitUniforms` on the same generator.
     """
 
@@ -253,7 +253,7 @@ class UnitUniforms:
     The white read noise's draws: independent per sub-step with the exact variance, so
     their PSD is exactly the white PSD. They are not Gaussian one by one, but white noise is
     ~0.1 % of an interval's read-noise variance and what any stage sees of it is a sum over
-    many sub-steps; a uniform costs a tenth of a Box-Muller normal here.
+    many sub-steps; a uniform costs half a :class:`NormalSource` normal here (a tenth of a Box-Muller one).
     """
 
     def __init__(self, rng: np.random.Generator, n: int, k: int) -> None:

@@ -163,7 +163,8 @@ class RunWriter:
             raise ValueError(f"signal {signal!r} names no declared stream")
         if path.exists():
             raise FileExistsError(f"{path} exists; run files are never overwritten")
-        image = _skeleton_image(tuple(s for s in specs if not isinstance(s, Constant)), signal)
+        session, run = _header_attrs(header)
+        image = _skeleton_image(tuple(s for s in specs if not isinstance(s, Constant)), signal, session)
         building = path.with_name(f".{path.name}.{os.getpid()}.creating")
         out = open(building, "xb")  # closed below
         h5, published = None, False
@@ -171,7 +172,7 @@ class RunWriter:
             with out:
                 out.write(image)
             h5 = h5py.File(building, "r+", libver=LIBVER, rdcc_nbytes=0)  # chunk cache off: see _create_data
-            _write_header(h5, path, header)
+            _write_header(h5, path, header, run)
             _write_sample(h5, header.sample)
             _create_constants(h5, specs)
             _write_snapshot(h5, header.instrument_snapshot, header.started)
@@ -384,19 +385,44 @@ def _stream_path(spec: Spec) -> str:
     return spec.path
 
 
-def _skeleton_image(specs: tuple[Spec, ...], signal: str | None) -> bytes:
-    """The run file of ``specs`` (constants aside) before its run, as a file image.
+def _skeleton_image(specs: tuple[Spec, ...], signal: str | None, session: tuple[tuple[str, Any], ...]) -> bytes:
+    """The run file of ``specs`` (constants aside) before its run, as a file image, with the
+    run attributes ``session`` (those a bench session repeats from run to run).
 
     Built once per declaration in a process (:func:`_build_skeleton`, cached) and
     written out for each run: creating the ~20 objects and ~50 attributes that do not
     depend on the run took 10-15 ms through h5py, writing the image takes microseconds.
+    The session's attributes are added to a copy of that image, cached too: the runs of
+    a protocol on one bench repeat them, and each cost ~40 us to add to the file.
     """
     process = (os.getpid(), socket.gethostname())  # the writer's attributes: a forked child builds its own
     try:
         hash(specs)
     except TypeError:  # a spec holding a list: nothing to cache it by
-        return _build_skeleton.__wrapped__(specs, signal, process)
-    return _build_skeleton(specs, signal, process)
+        return _with_entry_attrs(_build_skeleton.__wrapped__(specs, signal, process), session)
+    return _session_image(specs, signal, process, session)
+
+
+@functools.lru_cache(maxsize=8)
+def _session_image(specs: tuple[Spec, ...], signal: str | None, process: tuple[int, str],
+                   session: tuple[tuple[str, Any], ...]) -> bytes:
+    return _with_entry_attrs(_build_skeleton(specs, signal, process), session)
+
+
+def _with_entry_attrs(image: bytes, attrs: tuple[tuple[str, Any], ...]) -> bytes:
+    """``image`` with ``attrs`` added to ``/entry``: opened in memory (HDF5's core driver)."""
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_fapl_core(backing_store=False)
+    fapl.set_file_image(image)
+    fapl.set_libver_bounds(*(getattr(h5py.h5f, f"LIBVER_{v.upper()}") for v in LIBVER))
+    name = f"skeleton-{os.getpid()}-{next(_SKELETONS)}.h5"  # the core driver's files are named, never written
+    h5 = h5py.File(h5py.h5f.open(name.encode(), h5py.h5f.ACC_RDWR, fapl=fapl))
+    try:
+        new_attrs(open_group(h5, ENTRY), dict(attrs))
+        h5.flush()
+        return h5.id.get_file_image()
+    finally:
+        h5.close()
 
 
 @functools.lru_cache(maxsize=8)
@@ -429,6 +455,10 @@ _SKELETONS = itertools.count()
 #: Run attributes the skeleton holds (the same for every run of a process).
 _PROCESS_ATTRS = frozenset({RunAttr.SCHEMA_VERSION, RunAttr.SOFTWARE_VERSION, RunAttr.WRITER_PID,
                             RunAttr.WRITER_HOST, RunAttr.RESUMES})
+#: Run attributes a bench session repeats from run to run of a protocol (in the cached image).
+_SESSION_ATTRS = frozenset({RunAttr.PROTOCOL, RunAttr.TITLE, RunAttr.BENCH_CONFIG, RunAttr.INSTRUMENTS,
+                            RunAttr.INSTRUMENT_SETTINGS, RunAttr.CONFIG_PATH, RunAttr.SIMULATED,
+                            RunAttr.SIMULATED_PARTS, RunAttr.PROTOCOL_SOURCE})
 
 
 def _publish(building: Path, path: Path) -> None:
@@ -445,9 +475,10 @@ def _publish(building: Path, path: Path) -> None:
     building.unlink()
 
 
-def _write_header(h5: h5py.File, path: Path, header: RunHeader) -> None:
-    """The run's own attributes: of the root (file name and time) and of ``/entry``."""
-    new_attrs(h5, {"file_name": path.name, "file_time": header.started})
+def _header_attrs(header: RunHeader) -> tuple[tuple[tuple[str, Any], ...], dict[str, Any]]:
+    """The run attributes of ``/entry`` from ``header``: (those of the session, sorted
+    name-value pairs; those of this run). Every run attribute of the schema but the
+    process's, which the skeleton holds."""
     values = {
         RunAttr.PROTOCOL: header.protocol,
         RunAttr.TITLE: header.title or header.protocol,
@@ -468,8 +499,14 @@ def _write_header(h5: h5py.File, path: Path, header: RunHeader) -> None:
             bool(header.simulated), int(header.steps_total), header.identities,
             {k: str(v) for k, v in header.sample.items() if str(v)}), strict=True)), sort_keys=True, default=str),
     }
-    # Every run attribute of the schema, none else: those of the writer's process are in the skeleton.
-    new_attrs(open_group(h5, ENTRY), {key: values[key] for key in RUN_ATTRIBUTES if key not in _PROCESS_ATTRS})
+    session = tuple(sorted((key, values[key]) for key in _SESSION_ATTRS))
+    return session, {key: values[key] for key in RUN_ATTRIBUTES if key not in _PROCESS_ATTRS | _SESSION_ATTRS}
+
+
+def _write_header(h5: h5py.File, path: Path, header: RunHeader, run: Mapping[str, Any]) -> None:
+    """The run's own attributes: of the root (file name and time) and ``run`` of ``/entry``."""
+    new_attrs(h5, {"file_name": path.name, "file_time": header.started})
+    new_attrs(open_group(h5, ENTRY), run)
 
 
 def _write_sample(h5: h5py.File, sample: Mapping[str, str]) -> None:

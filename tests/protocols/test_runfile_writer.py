@@ -114,6 +114,30 @@ def test_schema_round_trip_reader_returns_what_the_writer_wrote(tmp_path):
     assert json.loads(json.dumps(doc)) == doc
 
 
+def test_runs_of_one_process_each_carry_their_own_header_whatever_the_cached_image(tmp_path):
+    """The attributes a bench session repeats are in a cached file image: alternating
+    protocols, benches and settings, each run file still says what its own header said."""
+    specs = [Stream("g", units="S")]
+    headers = [RunHeader(protocol=p, parameters={"k": i}, seed=i, started=f"t{i}", steps_total=i + 1,
+                         simulated=sim, bench_config={"backend": b}, settings={"v": i % 2}, title=f"title {p}",
+                         config_path=f"{b}.toml", simulated_parts=[f"part {p}"] if sim else [],
+                         protocol_source={"module": p})
+               for i, (p, b, sim) in enumerate([("a", "sim", True), ("b", "sim", True), ("a", "hw", False),
+                                                ("a", "sim", True), ("b", "hw", False), ("a", "sim", True)])]
+    for i, header in enumerate(headers):
+        RunWriter.create(tmp_path / f"r{i}.h5", header, specs).finish("completed", ended="e")
+    for i, header in enumerate(headers):
+        run = open_run(tmp_path / f"r{i}.h5")
+        assert (run.protocol, run.parameters, run.seed, run.started, run.steps_total) == (
+            header.protocol, header.parameters, header.seed, header.started, header.steps_total)
+        assert (run.simulated, run.simulated_parts, run.bench_config, run.settings) == (
+            header.simulated, header.simulated_parts, header.bench_config, header.settings)
+        assert run.protocol_source == header.protocol_source
+        with h5py.File(tmp_path / f"r{i}.h5", "r") as h5:
+            assert (h5["entry"].attrs["config_path"], h5["entry"].attrs["title"]) == (header.config_path, header.title)
+            assert h5.attrs["file_name"] == f"r{i}.h5"
+
+
 def test_writer_and_reader_share_the_schema_module(tmp_path):
     """Every path, attribute and column of analysis.schema is in a written file, nothing else is,
     and the reader finds them: one schema for both sides."""
@@ -187,9 +211,9 @@ def test_a_run_file_appears_under_its_name_only_once_in_swmr_mode(tmp_path, monk
     path, seen = tmp_path / "r.h5", []
     write_header = run_writer._write_header
 
-    def watched(h5, where, header):
+    def watched(h5, where, header, run):
         seen.append((path.exists(), Path(h5.filename).name))
-        write_header(h5, where, header)
+        write_header(h5, where, header, run)
 
     monkeypatch.setattr(run_writer, "_write_header", watched)
     header = RunHeader(protocol="hidden", parameters={}, seed=1, started="t", steps_total=1)
