@@ -61,18 +61,23 @@ class Refusal(Exception):
         self.status, self.text = status, text
 
 
+#: Raw messages the emulator keeps (``received``).
+RECEIVED_KEPT = 1024
+
+
 class MacroControllerEmulator:
     """The controller board's firmware, answering frames over one world.
 
-    ``received`` keeps the last 10000 raw messages (for tests: proof that nothing
-    was sent), ``count`` counts every message handled.
+    ``received`` keeps the last :data:`RECEIVED_KEPT` raw messages (for tests: proof that
+    nothing was sent), ``count`` counts every message handled. Not more: a 2,048-cell pulse
+    batch is ~35 kB, and 10,000 of them held 350 MB in a long session.
     """
 
     def __init__(self, world, *, max_staged: int = MAX_STAGED) -> None:
         self.world = world
         self.ops = MacroControllerOps(world)
         self.max_staged = int(max_staged)
-        self.received: deque[bytes] = deque(maxlen=10000)
+        self.received: deque[bytes] = deque(maxlen=RECEIVED_KEPT)
         self.count = 0
         self.refused = 0
         self.executed = 0  # requests executed (cache hits and damaged frames excluded)
