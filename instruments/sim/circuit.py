@@ -380,7 +380,7 @@ class AnalogLoop:
         leak, drift = lc.integrator_constants(p.rc, op)
         slew = op.slew_rate * h
         worst = h / p.rc * (float(np.max(np.abs(streams.a))) * x_rail + float(np.max(np.abs(streams.b))) * p.v_rail
-                            + drift) + float(np.max(np.abs(streams.c))) * math.sqrt(h / p.rc) * lc.Z_MAX
+                            + drift) + float(np.max(np.abs(streams.c))) * math.sqrt(h / p.rc) * lc.z_max()
         settings = lc.CircuitSettings(h=h / p.rc, k=k, every=every, leak=leak, drift=drift, x_rail=x_rail,
                                       slew=slew if worst > slew else None, trigger_level=p.trigger_level,
                                       chunk=p.chunk, gain=lc.integrator_gain(p.rc, op), monitor=self.monitor)

@@ -49,13 +49,17 @@ import numpy as np
 from instruments.sim.analog_network import COMPUTE_DTYPE
 from instruments.sim.crossbar import CrossbarParams, FastCrossbar, region_leads
 from instruments.sim.device_params import DeviceParams
-from instruments.sim.integrator import NORMAL_LEVELS, NormalSource, aux_channel, n_trace_points, record_trace
+from instruments.sim.integrator import NormalSource, aux_channel, n_trace_points, normal_levels, record_trace
 from instruments.sim.loop_noise import BlockNoise, LayerNoise, layer_noise
 from instruments.sim.opamp import OPA2320, SUMMING_C_FEEDBACK, TIA_C_FEEDBACK, OpAmpParams
 
-#: |z| of :class:`NormalSource`'s normals never exceeds this (its table's last level, 4.3): a
-#: bound that lets the loop skip a slew clip that can never act.
-Z_MAX = float(np.max(np.abs(NORMAL_LEVELS)))
+
+def z_max() -> float:
+    """|z| of :class:`NormalSource`'s normals never exceeds this (its table's last level, 4.325):
+    a bound that lets the loop skip a slew clip that can never act."""
+    return float(np.max(np.abs(normal_levels())))
+
+
 #: A stage whose sub-step transition e^{A h} is below float32 resolution ends each sub-step on its target.
 _SETTLED = float(np.finfo(COMPUTE_DTYPE).eps) / 2
 
