@@ -4,7 +4,8 @@ Appends N scope traces of P int8 points (default 1,000 x 10,000) three ways, in
 one run, into the same layout (chunked resizable dataset, SWMR, same chunk shape):
 
 * through :class:`protocols.engine.run_writer.RunWriter` (``append_trace`` per trace, ``flush``
-  every ``--per-flush`` traces, as at the end of each step of a run);
+  every ``--per-flush`` traces, what the end of each step of a run makes visible to readers),
+  and again ending each step as the run engine does (``end_step``: also a journal row);
 * raw h5py appending the same traces one by one (resize + write each) with the same flushes;
 * raw h5py writing the whole array in one call, twice: with the chunk cache off, as the
   writer opens its files (the strongest baseline: the rows go from the array straight to
@@ -55,11 +56,14 @@ def trace_pool(points: int) -> np.ndarray:
     return rng.integers(-128, 128, size=(POOL, points), dtype=np.int8)
 
 
-def writer_split(path: Path, n: int, pool: np.ndarray, per_flush: int) -> tuple[float, float]:
+def writer_split(path: Path, n: int, pool: np.ndarray, per_flush: int, *,
+                 journal: bool = False) -> tuple[float, float]:
     """(creation, total) wall time in s of one run file written through the writer.
 
     Creation is the run file's fixed cost (header attributes, journal, empty datasets,
     SWMR switch), paid once per run whatever its size; the rest is the data path.
+    ``journal``: end each step as the run engine does (``end_step``: the flush, then a
+    journal row and a second flush) instead of the flush alone.
     """
     spec = Traces("ch1", points=pool.shape[1], dtype="i1")
     header = RunHeader(protocol="bench", parameters={}, seed=0, started="t", steps_total=1)
@@ -69,7 +73,11 @@ def writer_split(path: Path, n: int, pool: np.ndarray, per_flush: int) -> tuple[
     for i in range(n):
         writer.append_trace("ch1", pool[i % POOL], PREAMBLE)
         if (i + 1) % per_flush == 0:
-            writer.flush()
+            if journal:
+                writer.end_step(i // per_flush, "step", "completed", start=0.0, end=0.0, clock_start=0.0,
+                                clock_end=0.0)
+            else:
+                writer.flush()
     writer.close()
     return created, time.perf_counter() - t0
 
@@ -128,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parser.parse_args(argv)
     n, pool = args.traces, trace_pool(args.points)
     mbytes = n * args.points / 1e6
-    times: dict[str, list[float]] = {"writer": [], "raw": [], "bulk": [], "bulk_default": []}
+    times: dict[str, list[float]] = {"writer": [], "writer_steps": [], "raw": [], "bulk": [], "bulk_default": []}
     created: list[float] = []
 
     def writer(path: Path, n: int, pool: np.ndarray, per_flush: int) -> float:
@@ -139,7 +147,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     def bulk_default(path: Path, n: int, pool: np.ndarray, per_flush: int) -> float:
         return via_bulk_h5py(path, n, pool, per_flush, cache=True)
 
-    funcs = {"writer": writer, "raw": via_raw_h5py, "bulk": via_bulk_h5py, "bulk_default": bulk_default}
+    def writer_steps(path: Path, n: int, pool: np.ndarray, per_flush: int) -> float:
+        return writer_split(path, n, pool, per_flush, journal=True)[1]
+
+    funcs = {"writer": writer, "writer_steps": writer_steps, "raw": via_raw_h5py, "bulk": via_bulk_h5py,
+             "bulk_default": bulk_default}
     with tempfile.TemporaryDirectory() as tmp:
         warm_up = Path(tmp) / "first.h5"
         create_first = writer_split(warm_up, min(n, POOL), pool, args.per_flush)[0]
@@ -159,6 +171,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "bulk_default_MB_per_s": rate["bulk_default"],
         "writer_over_raw": rate["writer"] / rate["raw"], "writer_over_bulk": rate["writer"] / rate["bulk"],
         "writer_over_bulk_default": rate["writer"] / rate["bulk_default"],
+        "writer_steps_over_bulk": rate["writer_steps"] / rate["bulk"],
+        "journal_row_ms": 1e3 * (best["writer_steps"] - best["writer"]) / max(1, n // args.per_flush),
         "writer_create_ms": 1e3 * create_s,
         "writer_create_first_ms": 1e3 * create_first,
         "writer_data_over_bulk": best["bulk"] / (best["writer"] - create_s),
@@ -178,6 +192,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"  writer / raw  = {result['writer_over_raw']:.2f}  (goal >= 0.8)")
     print(f"  writer / bulk = {result['writer_over_bulk']:.2f}  (goal >= 0.8; the strongest bulk write, cache off)")
     print(f"  writer / bulk with the default cache = {result['writer_over_bulk_default']:.2f}")
+    print(f"  writer ending each step with a journal row (end_step, as a run) / bulk = "
+          f"{result['writer_steps_over_bulk']:.2f}; a journal row {result['journal_row_ms']:.2f} ms")
     print(f"  of the writer's time, run-file creation {result['writer_create_ms']:.1f} ms; "
           f"data path alone / bulk = {result['writer_data_over_bulk']:.2f}")
     print(f"  the first run file of the process (untimed, builds the skeleton): "

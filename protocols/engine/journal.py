@@ -142,7 +142,7 @@ class Journal:
         into a fresh file next to it and atomically replaces the original.
         """
         try:
-            return h5py.File(path, "r+", libver=LIBVER)
+            return h5py.File(path, "r+", libver=LIBVER, rdcc_nbytes=0)  # the chunk cache off, as at creation
         except FileNotFoundError:
             return open_h5(path, "r")  # raises the "no such file" RunFileError
         except OSError as exc:
@@ -160,4 +160,4 @@ class Journal:
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
-        return h5py.File(path, "r+", libver=LIBVER)
+        return h5py.File(path, "r+", libver=LIBVER, rdcc_nbytes=0)

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 import h5py
@@ -63,7 +64,7 @@ from analysis.schema import (
     instrument_path,
 )
 from instruments import __version__
-from protocols.engine.appender import Appender
+from protocols.engine.appender import Appender, direct_rows_dcpl
 from protocols.engine.datasets import (
     Constant,
     Link,
@@ -249,11 +250,12 @@ class RunWriter:
         # as much as copying the trace.
         if preamble != self._preamble_seen.get(name):
             self._check_preamble(name, stream, preamble)
-        codes = np.asarray(codes)
-        if codes.shape != stream.row_shape:
-            raise ValueError(f"trace {name}: expected {stream.row_shape[0]} points, got shape {codes.shape}")
+        if type(codes) is not np.ndarray or codes.shape != stream.row_shape:
+            codes = np.asarray(codes)
+            if codes.shape != stream.row_shape:
+                raise ValueError(f"trace {name}: expected {stream.row_shape[0]} points, got shape {codes.shape}")
         stream.append_row(codes)
-        if time.monotonic() - self._last_flush > LIVE_INTERVAL:  # _keep_live, inline: once per acquisition
+        if monotonic() - self._last_flush > LIVE_INTERVAL:  # _keep_live, inline: once per acquisition
             self.flush()
 
     def _check_preamble(self, name: str, stream: Appender, preamble: Mapping[str, float]) -> None:
@@ -362,6 +364,7 @@ class RunWriter:
 
     def _index_streams(self, fresh: bool) -> None:
         counts = self.journal.current_rows()
+        fd = self._h5.id.get_vfd_handle() if self._h5.driver == "sec2" else None  # for the appenders' direct path
         for path in self.journal.streams:
             if path == PULSES:
                 group = self._h5[PULSES]
@@ -369,7 +372,7 @@ class RunWriter:
                 self._pulses = {c: Appender(open_dataset(group, c), n) for c, *_ in PULSE_COLUMNS}
                 continue
             ds = open_dataset(self._h5, path)
-            self._streams[path] = Appender(ds, 0 if fresh else counts.get(path, ds.shape[0]))
+            self._streams[path] = Appender(ds, 0 if fresh else counts.get(path, ds.shape[0]), fd=fd)
             if path.startswith(f"{SCOPE}/"):
                 name = path.rsplit("/", 1)[1]
                 self._traces[name] = self._streams[path]
@@ -603,8 +606,9 @@ def _create_traces(h5: h5py.File, spec: Traces) -> None:
         scope = h5.require_group(SCOPE)
         new_attrs(scope.parent, {"NX_class": "NXinstrument"})
         new_attrs(scope, {"NX_class": "NXcollection"})
+    # Chunks allocated as the extent grows: the appender writes the traces into them itself.
     ds = h5[SCOPE].create_dataset(spec.name, shape=(0, spec.points), maxshape=(None, spec.points),
-                                  dtype=spec.dtype, chunks=spec.chunks(), fill_time="never")
+                                  dtype=spec.dtype, chunks=spec.chunks(), fill_time="never", dcpl=direct_rows_dcpl())
     new_attrs(ds, {UNITS: "counts", CHANNEL: spec.channel, PREAMBLE_SET: np.int8(0),
                    VOLTS: "(code - y_reference) * y_increment + y_origin",
                    **{key: np.nan for key, _ in PREAMBLE_FIELDS},

@@ -332,3 +332,49 @@ def test_declared_links_resolve_to_the_growing_data_and_are_indexed_once(tmp_pat
     with h5py.File(path, "r") as h5:
         assert h5["/entry/samples"].attrs["NX_class"] == "NXcollection"
         assert h5["/entry/samples"].get("final", getlink=True).path == "/entry/data/final"
+
+
+def _killed_trace_run(path: Path) -> None:
+    """A writer process that journals one step of 5 traces, appends 3 more and dies (os._exit)."""
+    code = f"""
+import os, numpy as np
+from engine_helpers import PREAMBLE
+from protocols.engine.datasets import Traces
+from protocols.engine.run_writer import RunHeader, RunWriter
+header = RunHeader(protocol="kill", parameters={{}}, seed=1, started="t", steps_total=3)
+w = RunWriter.create({str(path)!r}, header, [Traces("ch", points=6, dtype="i2", chunk_rows=4)])
+assert w._traces["ch"]._pending is not None, "trace rows take the direct path"
+for i in range(5):
+    w.append_trace("ch", np.full(6, i, dtype="i2"), PREAMBLE)
+w.end_step(0, "s0", "completed", start=0, end=1, clock_start=0, clock_end=1)
+for i in range(5, 8):
+    w.append_trace("ch", np.full(6, i, dtype="i2"), PREAMBLE)
+w.flush()
+os._exit(3)
+"""
+    import os
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    assert subprocess.run([sys.executable, "-c", code], env=env, timeout=60).returncode == 3
+
+
+def test_traces_written_past_hdf5_survive_a_killed_writer_and_resume_mid_chunk(tmp_path):
+    """Scope traces go into the file with pwritev (the appender's direct path): a killed writer's
+    file is repaired and cut back to its last completed step (mid-chunk), and the resumed run's
+    traces, also written directly, land after it."""
+    path = tmp_path / "kill.h5"
+    _killed_trace_run(path)
+    with h5py.File(path, "r", swmr=True) as h5:
+        assert h5[f"{schema.SCOPE}/ch"][:, 0].tolist() == list(range(8)), "every flushed trace is in the file"
+    reopened = RunWriter.reopen(path)
+    assert reopened.rows()[f"{schema.SCOPE}/ch"] == 5
+    assert reopened._traces["ch"]._pending is not None, "the resumed run writes directly too"
+    for i in range(50, 57):
+        reopened.append_trace("ch", np.full(6, i, dtype="i2"), PREAMBLE)
+    reopened.end_step(1, "s1", "completed", start=1, end=2, clock_start=1, clock_end=2)
+    reopened.finish("completed", ended="t2")
+    with h5py.File(path, "r") as h5:
+        ds = h5[f"{schema.SCOPE}/ch"]
+        assert ds[:].tolist() == [[i] * 6 for i in [*range(5), *range(50, 57)]]
+        assert ds.id.get_create_plist().get_alloc_time() == h5py.h5d.ALLOC_TIME_EARLY
