@@ -201,7 +201,12 @@ class Protocol:
         self._context().record("rows", name, rows)
 
     def record_trace(self, name: str, codes: np.ndarray, preamble: Mapping[str, float]) -> None:
-        """Append one scope acquisition (raw integer codes and the scope's preamble)."""
+        """Append one scope acquisition (raw integer codes and the scope's preamble).
+
+        The run file keeps ``codes`` itself, not a copy, until it writes it (at the
+        latest when the step ends): do not change the array in place meanwhile. Arrays a
+        driver returns (``Waveform.codes``) are new for each acquisition.
+        """
         self._context().record("trace", name, codes, preamble)
 
     def record_pulses(self, **columns: Any) -> None:

@@ -241,7 +241,12 @@ class RunWriter:
         self._keep_live()
 
     def append_trace(self, name: str, codes: np.ndarray, preamble: Mapping[str, float]) -> None:
-        """Append one acquisition of raw codes; the first sets the preamble attributes."""
+        """Append one acquisition of raw codes; the first sets the preamble attributes.
+
+        ``codes`` is kept by reference until written (the trace stream's appender takes
+        the direct path, :mod:`protocols.engine.appender`): the caller must not change it
+        in place before the next flush.
+        """
         stream = self._traces.get(name)
         if stream is None:
             raise KeyError(f"no trace stream {name!r} declared")
