@@ -209,8 +209,9 @@ class RunEngine:
         Called on the run's thread right after the writer took the rows, with what
         the step recorded: ``("row", name, row)``, ``("rows", name, rows)``,
         ``("trace", name, codes, preamble)`` or ``("pulses", None, columns)``. A
-        subscriber only copies data: one that raises is logged and dropped, and the
-        run goes on.
+        subscriber only copies data, never changes it (the writer may still hold a
+        trace's array until the step ends): one that raises is logged and dropped, and
+        the run goes on.
         """
         self._data_subscribers.append(callback)
 
