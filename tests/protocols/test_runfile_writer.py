@@ -378,3 +378,24 @@ def test_traces_written_past_hdf5_survive_a_killed_writer_and_resume_mid_chunk(t
         ds = h5[f"{schema.SCOPE}/ch"]
         assert ds[:].tolist() == [[i] * 6 for i in [*range(5), *range(50, 57)]]
         assert ds.id.get_create_plist().get_alloc_time() == h5py.h5d.ALLOC_TIME_EARLY
+
+
+def test_a_run_closed_mid_step_resumes_with_its_traces_on_the_direct_path(tmp_path):
+    """A run file closed cleanly but unfinished (no repair needed) reopens with the chunk cache
+    off, so its traces take the direct path again, after the completed step's rows."""
+    path = tmp_path / "closed.h5"
+    header = RunHeader(protocol="closed", parameters={}, seed=1, started="t", steps_total=2)
+    writer = RunWriter.create(path, header, [Traces("ch", points=4, dtype="i2", chunk_rows=3)])
+    for i in range(4):
+        writer.append_trace("ch", np.full(4, i, dtype="i2"), PREAMBLE)
+    writer.end_step(0, "s0", "completed", start=0, end=1, clock_start=0, clock_end=1)
+    writer.append_trace("ch", np.full(4, 9, dtype="i2"), PREAMBLE)  # the unfinished step's trace
+    writer.close()
+    reopened = RunWriter.reopen(path)
+    assert reopened._traces["ch"]._pending is not None
+    for i in (40, 41):
+        reopened.append_trace("ch", np.full(4, i, dtype="i2"), PREAMBLE)
+    reopened.end_step(1, "s1", "completed", start=1, end=2, clock_start=1, clock_end=2)
+    reopened.finish("completed", ended="t2")
+    with h5py.File(path, "r") as h5:
+        assert h5[f"{schema.SCOPE}/ch"][:, 0].tolist() == [0, 1, 2, 3, 40, 41]
