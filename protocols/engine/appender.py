@@ -44,23 +44,36 @@ MAX_BUFFER_CHUNKS = 4
 class Appender:
     """Appends rows of ``dataset.shape[1:]`` to ``dataset`` (first axis resizable)."""
 
-    def __init__(self, dataset: h5py.Dataset, rows_on_disk: int, *, fd: int | None = None) -> None:
-        """``fd``: the descriptor of the dataset's file when it is on the POSIX driver
-        (``h5py.File.driver`` "sec2"): the direct path writes through it where it applies."""
-        self.dataset = dataset
+    def __init__(self, dataset: h5py.Dataset | h5py.h5d.DatasetID, rows_on_disk: int, *, fd: int | None = None,
+                 chunk_cache: bool | None = None) -> None:
+        """``dataset``: the dataset, or its low-level id (an ``h5py.Dataset`` is then made only
+        when asked for, :attr:`dataset`: making one costs as much as opening the dataset).
+        ``fd``: the descriptor of the dataset's file when it is on the POSIX driver
+        (``h5py.File.driver`` "sec2"): the direct path writes through it where it applies.
+        ``chunk_cache``: whether the file has a chunk cache (h5py's ``rdcc_nbytes`` > 0), when
+        the caller knows it from the file's access properties; None: asked of the dataset."""
+        if isinstance(dataset, h5py.h5d.DatasetID):
+            self._id, self._dataset = dataset, None
+        else:
+            self._id, self._dataset = dataset.id, dataset
         self._n = rows_on_disk
-        dsid = dataset.id
-        chunks, row_shape = dataset.chunks, dsid.shape[1:]
+        dsid = self._id
+        dcpl = dsid.get_create_plist()  # asked once: each such query costs ~15 us
+        chunks = dcpl.get_chunk() if dcpl.get_layout() == h5py.h5d.CHUNKED else None
+        row_shape = dsid.shape[1:]
         self._chunk = chunks[0] if chunks else 1
         self._dtype = dsid.dtype
         self.row_shape: tuple[int, ...] = row_shape
         self._row_bytes = int(np.prod(row_shape, dtype=np.int64)) * self._dtype.itemsize
         rows = self._chunk * min(MAX_BUFFER_CHUNKS, max(1, BUFFER_BYTES // max(1, self._chunk * self._row_bytes)))
-        self._aligned = dsid.get_access_plist().get_chunk_cache()[1] > 0  # bytes of chunk cache
+        if chunk_cache is None:
+            chunk_cache = dsid.get_access_plist().get_chunk_cache()[1] > 0  # bytes of chunk cache
+        self._aligned = chunk_cache
         # None: rows go through HDF5's write, from the buffer. The direct path keeps the rows
         # themselves until written (no buffer), and needs the chunk cache off: a cached chunk
         # would not see the rows written past HDF5.
-        self._fd = fd if fd is not None and not self._aligned and _direct_applies(dataset, chunks) else None
+        direct = fd is not None and not self._aligned and _direct_applies(dcpl, chunks, row_shape, self._dtype)
+        self._fd = fd if direct else None
         self._buf = np.empty((0 if self._fd is not None else rows, *row_shape), dtype=self._dtype)
         self._mtype = _memory_type(self._dtype)
         self._k = 0
@@ -68,6 +81,18 @@ class Appender:
         #: The direct path's rows, kept until written (None: not on the direct path).
         self._pending: list[np.ndarray] | None = [] if self._fd is not None else None
         self._chunk_at: dict[int, int] = {}  # file address of each chunk written to, by chunk index
+
+    @property
+    def id(self) -> h5py.h5d.DatasetID:
+        """The low-level id of the dataset appended to."""
+        return self._id
+
+    @property
+    def dataset(self) -> h5py.Dataset:
+        """The dataset appended to."""
+        if self._dataset is None:
+            self._dataset = h5py.Dataset(self._id)
+        return self._dataset
 
     @property
     def rows(self) -> int:
@@ -129,7 +154,7 @@ class Appender:
         return len(self._buf) - (self._n % self._chunk if self._aligned else 0)
 
     def _write(self, rows: np.ndarray) -> None:
-        write_rows(self.dataset, self._n, rows, self._mtype)
+        write_rows(self._id, self._n, rows, self._mtype)
         self._n += len(rows)
         self._cap = self._room()
 
@@ -138,7 +163,7 @@ class Appender:
         write each chunk's share of them with one ``pwritev`` at its place in the file."""
         rows, n = self._pending or [], self._n
         m = len(rows)
-        dsid = self.dataset.id
+        dsid = self._id
         dsid.set_extent((n + m, *self.row_shape))
         try:
             done = 0
@@ -158,7 +183,7 @@ class Appender:
     def _chunk_address(self, chunk: int) -> int:
         at = self._chunk_at.get(chunk)
         if at is None:
-            info = self.dataset.id.get_chunk_info_by_coord((chunk * self._chunk, *(0 for _ in self.row_shape)))
+            info = self._id.get_chunk_info_by_coord((chunk * self._chunk, *(0 for _ in self.row_shape)))
             if info.byte_offset is None or info.size != self._chunk * self._row_bytes:
                 raise OSError(f"{self.dataset.name}: chunk {chunk} not allocated as a whole ({info})")
             at = self._chunk_at[chunk] = info.byte_offset
@@ -174,13 +199,12 @@ def direct_rows_dcpl() -> h5py.h5p.PropDCID:
     return dcpl
 
 
-def _direct_applies(dataset: h5py.Dataset, chunks: tuple[int, ...] | None) -> bool:
-    """The direct path can write ``dataset``: chunks of whole rows, allocated early, not
-    filtered; a native numeric type (the rows' bytes are the file's)."""
-    if not hasattr(os, "pwritev") or chunks is None or chunks[1:] != dataset.id.shape[1:]:
+def _direct_applies(dcpl: h5py.h5p.PropDCID, chunks: tuple[int, ...] | None, row_shape: tuple[int, ...],
+                    dtype: np.dtype) -> bool:
+    """The direct path can write a dataset of creation properties ``dcpl``: chunks of whole
+    rows, allocated early, not filtered; a native numeric type (the rows' bytes are the file's)."""
+    if not hasattr(os, "pwritev") or chunks is None or chunks[1:] != row_shape:
         return False
-    dcpl = dataset.id.get_create_plist()
-    dtype = dataset.id.dtype
     return (dcpl.get_alloc_time() == h5py.h5d.ALLOC_TIME_EARLY and not dcpl.get_nfilters()
             and dtype.isnative and dtype.kind in "iuf")
 
@@ -204,22 +228,25 @@ def _pwrite_all(fd: int, rows: list[np.ndarray], row_bytes: int, offset: int) ->
 _IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 16
 
 
-def write_rows(dataset: h5py.Dataset, n: int, rows: np.ndarray, mtype: h5py.h5t.TypeID | None = None) -> None:
-    """Resize ``dataset`` to ``n + len(rows)`` rows and write ``rows`` from row ``n`` on.
+def write_rows(dataset: h5py.Dataset | h5py.h5d.DatasetID, n: int, rows: np.ndarray,
+               mtype: h5py.h5t.TypeID | None = None) -> None:
+    """Resize ``dataset`` (or the dataset of this low-level id) to ``n + len(rows)`` rows and
+    write ``rows`` from row ``n`` on.
 
     Rows of the dataset's own type go through h5py's low-level calls (``mtype``: their
     memory type, :func:`_memory_type` of the dataset's dtype, made once by the caller):
     its ``resize`` and ``ds[a:b] = rows`` cost ~200 us a write in selection bookkeeping.
     Other types and layouts go through ``ds[a:b] = rows``, which converts them.
     """
-    dsid, row_shape = dataset.id, rows.shape[1:]
+    dsid = dataset if isinstance(dataset, h5py.h5d.DatasetID) else dataset.id
+    row_shape = rows.shape[1:]
     dsid.set_extent((n + len(rows), *row_shape))
-    if rows.dtype == dataset.dtype and rows.flags.c_contiguous and rows.dtype.kind != "O":
+    if rows.dtype == dsid.dtype and rows.flags.c_contiguous and rows.dtype.kind != "O":
         space = dsid.get_space()
         space.select_hyperslab((n, *(0 for _ in row_shape)), rows.shape)
         dsid.write(h5py.h5s.create_simple(rows.shape), space, rows, mtype=mtype or _memory_type(rows.dtype))
     else:
-        dataset[n:n + len(rows)] = rows
+        h5py.Dataset(dsid)[n:n + len(rows)] = rows
 
 
 @functools.lru_cache(maxsize=64)

@@ -28,7 +28,7 @@ from analysis.schema import (
     UNITS,
 )
 from protocols.engine.appender import write_rows
-from protocols.engine.h5io import LIBVER, new_attrs, open_dataset, open_group, open_h5
+from protocols.engine.h5io import LIBVER, new_attrs, open_dataset_id, open_group, open_h5
 
 log = logging.getLogger("rrambench.runfile")
 
@@ -39,8 +39,10 @@ class Journal:
     def __init__(self, group: h5py.Group, streams: list[str] | None = None) -> None:
         """``streams``: the journal's streams when known, i.e. of a journal just created (no rows)."""
         self._group = group
-        self._cols = {c: open_dataset(group, c) for c, *_ in JOURNAL_COLUMNS}
-        self._rows_ds = open_dataset(group, ROWS)
+        # Low-level ids: a journal is appended to far more often than read, and the eight
+        # h5py.Dataset objects cost a tenth of a run file's creation.
+        self._cols = {c: open_dataset_id(group, c) for c, *_ in JOURNAL_COLUMNS}
+        self._rows_ds = open_dataset_id(group, ROWS)
         if streams is not None:
             self.streams: list[str] = list(streams)
             self._n = 0
@@ -75,7 +77,7 @@ class Journal:
 
     @property
     def statuses(self) -> list[str]:
-        return [s.decode() for s in self._cols["status"][: self._n]]
+        return [s.decode() for s in h5py.Dataset(self._cols["status"])[: self._n]]
 
     @property
     def completed(self) -> int:
@@ -91,7 +93,7 @@ class Journal:
         """Row count of every growing dataset after the first ``steps`` journal rows."""
         if steps == 0:
             return dict.fromkeys(self.streams, 0)
-        counts = self._rows_ds[steps - 1]
+        counts = h5py.Dataset(self._rows_ds)[steps - 1]
         return {s: int(n) for s, n in zip(self.streams, counts, strict=False)}
 
     def current_rows(self) -> dict[str, int]:
@@ -128,8 +130,8 @@ class Journal:
                     ds.resize(n, axis=0)
             else:
                 h5[path].resize(n, axis=0)
-        for ds in [*self._cols.values(), self._rows_ds]:
-            ds.resize(keep, axis=0)
+        for dsid in [*self._cols.values(), self._rows_ds]:
+            dsid.set_extent((keep, *dsid.shape[1:]))
         self._n = keep
 
     # -- reopening --------------------------------------------------------------------

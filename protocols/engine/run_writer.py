@@ -75,7 +75,15 @@ from protocols.engine.datasets import (
     Traces,
     check_specs,
 )
-from protocols.engine.h5io import LIBVER, RunFileError, new_attrs, open_dataset, open_group, open_h5, overwrite_attrs
+from protocols.engine.h5io import (
+    LIBVER,
+    RunFileError,
+    new_attrs,
+    open_dataset_id,
+    open_group,
+    open_h5,
+    overwrite_attrs,
+)
 from protocols.engine.journal import Journal
 
 LIVE_INTERVAL = 1.0  # s, longest time appended rows stay invisible to SWMR readers
@@ -144,7 +152,7 @@ class RunWriter:
     @classmethod
     def create(cls, path: str | Path, header: RunHeader, specs: Sequence[Spec], *,
                signal: str | None = None) -> RunWriter:
-        """Create the file, every group and dataset, then enter SWMR mode.
+        """Create the file, every group and dataset, in SWMR mode.
 
         Refuses to overwrite an existing file. ``signal``: the stream NeXus plots by
         default (the first :class:`Stream` when None).
@@ -172,12 +180,16 @@ class RunWriter:
         try:
             with out:
                 out.write(image)
-            h5 = h5py.File(building, "r+", libver=LIBVER, rdcc_nbytes=0)  # chunk cache off: see _create_data
+            # In SWMR write mode from the open: no reader can open the file under its hidden
+            # name, so this run's own objects (header, sample, constants, snapshot) are made
+            # in SWMR mode safely, and the switch later, which evicts every object from
+            # HDF5's cache to read it again, is not needed (~0.1 ms).
+            h5 = h5py.File(h5py.h5f.open(os.fsencode(building), h5py.h5f.ACC_RDWR | h5py.h5f.ACC_SWMR_WRITE,
+                                         fapl=_writer_fapl()))
             _write_header(h5, path, header, run)
             _write_sample(h5, header.sample)
             _create_constants(h5, specs)
             _write_snapshot(h5, header.instrument_snapshot, header.started)
-            h5.swmr_mode = True
             _publish(building, path)
             published = True
             return cls(path, h5, Journal.attach(h5, [_stream_path(s) for s in specs if _is_growing(s)]), fresh=True)
@@ -270,7 +282,7 @@ class RunWriter:
         if known is None or tuple(map(preamble.__getitem__, _PREAMBLE_KEYS)) != known:
             values = tuple(float(preamble[key]) for key in _PREAMBLE_KEYS)
             if known is None:  # in place: the attributes exist (NaN, "not set")
-                overwrite_attrs(stream.dataset, {**dict(zip(_PREAMBLE_KEYS, values, strict=True)),
+                overwrite_attrs(stream.id, {**dict(zip(_PREAMBLE_KEYS, values, strict=True)),
                                                  PREAMBLE_SET: np.int8(1)})
                 self._preambles[name] = values
             elif known != values:
@@ -369,20 +381,34 @@ class RunWriter:
 
     def _index_streams(self, fresh: bool) -> None:
         counts = self.journal.current_rows()
-        fd = self._h5.id.get_vfd_handle() if self._h5.driver == "sec2" else None  # for the appenders' direct path
+        fapl = self._h5.id.get_access_plist()  # the file's driver and chunk cache, asked once for all appenders
+        fd = self._h5.id.get_vfd_handle() if fapl.get_driver() == h5py.h5fd.SEC2 else None  # for the direct path
+        cache = fapl.get_cache()[2] > 0
         for path in self.journal.streams:
             if path == PULSES:
-                group = self._h5[PULSES]
-                n = 0 if fresh else counts.get(PULSES, group["step"].shape[0])
-                self._pulses = {c: Appender(open_dataset(group, c), n) for c, *_ in PULSE_COLUMNS}
+                group = open_group(self._h5, PULSES)
+                n = 0 if fresh else counts.get(PULSES, open_dataset_id(group, "step").shape[0])
+                self._pulses = {c: Appender(open_dataset_id(group, c), n, chunk_cache=cache) for c, *_ in PULSE_COLUMNS}
                 continue
-            ds = open_dataset(self._h5, path)
-            self._streams[path] = Appender(ds, 0 if fresh else counts.get(path, ds.shape[0]), fd=fd)
+            dsid = open_dataset_id(self._h5, path)
+            stream = self._streams[path] = Appender(dsid, 0 if fresh else counts.get(path, dsid.shape[0]), fd=fd,
+                                                    chunk_cache=cache)
             if path.startswith(f"{SCOPE}/"):
                 name = path.rsplit("/", 1)[1]
-                self._traces[name] = self._streams[path]
-                if not fresh and int(ds.attrs.get(PREAMBLE_SET, 0)):
-                    self._preambles[name] = tuple(float(ds.attrs[k]) for k, _ in PREAMBLE_FIELDS)
+                self._traces[name] = stream
+                if not fresh and int(stream.dataset.attrs.get(PREAMBLE_SET, 0)):
+                    self._preambles[name] = tuple(float(stream.dataset.attrs[k]) for k, _ in PREAMBLE_FIELDS)
+
+
+@functools.cache
+def _writer_fapl() -> h5py.h5p.PropFAID:
+    """How the writer opens its files: HDF5 1.10's format, the chunk cache off (see
+    ``appender``). Made once: h5py makes a new one for every ``h5py.File`` (~50 us)."""
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(*(getattr(h5py.h5f, f"LIBVER_{v.upper()}") for v in LIBVER))
+    mdc, slots, _, w0 = fapl.get_cache()
+    fapl.set_cache(mdc, slots, 0, w0)
+    return fapl
 
 
 def _is_growing(spec: Spec) -> bool:

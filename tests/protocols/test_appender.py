@@ -178,3 +178,30 @@ def test_the_direct_path_is_left_where_it_does_not_apply(tmp_path, why):
             app.append_row(row)
         app.write_out()
         np.testing.assert_array_equal(ds[:], rows)
+
+
+@pytest.mark.parametrize("kind", ["direct", "buffered", "chunk cache"])
+def test_an_appender_of_a_low_level_id_decides_and_writes_as_one_of_the_dataset(tmp_path, kind):
+    """Given the dataset's low-level id (the run writer's, which makes no h5py.Dataset) and the
+    file's chunk cache, an appender takes the path and writes the rows an appender of the
+    h5py.Dataset does; it makes the h5py.Dataset only when asked for it."""
+    cache = 1 << 20 if kind == "chunk cache" else 0
+    with h5py.File(tmp_path / "i.h5", "w", libver=LIBVER, rdcc_nbytes=cache) as h5:
+        kw: dict = {"dcpl": direct_rows_dcpl()} if kind != "buffered" else {}
+        made = [h5.create_dataset(n, shape=(0, 5), maxshape=(None, 5), dtype="i2", chunks=(4, 5), **kw)
+                for n in ("by_dataset", "by_id")]
+        fd = h5.id.get_vfd_handle()
+        apps = [Appender(made[0], 0, fd=fd), Appender(made[1].id, 0, fd=fd, chunk_cache=cache > 0)]
+        assert apps[1]._dataset is None, "no h5py.Dataset made before it is asked for"
+        assert [a._pending is None for a in apps] == [kind != "direct"] * 2
+        assert [a._aligned for a in apps] == [kind == "chunk cache"] * 2
+        rows = np.arange(70, dtype="i2").reshape(14, 5)
+        for app in apps:
+            for row in rows[:9]:
+                app.append_row(row)
+            app.write_out()
+            app.append(rows[9:])
+            app.write_out()
+        assert apps[1].dataset.name == "/by_id" and apps[1].id == made[1].id
+        for ds in made:
+            np.testing.assert_array_equal(ds[:], rows)

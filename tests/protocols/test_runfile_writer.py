@@ -14,7 +14,7 @@ from engine_helpers import PREAMBLE, Everything, Gated
 
 from analysis import open_run, schema
 from analysis.characterization_data import load_pulses, load_traces
-from protocols.engine.datasets import Link, Stream, Traces
+from protocols.engine.datasets import Link, PulseHistory, Stream, Traces
 from protocols.engine.run_writer import RunHeader, RunWriter
 from protocols.engine.runner import RunEngine, RunState
 
@@ -399,3 +399,26 @@ def test_a_run_closed_mid_step_resumes_with_its_traces_on_the_direct_path(tmp_pa
     reopened.finish("completed", ended="t2")
     with h5py.File(path, "r") as h5:
         assert h5[f"{schema.SCOPE}/ch"][:, 0].tolist() == [0, 1, 2, 3, 40, 41]
+
+
+def test_the_writers_appenders_are_told_the_chunk_cache_of_their_file(tmp_path):
+    """The writer asks its file once for the chunk cache and tells every appender: what each
+    dataset's own access properties say (off: the traces take the direct path), on a
+    created file and on a reopened one."""
+    path = tmp_path / "cache.h5"
+    header = RunHeader(protocol="cache", parameters={}, seed=1, started="t", steps_total=2)
+    writer = RunWriter.create(path, header, [Stream("x", units="V"), Traces("ch", points=4, dtype="i2"),
+                                             PulseHistory()])
+
+    def told_right(w: RunWriter) -> None:
+        for app in [*w._streams.values(), *w._pulses.values()]:
+            cached = app.id.get_access_plist().get_chunk_cache()[1] > 0
+            assert app._aligned == cached and not cached
+        assert w._traces["ch"]._pending is not None
+
+    told_right(writer)
+    writer.end_step(0, "s0", "completed", start=0, end=1, clock_start=0, clock_end=1)
+    writer.close()
+    reopened = RunWriter.reopen(path)
+    told_right(reopened)
+    reopened.close()
