@@ -63,7 +63,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import least_squares
 
 HERE = Path(__file__).resolve().parent
 TARGET = 1.1
@@ -112,6 +111,8 @@ def fit_scaling(sizes: list[int], times: list[float], unit_s: float | None = Non
     where the small sizes' timing noise is as large as their work: on three sweeps of the
     same write-verify code it gave 0.69, 0.86 and 1.07, the joint fit 0.93, 0.92, 0.98.
     """
+    from scipy.optimize import least_squares  # here: the sweeps' own processes must not load scipy (~35 MiB)
+
     n, t = np.log(np.asarray(sizes, float)), np.asarray(times, float)
     top = 0.995 * t.min() if unit_s is None else min(0.995 * t.min(), unit_s)
     best = (np.inf, 0.0, 0.0, 0.0)
