@@ -299,6 +299,7 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
 
     figures: dict = {}
+    sweeps: dict[str, tuple[int, dict]] = {}
     for name, w in WORKLOADS.items():
         if args.only and name not in args.only:
             continue
@@ -306,7 +307,11 @@ def main(argv: list[str] | None = None) -> dict:
         if name == "report" and args.report_max:
             hi = args.report_max
         repeats = args.repeats or (1 if args.quick else w.repeats)
-        raw = run_child(name, sizes(lo, hi), repeats, args.timeout)
+        sweeps[name] = repeats, run_child(name, sizes(lo, hi), repeats, args.timeout)
+    # Fitted only now: the fit loads scipy (~35 MiB), and a child started after that would
+    # count this process's memory in its peak (a forked child's maximum RSS starts from it).
+    for name, (repeats, raw) in sweeps.items():
+        w = WORKLOADS[name]
         fit = fit_scaling(raw["sizes"], raw["times_s"], raw["unit_s"])
         figures[name] = {"unit": w.unit, "repeats": repeats, **raw, **fit}
         figures[f"{name}_slope"] = fit["slope"]
