@@ -110,8 +110,9 @@ def fit_scaling(sizes: list[int], times: list[float], unit_s: float | None = Non
     A grid over ``a`` (each with the line through ``log(time - a)``) gives the start;
     ``scipy.optimize.least_squares`` then fits ``a``, ``b`` and ``k`` together to
     ``log(time)``. The grid's ``k`` alone weights every size alike in ``log(time - a)``,
-    where the small sizes' timing noise is as large as their work: on three sweeps of the
-    same write-verify code it gave 0.69, 0.86 and 1.07, the joint fit 0.93, 0.92, 0.98.
+    where the small sizes' timing noise is as large as their work, and comes out low: on
+    five ``run_all.py`` sweeps of one write-verify code it gave 0.80-0.97, the joint fit
+    0.86-1.01 (docs/performance.md, "Scaling").
     """
     from scipy.optimize import least_squares  # here: the sweeps' own processes must not load scipy (~35 MiB)
 
