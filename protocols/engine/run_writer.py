@@ -190,6 +190,7 @@ class RunWriter:
             _write_sample(h5, header.sample)
             _create_constants(h5, specs)
             _write_snapshot(h5, header.instrument_snapshot, header.started)
+            h5.flush()  # what this run added is on disk before anyone can open the file, or be left with it
             _publish(building, path)
             published = True
             return cls(path, h5, Journal.attach(h5, [_stream_path(s) for s in specs if _is_growing(s)]), fresh=True)

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -430,3 +431,21 @@ def test_the_writers_appenders_are_told_the_chunk_cache_of_their_file(tmp_path):
     reopened = RunWriter.reopen(path)
     told_right(reopened)
     reopened.close()
+
+
+def test_a_published_run_file_has_its_header_before_the_first_flush(tmp_path):
+    """The run's own attributes, sample and instrument settings are written in SWMR mode
+    before the file gets its name: a viewer opening it at once, or a writer killed before
+    its first step, still finds them on disk."""
+    path = tmp_path / "header.h5"
+    header = RunHeader(protocol="early", parameters={"n": 3}, seed=4, started="t", steps_total=3,
+                       sample={"chip": "c7"}, instrument_snapshot={"smu": {"nplc": (1.0, "")}})
+    writer = RunWriter.create(path, header, [Stream("x", units="V")])
+    # Another process: in this one HDF5 would share the writer's open file and its cache.
+    code = ("import h5py, json, sys; f = h5py.File(sys.argv[1], 'r', swmr=True); e = f['/entry']; "
+            "print(json.dumps([int(e.attrs['steps_total']), e.attrs['parameters'], f.attrs['file_name'], "
+            "f['/entry/sample/chip'][()].decode(), 'nplc' in f['/entry/instrument/smu'].attrs]))")
+    seen = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    writer.close()
+    assert seen.returncode == 0, seen.stderr
+    assert json.loads(seen.stdout) == [3, '{"n": 3}', "header.h5", "c7", True]
