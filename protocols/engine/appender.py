@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
@@ -41,29 +42,57 @@ BUFFER_BYTES = 1 << 20
 MAX_BUFFER_CHUNKS = 4
 
 
+@dataclass(frozen=True)
+class Layout:
+    """What an :class:`Appender` needs to know of its dataset, from its creation properties.
+
+    Asking HDF5 costs ~60 us a dataset (creation properties, shape and type each ~15 us);
+    datasets made from the same declaration share one layout, read once
+    (``run_writer``: per run-file skeleton).
+    """
+
+    row_shape: tuple[int, ...]
+    dtype: np.dtype
+    #: Rows per chunk (1 for a dataset that is not chunked).
+    chunk: int
+    #: The direct path can write it (given a POSIX descriptor and no chunk cache): chunks of
+    #: whole rows, allocated early, not filtered; a native numeric type (the rows' bytes are the file's).
+    direct: bool
+
+    @classmethod
+    def of(cls, dataset: h5py.Dataset | h5py.h5d.DatasetID) -> Layout:
+        """The layout of ``dataset`` (or of the dataset of this low-level id)."""
+        dsid = dataset if isinstance(dataset, h5py.h5d.DatasetID) else dataset.id
+        dcpl = dsid.get_create_plist()  # asked once: each such query costs ~15 us
+        chunks = dcpl.get_chunk() if dcpl.get_layout() == h5py.h5d.CHUNKED else None
+        row_shape, dtype = dsid.shape[1:], dsid.dtype
+        return cls(row_shape, dtype, chunks[0] if chunks else 1, _direct_applies(dcpl, chunks, row_shape, dtype))
+
+
 class Appender:
     """Appends rows of ``dataset.shape[1:]`` to ``dataset`` (first axis resizable)."""
 
     def __init__(self, dataset: h5py.Dataset | h5py.h5d.DatasetID, rows_on_disk: int, *, fd: int | None = None,
-                 chunk_cache: bool | None = None) -> None:
+                 chunk_cache: bool | None = None, layout: Layout | None = None) -> None:
         """``dataset``: the dataset, or its low-level id (an ``h5py.Dataset`` is then made only
         when asked for, :attr:`dataset`: making one costs as much as opening the dataset).
         ``fd``: the descriptor of the dataset's file when it is on the POSIX driver
         (``h5py.File.driver`` "sec2"): the direct path writes through it where it applies.
         ``chunk_cache``: whether the file has a chunk cache (h5py's ``rdcc_nbytes`` > 0), when
-        the caller knows it from the file's access properties; None: asked of the dataset."""
+        the caller knows it from the file's access properties; None: asked of the dataset.
+        ``layout``: the dataset's :class:`Layout` when the caller has it (read from a dataset
+        of the same creation properties); None: read from this one."""
         if isinstance(dataset, h5py.h5d.DatasetID):
             self._id, self._dataset = dataset, None
         else:
             self._id, self._dataset = dataset.id, dataset
         self._n = rows_on_disk
         dsid = self._id
-        dcpl = dsid.get_create_plist()  # asked once: each such query costs ~15 us
-        chunks = dcpl.get_chunk() if dcpl.get_layout() == h5py.h5d.CHUNKED else None
-        row_shape = dsid.shape[1:]
-        self._chunk = chunks[0] if chunks else 1
-        self._dtype = dsid.dtype
-        self.row_shape: tuple[int, ...] = row_shape
+        layout = layout or Layout.of(dsid)
+        self.layout = layout
+        row_shape = self.row_shape = layout.row_shape
+        self._chunk = layout.chunk
+        self._dtype = layout.dtype
         self._row_bytes = int(np.prod(row_shape, dtype=np.int64)) * self._dtype.itemsize
         rows = self._chunk * min(MAX_BUFFER_CHUNKS, max(1, BUFFER_BYTES // max(1, self._chunk * self._row_bytes)))
         if chunk_cache is None:
@@ -72,8 +101,7 @@ class Appender:
         # None: rows go through HDF5's write, from the buffer. The direct path keeps the rows
         # themselves until written (no buffer), and needs the chunk cache off: a cached chunk
         # would not see the rows written past HDF5.
-        direct = fd is not None and not self._aligned and _direct_applies(dcpl, chunks, row_shape, self._dtype)
-        self._fd = fd if direct else None
+        self._fd = fd if fd is not None and not self._aligned and layout.direct else None
         self._buf = np.empty((0 if self._fd is not None else rows, *row_shape), dtype=self._dtype)
         self._mtype = _memory_type(self._dtype)
         self._k = 0
@@ -154,7 +182,7 @@ class Appender:
         return len(self._buf) - (self._n % self._chunk if self._aligned else 0)
 
     def _write(self, rows: np.ndarray) -> None:
-        write_rows(self._id, self._n, rows, self._mtype)
+        write_rows(self._id, self._n, rows, self._mtype, self._dtype)
         self._n += len(rows)
         self._cap = self._room()
 
@@ -229,7 +257,7 @@ _IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 16
 
 
 def write_rows(dataset: h5py.Dataset | h5py.h5d.DatasetID, n: int, rows: np.ndarray,
-               mtype: h5py.h5t.TypeID | None = None) -> None:
+               mtype: h5py.h5t.TypeID | None = None, dtype: np.dtype | None = None) -> None:
     """Resize ``dataset`` (or the dataset of this low-level id) to ``n + len(rows)`` rows and
     write ``rows`` from row ``n`` on.
 
@@ -237,11 +265,13 @@ def write_rows(dataset: h5py.Dataset | h5py.h5d.DatasetID, n: int, rows: np.ndar
     memory type, :func:`_memory_type` of the dataset's dtype, made once by the caller):
     its ``resize`` and ``ds[a:b] = rows`` cost ~200 us a write in selection bookkeeping.
     Other types and layouts go through ``ds[a:b] = rows``, which converts them.
+    ``dtype``: the dataset's type when the caller knows it (asking HDF5 costs ~20 us, as
+    much as the write of a journal row's value).
     """
     dsid = dataset if isinstance(dataset, h5py.h5d.DatasetID) else dataset.id
     row_shape = rows.shape[1:]
     dsid.set_extent((n + len(rows), *row_shape))
-    if rows.dtype == dsid.dtype and rows.flags.c_contiguous and rows.dtype.kind != "O":
+    if rows.dtype == (dsid.dtype if dtype is None else dtype) and rows.flags.c_contiguous and rows.dtype.kind != "O":
         space = dsid.get_space()
         space.select_hyperslab((n, *(0 for _ in row_shape)), rows.shape)
         dsid.write(h5py.h5s.create_simple(rows.shape), space, rows, mtype=mtype or _memory_type(rows.dtype))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import h5py
@@ -36,13 +37,18 @@ log = logging.getLogger("rrambench.runfile")
 class Journal:
     """Reads and appends the journal group of an open run file."""
 
-    def __init__(self, group: h5py.Group, streams: list[str] | None = None) -> None:
-        """``streams``: the journal's streams when known, i.e. of a journal just created (no rows)."""
+    def __init__(self, group: h5py.Group, streams: list[str] | None = None,
+                 dtypes: Mapping[str, np.dtype] | None = None) -> None:
+        """``streams``: the journal's streams when known, i.e. of a journal just created (no rows).
+        ``dtypes``: the types of its datasets by name (the columns and ``rows``) when known, i.e.
+        of a journal made from a skeleton whose types were read once; else asked at the first row."""
         self._group = group
         # Low-level ids: a journal is appended to far more often than read, and the eight
         # h5py.Dataset objects cost a tenth of a run file's creation.
         self._cols = {c: open_dataset_id(group, c) for c, *_ in JOURNAL_COLUMNS}
         self._rows_ds = open_dataset_id(group, ROWS)
+        # Asking a dataset its type costs ~20 us: eight of them were a third of a journal row.
+        self._dtypes: dict[str, np.dtype] = dict(dtypes or {})
         if streams is not None:
             self.streams: list[str] = list(streams)
             self._n = 0
@@ -67,9 +73,11 @@ class Journal:
         return cls(group)
 
     @classmethod
-    def attach(cls, h5: h5py.File, streams: list[str] | None = None) -> Journal:
-        """The journal of ``h5``; ``streams``: its streams, given for a file just created (nothing to read)."""
-        return cls(open_group(h5, JOURNAL), streams)
+    def attach(cls, h5: h5py.File, streams: list[str] | None = None,
+               dtypes: Mapping[str, np.dtype] | None = None) -> Journal:
+        """The journal of ``h5``; ``streams``: its streams, given for a file just created (nothing
+        to read); ``dtypes``: its datasets' types by name, when known."""
+        return cls(open_group(h5, JOURNAL), streams, dtypes)
 
     # -- reading --------------------------------------------------------------------
     def __len__(self) -> int:
@@ -113,11 +121,18 @@ class Journal:
         }
         n = self._n
         counts = np.array([[rows.get(s, 0) for s in self.streams] or [0]], dtype=np.int64)
-        write_rows(self._rows_ds, n, counts)
+        write_rows(self._rows_ds, n, counts, dtype=self._dtype(ROWS, self._rows_ds))
         for column, value in values.items():  # low-level writes: ~1/4 of h5py's resize and ds[n] = value
             ds = self._cols[column]
-            write_rows(ds, n, np.array([value], dtype=ds.dtype))
+            dtype = self._dtype(column, ds)
+            write_rows(ds, n, np.array([value], dtype=dtype), dtype=dtype)
         self._n = n + 1
+
+    def _dtype(self, name: str, dsid: h5py.h5d.DatasetID) -> np.dtype:
+        dtype = self._dtypes.get(name)
+        if dtype is None:
+            dtype = self._dtypes[name] = dsid.dtype
+        return dtype
 
     def truncate_to_completed(self) -> None:
         """Cut the journal to its completed prefix and every stream to its rows then."""

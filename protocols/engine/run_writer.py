@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from time import monotonic
+from types import MappingProxyType
 from typing import Any
 
 import h5py
@@ -39,6 +40,8 @@ from analysis.schema import (
     ERROR_BYTES,
     INSTRUMENT,
     INTERPRETATION,
+    JOURNAL,
+    JOURNAL_COLUMNS,
     LONG_NAME,
     OUTCOME,
     OUTCOME_BYTES,
@@ -48,6 +51,7 @@ from analysis.schema import (
     PULSE_COLUMNS,
     PULSES,
     RESUME_SNAPSHOT,
+    ROWS,
     RUN_ATTRIBUTES,
     RUN_FIELDS,
     RUNNING,
@@ -64,7 +68,7 @@ from analysis.schema import (
     instrument_path,
 )
 from instruments import __version__
-from protocols.engine.appender import Appender, direct_rows_dcpl
+from protocols.engine.appender import Appender, Layout, direct_rows_dcpl
 from protocols.engine.datasets import (
     Constant,
     Link,
@@ -135,8 +139,11 @@ class RunWriter:
     Not thread-safe: the engine calls it from the run's thread only.
     """
 
-    def __init__(self, path: Path, h5: h5py.File, journal: Journal, *, fresh: bool = False) -> None:
-        """``fresh``: the file was just created (no rows, no preamble: nothing to read back)."""
+    def __init__(self, path: Path, h5: h5py.File, journal: Journal, *, fresh: bool = False,
+                 layouts: Mapping[str, Layout] | None = None) -> None:
+        """``fresh``: the file was just created (no rows, no preamble: nothing to read back) by
+        :meth:`create`, which gives the ``layouts`` of its growing datasets by HDF5 path (read
+        once from its skeleton) and opened it with :func:`_writer_fapl`."""
         self.path = path
         self._h5 = h5
         self.journal = journal
@@ -146,7 +153,7 @@ class RunWriter:
         self._preambles: dict[str, tuple[float, ...]] = {}  # by trace name
         self._preamble_seen: dict[str, dict[str, float]] = {}  # the last preamble mapping accepted, by trace name
         self._last_flush = time.monotonic()
-        self._index_streams(fresh)
+        self._index_streams(fresh, layouts or {})
 
     # -- creation -----------------------------------------------------------------
     @classmethod
@@ -173,13 +180,15 @@ class RunWriter:
         if path.exists():
             raise FileExistsError(f"{path} exists; run files are never overwritten")
         session, run = _header_attrs(header)
-        image = _skeleton_image(tuple(s for s in specs if not isinstance(s, Constant)), signal, session)
+        image, layouts = _skeleton_image(tuple(s for s in specs if not isinstance(s, Constant)), signal, session)
         building = path.with_name(f".{path.name}.{os.getpid()}.creating")
-        out = open(building, "xb")  # closed below
+        out = os.open(building, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         h5, published = None, False
         try:
-            with out:
-                out.write(image)
+            try:  # unbuffered: the image is written in one call
+                _write_all(out, image)
+            finally:
+                os.close(out)
             # In SWMR write mode from the open: no reader can open the file under its hidden
             # name, so this run's own objects (header, sample, constants, snapshot) are made
             # in SWMR mode safely, and the switch later, which evicts every object from
@@ -193,7 +202,9 @@ class RunWriter:
             h5.flush()  # what this run added is on disk before anyone can open the file, or be left with it
             _publish(building, path)
             published = True
-            return cls(path, h5, Journal.attach(h5, [_stream_path(s) for s in specs if _is_growing(s)]), fresh=True)
+            journal = Journal.attach(h5, [_stream_path(s) for s in specs if _is_growing(s)],
+                                     {name: layouts[f"{JOURNAL}/{name}"].dtype for name in _JOURNAL_DATASETS})
+            return cls(path, h5, journal, fresh=True, layouts=layouts)
         except BaseException:
             if h5 is not None:
                 h5.close()
@@ -380,20 +391,22 @@ class RunWriter:
         if time.monotonic() - self._last_flush > LIVE_INTERVAL:
             self.flush()
 
-    def _index_streams(self, fresh: bool) -> None:
+    def _index_streams(self, fresh: bool, layouts: Mapping[str, Layout]) -> None:
         counts = self.journal.current_rows()
-        fapl = self._h5.id.get_access_plist()  # the file's driver and chunk cache, asked once for all appenders
-        fd = self._h5.id.get_vfd_handle() if fapl.get_driver() == h5py.h5fd.SEC2 else None  # for the direct path
-        cache = fapl.get_cache()[2] > 0
+        # The file's driver and chunk cache, for all appenders: those of the writer's own
+        # access properties for a file it created, else asked of the file once.
+        sec2, cache = _access(_writer_fapl() if fresh else self._h5.id.get_access_plist())
+        fd = self._h5.id.get_vfd_handle() if sec2 else None  # for the direct path
         for path in self.journal.streams:
             if path == PULSES:
                 group = open_group(self._h5, PULSES)
                 n = 0 if fresh else counts.get(PULSES, open_dataset_id(group, "step").shape[0])
-                self._pulses = {c: Appender(open_dataset_id(group, c), n, chunk_cache=cache) for c, *_ in PULSE_COLUMNS}
+                self._pulses = {c: Appender(open_dataset_id(group, c), n, chunk_cache=cache,
+                                            layout=layouts.get(f"{PULSES}/{c}")) for c, *_ in PULSE_COLUMNS}
                 continue
             dsid = open_dataset_id(self._h5, path)
             stream = self._streams[path] = Appender(dsid, 0 if fresh else counts.get(path, dsid.shape[0]), fd=fd,
-                                                    chunk_cache=cache)
+                                                    chunk_cache=cache, layout=layouts.get(path))
             if path.startswith(f"{SCOPE}/"):
                 name = path.rsplit("/", 1)[1]
                 self._traces[name] = stream
@@ -412,6 +425,11 @@ def _writer_fapl() -> h5py.h5p.PropFAID:
     return fapl
 
 
+def _access(fapl: h5py.h5p.PropFAID) -> tuple[bool, bool]:
+    """(on the POSIX driver, with a chunk cache) of files opened with ``fapl``."""
+    return fapl.get_driver() == h5py.h5fd.SEC2, fapl.get_cache()[2] > 0
+
+
 def _is_growing(spec: Spec) -> bool:
     return isinstance(spec, (Stream, Traces, PulseHistory))
 
@@ -420,9 +438,12 @@ def _stream_path(spec: Spec) -> str:
     return spec.path
 
 
-def _skeleton_image(specs: tuple[Spec, ...], signal: str | None, session: tuple[tuple[str, Any], ...]) -> bytes:
+def _skeleton_image(specs: tuple[Spec, ...], signal: str | None,
+                    session: tuple[tuple[str, Any], ...]) -> tuple[bytes, Mapping[str, Layout]]:
     """The run file of ``specs`` (constants aside) before its run, as a file image, with the
-    run attributes ``session`` (those a bench session repeats from run to run).
+    run attributes ``session`` (those a bench session repeats from run to run); and the
+    :class:`Layout` of each dataset it appends to (streams, traces, pulse and journal
+    columns) by HDF5 path, read from the image once rather than from each run file.
 
     Built once per declaration in a process (:func:`_build_skeleton`, cached) and
     written out for each run: creating the ~20 objects and ~50 attributes that do not
@@ -434,14 +455,16 @@ def _skeleton_image(specs: tuple[Spec, ...], signal: str | None, session: tuple[
     try:
         hash(specs)
     except TypeError:  # a spec holding a list: nothing to cache it by
-        return _with_entry_attrs(_build_skeleton.__wrapped__(specs, signal, process), session)
+        image, layouts = _build_skeleton.__wrapped__(specs, signal, process)
+        return _with_entry_attrs(image, session), layouts
     return _session_image(specs, signal, process, session)
 
 
 @functools.lru_cache(maxsize=8)
 def _session_image(specs: tuple[Spec, ...], signal: str | None, process: tuple[int, str],
-                   session: tuple[tuple[str, Any], ...]) -> bytes:
-    return _with_entry_attrs(_build_skeleton(specs, signal, process), session)
+                   session: tuple[tuple[str, Any], ...]) -> tuple[bytes, Mapping[str, Layout]]:
+    image, layouts = _build_skeleton(specs, signal, process)
+    return _with_entry_attrs(image, session), layouts
 
 
 def _with_entry_attrs(image: bytes, attrs: tuple[tuple[str, Any], ...]) -> bytes:
@@ -461,32 +484,40 @@ def _with_entry_attrs(image: bytes, attrs: tuple[tuple[str, Any], ...]) -> bytes
 
 
 @functools.lru_cache(maxsize=8)
-def _build_skeleton(specs: tuple[Spec, ...], signal: str | None, process: tuple[int, str]) -> bytes:
+def _build_skeleton(specs: tuple[Spec, ...], signal: str | None,
+                    process: tuple[int, str]) -> tuple[bytes, Mapping[str, Layout]]:
     """Every group and dataset of ``specs`` with their attributes, the run state, the
     outcome, the journal and the run attributes of this process, in an in-memory file;
-    its image (a few kB)."""
+    its image (a few kB) and the layouts of the datasets appended to (:func:`_skeleton_image`)."""
     name = f"skeleton-{os.getpid()}-{next(_SKELETONS)}.h5"  # the core driver's files are named, never written
     h5 = h5py.File(name, "w", driver="core", backing_store=False, libver=LIBVER)
     try:
         new_attrs(h5, {"NX_class": "NXroot", "default": "entry", "creator": f"rrambench {__version__}",
-                       "HDF5_Version": h5py.version.hdf5_version, "h5py_version": h5py.version.version})
+                       "HDF5_Version": h5py.version.hdf5_version, "h5py_version": h5py.version.version,
+                       **_ROOT_RUN_ATTRS})
         gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
         gcpl.set_attr_phase_change(64, 6)  # its ~25 attributes in the object header: a third faster to add
         entry = h5py.Group(h5py.h5g.create(h5.id, ENTRY.encode(), gcpl=gcpl))
         new_attrs(entry, {"NX_class": "NXentry", "default": "data", RunAttr.SCHEMA_VERSION: SCHEMA_VERSION,
                           RunAttr.SOFTWARE_VERSION: __version__, RunAttr.WRITER_PID: process[0],
-                          RunAttr.WRITER_HOST: process[1], RunAttr.RESUMES: "[]"})
+                          RunAttr.WRITER_HOST: process[1], RunAttr.RESUMES: "[]", **_run_attr_blanks()})
         _create_run_state(entry)
         _create_data(h5, specs, signal)
         _create_outcome(h5)
-        Journal.create(h5, [_stream_path(s) for s in specs if _is_growing(s)])
+        growing = [_stream_path(s) for s in specs if _is_growing(s)]
+        Journal.create(h5, growing)
+        paths = [*(p for p in growing if p != PULSES), *(f"{JOURNAL}/{name}" for name in _JOURNAL_DATASETS),
+                 *((f"{PULSES}/{c}" for c, *_ in PULSE_COLUMNS) if PULSES in growing else ())]
+        layouts = MappingProxyType({p: Layout.of(open_dataset_id(h5, p)) for p in paths})  # shared: read-only
         h5.flush()
-        return h5.id.get_file_image()
+        return h5.id.get_file_image(), layouts
     finally:
         h5.close()
 
 
 _SKELETONS = itertools.count()
+#: The datasets of the journal group.
+_JOURNAL_DATASETS = (*(c for c, *_ in JOURNAL_COLUMNS), ROWS)
 #: Run attributes the skeleton holds (the same for every run of a process).
 _PROCESS_ATTRS = frozenset({RunAttr.SCHEMA_VERSION, RunAttr.SOFTWARE_VERSION, RunAttr.WRITER_PID,
                             RunAttr.WRITER_HOST, RunAttr.RESUMES})
@@ -494,6 +525,16 @@ _PROCESS_ATTRS = frozenset({RunAttr.SCHEMA_VERSION, RunAttr.SOFTWARE_VERSION, Ru
 _SESSION_ATTRS = frozenset({RunAttr.PROTOCOL, RunAttr.TITLE, RunAttr.BENCH_CONFIG, RunAttr.INSTRUMENTS,
                             RunAttr.INSTRUMENT_SETTINGS, RunAttr.CONFIG_PATH, RunAttr.SIMULATED,
                             RunAttr.SIMULATED_PARTS, RunAttr.PROTOCOL_SOURCE})
+#: The root's attributes of each run's own (NeXus NXroot), blank in the skeleton.
+_ROOT_RUN_ATTRS = {"file_name": "", "file_time": ""}
+#: Run attributes of each run's own, blank in the skeleton and written into each run file.
+_RUN_ATTRS = tuple(key for key in RUN_ATTRIBUTES if key not in _PROCESS_ATTRS | _SESSION_ATTRS)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _publish(building: Path, path: Path) -> None:
@@ -535,13 +576,23 @@ def _header_attrs(header: RunHeader) -> tuple[tuple[tuple[str, Any], ...], dict[
             {k: str(v) for k, v in header.sample.items() if str(v)}), strict=True)), sort_keys=True, default=str),
     }
     session = tuple(sorted((key, values[key]) for key in _SESSION_ATTRS))
-    return session, {key: values[key] for key in RUN_ATTRIBUTES if key not in _PROCESS_ATTRS | _SESSION_ATTRS}
+    return session, {key: values[key] for key in _RUN_ATTRS}
 
 
 def _write_header(h5: h5py.File, path: Path, header: RunHeader, run: Mapping[str, Any]) -> None:
-    """The run's own attributes: of the root (file name and time) and ``run`` of ``/entry``."""
-    new_attrs(h5, {"file_name": path.name, "file_time": header.started})
-    new_attrs(open_group(h5, ENTRY), run)
+    """The run's own attributes: of the root (file name and time) and ``run`` of ``/entry``,
+    written over the skeleton's blanks (a quarter faster than making them; the object
+    headers keep their size)."""
+    overwrite_attrs(h5, {"file_name": path.name, "file_time": header.started})
+    overwrite_attrs(open_group(h5, ENTRY), run)
+
+
+@functools.cache
+def _run_attr_blanks() -> dict[str, Any]:
+    """Blank values of the kind of each run attribute of a run's own (``_RUN_ATTRS``), for the
+    skeleton: an empty string, or the number 0 of its type."""
+    _, run = _header_attrs(RunHeader(protocol="", parameters={}, seed=0, started="", steps_total=0))
+    return {key: "" if isinstance(value, str) else type(value)() for key, value in run.items()}
 
 
 def _write_sample(h5: h5py.File, sample: Mapping[str, str]) -> None:

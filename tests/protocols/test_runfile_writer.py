@@ -16,6 +16,7 @@ from engine_helpers import PREAMBLE, Everything, Gated
 
 from analysis import open_run, schema
 from analysis.characterization_data import load_pulses, load_traces
+from protocols.engine.appender import Layout
 from protocols.engine.datasets import Link, PulseHistory, Stream, Traces
 from protocols.engine.run_writer import RunHeader, RunWriter
 from protocols.engine.runner import RunEngine, RunState
@@ -431,6 +432,29 @@ def test_the_writers_appenders_are_told_the_chunk_cache_of_their_file(tmp_path):
     reopened = RunWriter.reopen(path)
     told_right(reopened)
     reopened.close()
+
+
+def test_a_created_writer_takes_each_layout_read_once_from_the_skeleton(tmp_path):
+    """A created writer's appenders and journal take the layouts read from the skeleton
+    (not from each run file): they are those the run file's own datasets have, for every
+    kind of growing dataset, in the first run file of a declaration and in the next."""
+    header = RunHeader(protocol="layout", parameters={}, seed=1, started="t", steps_total=2)
+    specs = [Stream("x", units="V", shape=(3,)), Stream("k", units="", dtype="i4"),
+             Traces("ch", points=16, dtype="i1"), PulseHistory()]
+    for k in range(2):
+        writer = RunWriter.create(tmp_path / f"layout-{k}.h5", header, specs)
+        appenders = [*writer._streams.values(), *writer._pulses.values()]
+        assert len(appenders) == 3 + len(schema.PULSE_COLUMNS)
+        for app in appenders:
+            assert app.layout == Layout.of(app.id)
+        assert writer._traces["ch"].layout.direct and not writer._streams["/entry/data/x"].layout.direct
+        journal = writer.journal
+        assert journal._dtypes == {**{c: ds.dtype for c, ds in journal._cols.items()},
+                                   schema.ROWS: journal._rows_ds.dtype}
+        writer.end_step(0, "s0", "completed", start=0, end=1, clock_start=0, clock_end=1)
+        writer.close()
+        run = open_run(tmp_path / f"layout-{k}.h5")
+        assert [e.status for e in run.journal] == ["completed"]
 
 
 def test_a_published_run_file_has_its_header_before_the_first_flush(tmp_path):
