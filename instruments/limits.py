@@ -56,7 +56,7 @@ class Limits:
         arr = np.asarray(value, dtype=float)
         # One reduction: NaN propagates through max and an infinity stays one, so a
         # non-finite maximum means a non-finite element (this runs on every pulse batch).
-        worst = float(np.max(np.abs(arr))) if arr.size else 0.0
+        worst = float(np.abs(arr).max()) if arr.size else 0.0
         if not math.isfinite(worst):
             raise LimitError(f"{what}: non-finite value refused")
         if worst > bound * (1 + 1e-12):

@@ -198,34 +198,48 @@ class MacroController:
         (s, > 0) set the verify read. Returns the read conductances in S, one per
         cell, in the order given.
         """
-        m, r, c, pol, amp, wid, gat = np.broadcast_arrays(macro, row, col, polarity, amplitude, width, gate)
-        pol = np.asarray(pol)
+        m, r, c, pol, amp, wid, gat = args = [np.asarray(a) for a in (macro, row, col, polarity, amplitude, width,
+                                                                      gate)]
+        shape = np.broadcast(*args).shape  # refuses arguments that do not broadcast
+        # Every check runs on the arguments as given, before broadcasting: a scalar width
+        # or gate is checked once, not once per cell (this runs on every write-verify
+        # iteration, and its cost is paid again at the board).
         if not np.all((pol == 1) | (pol == -1)):
             raise ValueError("polarity must be +1 (SET) or -1 (RESET) for every cell")
-        amp = np.asarray(amp, dtype=float)
-        if np.any(amp < 0):
+        amp = amp.astype(float, copy=False)
+        lowest = amp.min() if amp.size else 0.0
+        if lowest < 0:
             raise ValueError("amplitude is a magnitude in V and must be >= 0; polarity gives the sign")
-        self._limits.set_pulse(amp[pol > 0])
-        self._limits.reset_pulse(amp[pol < 0])
+        self._check_amplitudes(pol, amp)
         self._limits.pulse_width(wid)
         self._limits.gate(gat)
         head = self._read_settings(bias, window)
-        cells = np.empty(m.size, ops.PULSE_CELL)
+        cells = np.empty(shape, ops.PULSE_CELL)
         cells["macro"], cells["row"], cells["col"] = _indices(m, r, c)
-        cells["polarity"] = pol.ravel()
-        cells["amplitude"], cells["width"], cells["gate"] = amp.ravel(), np.ravel(wid), np.ravel(gat)
-        return self._batched(Op.PULSE_BATCH, head, cells).reshape(m.shape)
+        cells["polarity"], cells["amplitude"], cells["width"], cells["gate"] = pol, amp, wid, gat
+        return self._batched(Op.PULSE_BATCH, head, cells.reshape(-1)).reshape(shape)
+
+    def _check_amplitudes(self, pol: np.ndarray, amp: np.ndarray) -> None:
+        """Refuse a SET amplitude above the SET limit or a RESET one above the RESET limit (V)."""
+        limits = self._limits
+        # Below both limits (every batch that is not refused): one reduction, no split.
+        # NaN is not below, an infinity neither: both go on to the checks that name them.
+        if amp.size and not amp.max() <= min(limits.set_voltage, limits.reset_voltage):
+            pol, amp = np.broadcast_arrays(pol, amp)
+            limits.set_pulse(amp[pol > 0])
+            limits.reset_pulse(amp[pol < 0])
 
     def read_batch(self, macro, row, col, bias: float = 0.1, window: float = 1e-6) -> np.ndarray:
         """Conductance of each listed cell in S (indices broadcast; order kept).
 
         bias: read voltage in V (within the read limit); window: integration time in s (> 0).
         """
-        m, r, c = np.broadcast_arrays(macro, row, col)
+        m, r, c = args = [np.asarray(a) for a in (macro, row, col)]
+        shape = np.broadcast(*args).shape
         head = self._read_settings(bias, window)
-        cells = np.empty(m.size, ops.READ_CELL)
+        cells = np.empty(shape, ops.READ_CELL)
         cells["macro"], cells["row"], cells["col"] = _indices(m, r, c)
-        return self._batched(Op.READ_BATCH, head, cells).reshape(m.shape)
+        return self._batched(Op.READ_BATCH, head, cells.reshape(-1)).reshape(shape)
 
     def read_macro(self, macro: int, bias: float = 0.1, window: float = 1e-6) -> np.ndarray:
         """Conductance map of a whole macro, (rows, cols) S; bias V, window s as in read_batch."""
@@ -393,6 +407,11 @@ class MacroController:
     def _batched(self, op: Op, head: bytes, cells: np.ndarray) -> np.ndarray:
         """Send ``cells`` in as few frames as ``max_payload`` allows; reads in S."""
         per_frame = ops.max_cells(op, self.max_payload)
+        if cells.size <= per_frame:  # one frame (2048 cells at the default payload): no assembly
+            body = self._request(op, head + cells.tobytes())
+            if len(body) != cells.size * ops.VALUE.itemsize:
+                raise InstrumentError(self.name, f"{op.name} reply holds {len(body)} bytes for {cells.size} cells")
+            return np.frombuffer(body, ops.VALUE).astype(float)
         out = np.empty(cells.size, float)
         for start in range(0, cells.size, per_frame):
             chunk = cells[start : start + per_frame]
@@ -482,17 +501,14 @@ def _index(value, name: str) -> int:
 
 
 def _indices(*arrays: np.ndarray) -> list[np.ndarray]:
-    """Cell index arrays checked to be integers in 0..255, flattened."""
-    out = []
-    for name, arr in zip(("macro", "row", "col"), arrays, strict=True):
-        a = np.asarray(arr)
+    """Cell index arrays checked to be integers in 0..255 (shapes kept: they broadcast)."""
+    for name, a in zip(("macro", "row", "col"), arrays, strict=True):
         # Integer arrays (what the protocols pass) need no rounding check: it costs
         # more than the rest of a 2048-cell batch's packing.
         whole = a.dtype.kind in "ui" or bool(np.all(a == np.round(a)))
         if a.size and (not whole or a.min() < 0 or a.max() > 255):
             raise ValueError(f"{name} indices must be integers in 0..255")
-        out.append(a.ravel())
-    return out
+    return list(arrays)
 
 
 def _finite(name: str, value, ndim: int) -> np.ndarray:

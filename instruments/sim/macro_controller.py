@@ -24,6 +24,7 @@ and error text the host receives. Absolute ratings of the board's hardware (the 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import zlib
 from collections import deque
@@ -419,18 +420,20 @@ class MacroControllerOps:
         return float(bias), float(window), cells
 
     def _check_cells(self, m: np.ndarray, r: np.ndarray, c: np.ndarray) -> None:
+        """Refuse a cell outside the array; ``m``, ``r``, ``c``: unsigned indices of equal size."""
         w = self.world
-        bad = (m >= w.n_macros) | (r >= w.rows) | (c >= w.cols)
-        if np.any(bad):
+        # Three reductions on the way in (every batch); which cell is bad only on refusal.
+        if m.size and (m.max() >= w.n_macros or r.max() >= w.rows or c.max() >= w.cols):
+            bad = (m >= w.n_macros) | (r >= w.rows) | (c >= w.cols)
             k = int(np.argmax(bad))
             raise Refusal(Status.BAD_ARGUMENT, f"cell {k} ({m[k]}, {r[k]}, {c[k]}) outside "
                           f"{w.n_macros} macros of {w.rows}x{w.cols}")
 
     @staticmethod
     def _check_read(bias: float, window: float) -> None:
-        if not (np.isfinite(bias) and abs(bias) <= RATINGS["bias"]):
+        if not (math.isfinite(bias) and abs(bias) <= RATINGS["bias"]):
             raise Refusal(Status.BAD_ARGUMENT, f"read bias {bias} V outside +-{RATINGS['bias']} V")
-        if not (np.isfinite(window) and 0 < window <= 1.0):
+        if not (math.isfinite(window) and 0 < window <= 1.0):
             raise Refusal(Status.BAD_ARGUMENT, f"read window {window} s outside (0, 1] s")
 
 
@@ -440,9 +443,15 @@ def _expect(payload: bytes, size: int) -> None:
 
 
 def _rating(name: str, values: np.ndarray, lo: float, hi: float, unit: str) -> None:
-    """Refuse values outside [lo, hi] (or non-finite): the board's absolute ratings."""
-    values = np.asarray(values, dtype=float)
-    if values.size and not (np.all(np.isfinite(values)) and values.min() >= lo and values.max() <= hi):
+    """Refuse values outside [lo, hi] (or non-finite): the board's absolute ratings.
+
+    ``lo`` and ``hi`` are finite, so the two reductions also catch every non-finite value (a
+    NaN is the minimum and the maximum of any array holding one; an infinity lies outside),
+    and they run on the values as received (float32 from a frame, no conversion): this
+    runs three times on every pulse batch.
+    """
+    values = np.asarray(values)
+    if values.size and not (values.min() >= lo and values.max() <= hi):
         raise Refusal(Status.BAD_ARGUMENT, f"{name} outside the board's rating [{lo:g}, {hi:g}] {unit}")
 
 

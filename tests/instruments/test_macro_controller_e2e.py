@@ -15,7 +15,7 @@ import pytest
 from instruments.errors import InstrumentError, InstrumentTimeout, LimitError, LinkError
 from instruments.limits import Limits
 from instruments.macro_controller import MacroController
-from instruments.macro_controller_wire import Op, decode, encode, max_cells
+from instruments.macro_controller_wire import PULSE_CELL, Op, decode, encode, max_cells
 from instruments.serial_link import SerialLink
 from instruments.sim.macro_controller import MacroControllerEmulator
 from instruments.sim.servers import LoopbackServer
@@ -176,6 +176,58 @@ def test_values_beyond_limits_raise_before_any_byte_reaches_the_board(shared, ca
     shared.ctl.status()  # a later frame: anything the refused call sent would be in by now
     assert len(shared.board.received) == received + 1
     assert decode(shared.board.received[-1]).op == Op.STATUS
+
+
+def _with_one(values, k: int, value) -> np.ndarray:
+    out = np.array(values, dtype=float)
+    out[k] = value
+    return out
+
+
+_RESETS = np.full(2048, -1)  # every cell a RESET but the one a case makes a SET
+_MIXED = _with_one(_RESETS, 1500, 1)
+
+
+@pytest.mark.parametrize(("call", "error"), [
+    # A SET cell above the SET limit in a batch of RESETs below the (higher) RESET limit.
+    (lambda c: c.pulse_batch(*TWO_MACROS, _MIXED, _with_one(np.full(2048, 2.4), 1500, 2.1), 100e-9, 1.0),
+     LimitError),
+    (lambda c: c.pulse_batch(*TWO_MACROS, _RESETS, _with_one(np.full(2048, 2.4), 7, 2.6), 100e-9, 1.0),
+     LimitError),
+    (lambda c: c.pulse_batch(*TWO_MACROS, 1, _with_one(np.full(2048, 1.0), 2047, np.nan), 100e-9, 1.0),
+     LimitError),
+    (lambda c: c.pulse_batch(*TWO_MACROS, -1, _with_one(np.full(2048, 1.0), 0, np.inf), 100e-9, 1.0),
+     LimitError),
+    (lambda c: c.pulse_batch(*TWO_MACROS, 1, 1.0, _with_one(np.full(2048, 1e-7), 3, 5e-9), 1.0), LimitError),
+    (lambda c: c.pulse_batch(*TWO_MACROS, 1, 1.0, 100e-9, _with_one(np.full(2048, 1.0), 9, np.nan)), LimitError),
+    (lambda c: c.pulse_batch(*TWO_MACROS, _with_one(_MIXED, 5, 0), 1.0, 100e-9, 1.0), ValueError),
+    (lambda c: c.pulse_batch(*TWO_MACROS, 1, _with_one(np.full(2048, 1.0), 5, -0.1), 100e-9, 1.0), ValueError),
+    (lambda c: c.pulse_batch(TWO_MACROS[0], _with_one(TWO_MACROS[1], 4, 256).astype(int), TWO_MACROS[2], 1,
+                             1.0, 100e-9, 1.0), ValueError),
+    (lambda c: c.read_batch(TWO_MACROS[0], TWO_MACROS[1], _with_one(TWO_MACROS[2], 4, -1).astype(int)),
+     ValueError),
+    (lambda c: c.read_batch(0, 0, [0, 1.5]), ValueError),
+], ids=["set-among-resets", "reset", "nan-amplitude", "inf-amplitude", "width", "nan-gate", "polarity",
+        "negative-amplitude", "row-256", "col-negative", "fractional-index"])
+def test_one_bad_cell_of_a_full_batch_refuses_it_before_any_byte(shared, call, error):
+    """The driver checks the arguments as given, before broadcasting them, with one reduction
+    where every cell is within both pulse limits: what it lets through must still be safe."""
+    shared.ctl.status()
+    received = len(shared.board.received)
+    with pytest.raises(error):
+        call(shared.ctl)
+    shared.ctl.status()
+    assert len(shared.board.received) == received + 1
+
+
+def test_a_reset_between_the_set_and_the_reset_limits_is_sent(shared):
+    """2.3 V is above the SET limit (2.0 V) and below the RESET limit (2.5 V): a RESET there is allowed."""
+    pol = np.array([1, -1, -1])
+    g = shared.ctl.pulse_batch(0, 3, [0, 1, 2], pol, [1.9, 2.3, 2.5], 100e-9, [1.0, 3.3, 2.0])
+    assert g.shape == (3,) and np.all(g > 0)
+    frame = np.frombuffer(decode(shared.board.received[-1]).payload, PULSE_CELL, offset=8)
+    np.testing.assert_array_equal(frame["polarity"], pol)
+    np.testing.assert_allclose(frame["amplitude"], [1.9, 2.3, 2.5], rtol=1e-7)
 
 
 def test_disconnect_mid_operation_raises_link_error_within_the_timeout():

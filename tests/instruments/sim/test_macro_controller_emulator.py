@@ -100,6 +100,25 @@ def test_board_enforces_its_absolute_ratings_whatever_the_host_limits(board):
     assert reply.payload[0] == Status.BAD_ARGUMENT and b"polarity" in reply.payload
 
 
+@pytest.mark.parametrize(("cell", "text"), [
+    (dict(amp=float("nan")), b"amplitude outside the board's rating"),
+    (dict(gate=float("inf")), b"gate outside the board's rating"),
+    (dict(width=float("nan")), b"width outside the board's rating"),
+    (dict(width=float("-inf")), b"width outside the board's rating"),
+    (dict(gate=-0.5), b"gate outside the board's rating"),
+    (dict(pol=2), b"polarity"), (dict(m=8), b"cell 2 (8, 0, 2) outside"), (dict(r=32), b"cell 2 (0, 32, 2) outside"),
+])
+def test_one_bad_cell_in_a_batch_is_refused_with_what_is_wrong(cell, text):
+    """Ratings are checked by a minimum and a maximum of the values as received: a NaN or an
+    infinity in any cell must still be refused (the bounds are finite), and a bad cell named."""
+    board = MacroControllerEmulator(SimWorld(seed=7))
+    good = [pulse(0, 0, 0), pulse(1, 2, 3)]
+    bad = pulse(**{"m": 0, "r": 0, "c": 2, **cell})
+    reply = ask(board, 12, Op.PULSE_BATCH, READ + b"".join([*good, bad]))
+    assert reply.payload[0] == Status.BAD_ARGUMENT and text in reply.payload
+    assert board.executed == 0
+
+
 def test_identical_frame_is_answered_from_cache_and_a_new_seq_executes_again():
     world = SimWorld(seed=7)
     board = MacroControllerEmulator(world)
