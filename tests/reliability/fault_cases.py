@@ -50,8 +50,10 @@ formed = true
 {timeouts}
 """
 
-#: Short timeouts (s) on the faulted link, so a missing reply costs little test time; the
-#: healthy links get a long one, so a loaded machine never turns a slow reply into a fault.
+#: Short timeouts (s) on the faulted link once its fault is armed, so a missing reply costs
+#: little test time. Every link has the long one before (the run-start snapshot, the steps
+#: before the fault) and the healthy links throughout, so a loaded machine never turns a slow
+#: reply into a fault.
 SHORT_TIMEOUT = {"smu": 0.5, "scope": 0.5, "macro_controller": 0.1}
 HEALTHY_TIMEOUT = 10.0
 
@@ -129,17 +131,22 @@ class Injector:
         self.world, self.link, self.fault = bench.world, link, fault
         self.server = bench._sim.servers[link]
         self.emulator = getattr(bench._sim, link)
+        self.driver = getattr(bench, link)
         self.active = False
         self._countdown: int | None = None
+        self._short = False
         inner = self.server.handler
         self.server.handler = lambda message: self._handle(inner, message)
 
     def arm(self, after: int) -> None:
+        """Start the fault ``after`` messages on; called by the run's thread (between messages)."""
+        self._shorten_timeout()
         self._countdown = after
 
     def fire(self) -> None:
         if self.active:
             return
+        self._shorten_timeout()  # a no-op when armed: never from the server's thread mid-read
         self.active, self._countdown = True, None
         faults = self.world.faults[self.link]
         if self.fault == "timeout":
@@ -150,6 +157,13 @@ class Injector:
             faults.disconnect_after = self.server.messages  # the next message drops the link
         elif self.fault != "instrument-error":
             raise ValueError(f"unknown fault {self.fault!r}")
+
+    def _shorten_timeout(self) -> None:
+        """The faulted link's timeout becomes :data:`SHORT_TIMEOUT` (the driver's own transport)."""
+        if not self._short:
+            self._short = True
+            transport = self.driver._link if self.link == "macro_controller" else self.driver._io
+            transport.timeout = SHORT_TIMEOUT[self.link]
 
     def _handle(self, inner, message: bytes) -> bytes | None:
         if self._countdown is not None:
@@ -177,7 +191,8 @@ class Injector:
 
 
 def write_config(folder: Path, faulted: str | None = None) -> Path:
-    """The bench config of a fault case: short timeouts only on the ``faulted`` link."""
+    """A bench config with short timeouts only on the ``faulted`` link (None: long ones on every
+    link; the fault matrix shortens the faulted link's when its fault is armed, :class:`Injector`)."""
     path = folder / "bench.toml"
     timeouts = {link: SHORT_TIMEOUT[link] if link == faulted else HEALTHY_TIMEOUT for link in SHORT_TIMEOUT}
     path.write_text(BENCH_TOML.format(timeouts="\n".join(f"{k} = {v}" for k, v in timeouts.items())))
