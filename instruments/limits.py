@@ -56,7 +56,8 @@ class Limits:
         arr = np.asarray(value, dtype=float)
         # One reduction: NaN propagates through max and an infinity stays one, so a
         # non-finite maximum means a non-finite element (this runs on every pulse batch).
-        worst = float(np.abs(arr).max()) if arr.size else 0.0
+        # A single value (a read bias, a scalar gate) needs no array pass at all.
+        worst = abs(float(arr)) if arr.ndim == 0 else float(np.abs(arr).max()) if arr.size else 0.0
         if not math.isfinite(worst):
             raise LimitError(f"{what}: non-finite value refused")
         if worst > bound * (1 + 1e-12):
@@ -66,7 +67,10 @@ class Limits:
         """Refuse values outside [limits.lo_name, limits.hi_name]."""
         lo, hi = getattr(self, lo_name), getattr(self, hi_name)
         arr = np.asarray(value, dtype=float)
-        low, high = (float(arr.min()), float(arr.max())) if arr.size else (lo, hi)
+        if arr.ndim == 0:  # a single value (a pulse width for the whole batch): no array pass
+            low = high = float(arr)
+        else:
+            low, high = (float(arr.min()), float(arr.max())) if arr.size else (lo, hi)
         if not (math.isfinite(low) and math.isfinite(high)):  # NaN and infinities reach min or max
             raise LimitError(f"{what}: non-finite value refused")
         if low < lo * (1 - 1e-12) or high > hi * (1 + 1e-12):
@@ -80,6 +84,28 @@ class Limits:
 
     def reset_pulse(self, amplitude) -> None:
         self.check_magnitude("reset_voltage", amplitude, "RESET pulse amplitude (V)")
+
+    def pulse_amplitudes(self, polarity: np.ndarray, amplitude: np.ndarray) -> None:
+        """Refuse a SET amplitude (polarity > 0) beyond ``set_voltage`` or a RESET one (any other
+        polarity) beyond ``reset_voltage`` (V; arrays that broadcast together, amplitudes >= 0).
+
+        The same verdict as :meth:`set_pulse` and :meth:`reset_pulse` on the two halves, which
+        name what is wrong; they run only when a quicker pass cannot clear the batch (this runs
+        on every write-verify iteration): every amplitude within the lower of the two limits,
+        or each within its own polarity's. NaN passes neither comparison.
+        """
+        amplitude = np.asarray(amplitude, dtype=float)
+        if not amplitude.size:
+            return
+        tol = 1 + 1e-12
+        if amplitude.max() <= min(self.set_voltage, self.reset_voltage) * tol:
+            return
+        positive = np.asarray(polarity) > 0
+        if (amplitude <= np.where(positive, self.set_voltage * tol, self.reset_voltage * tol)).all():
+            return
+        positive, amplitude = np.broadcast_arrays(positive, amplitude)
+        self.set_pulse(amplitude[positive])
+        self.reset_pulse(amplitude[~positive])
 
     def read_bias(self, volts) -> None:
         self.check_magnitude("read_voltage", volts, "read/DAC voltage (V)")

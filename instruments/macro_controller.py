@@ -204,13 +204,13 @@ class MacroController:
         # Every check runs on the arguments as given, before broadcasting: a scalar width
         # or gate is checked once, not once per cell (this runs on every write-verify
         # iteration, and its cost is paid again at the board).
-        if not np.all((pol == 1) | (pol == -1)):
+        if not (np.abs(pol) == 1).all():
             raise ValueError("polarity must be +1 (SET) or -1 (RESET) for every cell")
         amp = amp.astype(float, copy=False)
         lowest = amp.min() if amp.size else 0.0
         if lowest < 0:
             raise ValueError("amplitude is a magnitude in V and must be >= 0; polarity gives the sign")
-        self._check_amplitudes(pol, amp)
+        self._limits.pulse_amplitudes(pol, amp)
         self._limits.pulse_width(wid)
         self._limits.gate(gat)
         head = self._read_settings(bias, window)
@@ -218,16 +218,6 @@ class MacroController:
         cells["macro"], cells["row"], cells["col"] = _indices(m, r, c)
         cells["polarity"], cells["amplitude"], cells["width"], cells["gate"] = pol, amp, wid, gat
         return self._batched(Op.PULSE_BATCH, head, cells.reshape(-1)).reshape(shape)
-
-    def _check_amplitudes(self, pol: np.ndarray, amp: np.ndarray) -> None:
-        """Refuse a SET amplitude above the SET limit or a RESET one above the RESET limit (V)."""
-        limits = self._limits
-        # Below both limits (every batch that is not refused): one reduction, no split.
-        # NaN is not below, an infinity neither: both go on to the checks that name them.
-        if amp.size and not amp.max() <= min(limits.set_voltage, limits.reset_voltage):
-            pol, amp = np.broadcast_arrays(pol, amp)
-            limits.set_pulse(amp[pol > 0])
-            limits.reset_pulse(amp[pol < 0])
 
     def read_batch(self, macro, row, col, bias: float = 0.1, window: float = 1e-6) -> np.ndarray:
         """Conductance of each listed cell in S (indices broadcast; order kept).
