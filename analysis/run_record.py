@@ -54,6 +54,8 @@ RECORD_KEYS = ("host", "path", "folder", "protocol", "status", "steps_completed"
 
 _ATTRS = (RunAttr.SCHEMA_VERSION, RunAttr.PROTOCOL, RunAttr.PARAMETERS, RunAttr.START_TIME, RunAttr.SEED,
           RunAttr.WORLD_SEED, RunAttr.SIMULATED, RunAttr.STEPS_TOTAL, RunAttr.INSTRUMENTS)
+#: Datasets of ``/entry`` read by their name in it.
+_IN_ENTRY = {OUTCOME: OUTCOME.removeprefix(f"{ENTRY}/")}
 _WRITER = (RunAttr.WRITER_PID, RunAttr.WRITER_HOST)  # read only for a file that still says "running"
 
 
@@ -81,20 +83,21 @@ def read_record(path: str | Path) -> dict[str, Any]:
     it in the watched helper (:func:`analysis.isolation.read_records`) for files of
     unknown health: a damaged file can make the HDF5 library loop.
     """
-    path = Path(path)
-    fid = _open_id(path)
+    fid = _open_id(Path(path))
     try:
         try:
             entry = h5py.h5g.open(fid, ENTRY.encode())
         except KeyError:
             raise RunFileError(f"{path}: HDF5 file but not an rrambench run file (no /entry)") from None
         fixed = _fixed_fields(path, fid, entry)
-        status, ended, error = _run_state(fid, entry)
+        status, ended, error = _run_state(entry)
         if status == RUNNING:
             fixed.update({name: _attr(entry, name) for name in _WRITER})
         # the engine ends a run "completed" only after its last step: the journal need not be read
         completed = int(fixed["steps_total"] or 0) if status == COMPLETED else _completed_steps(fid)
-        outcome = json.loads(_optional(fid, OUTCOME, f"S{OUTCOME_BYTES}") or "{}") if status == COMPLETED else {}
+        outcome = {}
+        if status == COMPLETED:
+            outcome = json.loads(_optional(entry, _IN_ENTRY[OUTCOME], f"S{OUTCOME_BYTES}") or "{}")
     except RunFileError:
         raise
     except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError,
@@ -168,12 +171,13 @@ _KNOWN = {RunAttr.SIMULATED: (np.dtype(bool), h5py.h5t.py_create(np.dtype(bool))
           RunAttr.WRITER_PID: (np.dtype("i8"), h5py.h5t.py_create(np.dtype("i8")))}
 
 
-def _dataset(fid: h5py.h5f.FileID, path: str, dtype: str | None = None, shape: Any = None) -> Any:
-    """The whole (small) dataset at ``path`` as a plain value (an array if it is not scalar).
+def _dataset(loc: Any, path: str, dtype: str | None = None, shape: Any = None) -> Any:
+    """The whole (small) dataset at ``path`` (from the file or group id ``loc``) as a plain
+    value (an array if it is not scalar).
 
     ``dtype``: what the schema says it is, read without asking (``shape(ds)``: its shape; scalar
     if None)."""
-    ds = h5py.h5d.open(fid, path.encode())
+    ds = h5py.h5d.open(loc, path.encode())
     if dtype is not None:
         out = np.zeros(() if shape is None else shape(ds), dtype=dtype)
         try:
@@ -192,23 +196,25 @@ def _fixed_type(dtype: Any) -> Any:
     return h5py.h5t.py_create(np.dtype(dtype))
 
 
-def _optional(fid: h5py.h5f.FileID, path: str, dtype: str | None = None, shape: Any = None) -> Any:
-    """:func:`_dataset`, or None where the file has no such dataset."""
+def _optional(loc: Any, path: str, dtype: str | None = None, shape: Any = None) -> Any:
+    """:func:`_dataset`, or None where the file (or group) has no such dataset."""
     try:
-        return _dataset(fid, path, dtype, shape)
+        return _dataset(loc, path, dtype, shape)
     except KeyError:
         return None
 
 
-def _run_state(fid: h5py.h5f.FileID, entry: Any) -> tuple[str, str, str]:
-    """(status, end time, error): the run-state datasets (schema 1.1) or attributes (1.0)."""
+def _run_state(entry: Any) -> tuple[str, str, str]:
+    """(status, end time, error) of the ``/entry`` group ``entry``: the run-state datasets
+    (schema 1.1) or attributes (1.0). Opened from the group, not the file: each open by
+    absolute path looks up ``/entry`` again."""
     try:
-        status = str(_dataset(fid, f"{ENTRY}/{RunField.STATUS}", f"S{STATUS_BYTES}"))
+        status = str(_dataset(entry, RunField.STATUS, f"S{STATUS_BYTES}"))
     except KeyError:  # schema 1.0: the run state is in attributes
         return tuple(str(_attr(entry, name) or "") for name, *_ in RUN_FIELDS)
-    ended = str(_dataset(fid, f"{ENTRY}/{RunField.END_TIME}", f"S{TIME_BYTES}"))
+    ended = str(_dataset(entry, RunField.END_TIME, f"S{TIME_BYTES}"))
     # an error only where a run did not complete (it is 4 kB of mostly nothing)
-    error = "" if status == COMPLETED else str(_dataset(fid, f"{ENTRY}/{RunField.ERROR}", f"S{ERROR_BYTES}"))
+    error = "" if status == COMPLETED else str(_dataset(entry, RunField.ERROR, f"S{ERROR_BYTES}"))
     return status, ended, error
 
 
