@@ -155,6 +155,8 @@ def write_verify_workload() -> Iterator[Run]:
     world = SimWorld(seed=0, n_macros=8)
     calls = iter(range(1_000_000))
     with Bench.from_config(world=world) as bench:
+        bench.macro_controller.identify()  # as a run does when it starts: its protocol version is known
+
         def run(n: int) -> tuple[float, dict]:
             m, r, c = np.unravel_index(np.arange(n), world.shape)
             target = np.random.default_rng(next(calls)).uniform(2e-6, 65e-6, n)  # new targets: cells must move

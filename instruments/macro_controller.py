@@ -106,6 +106,7 @@ class MacroController:
         self.stream_steps: int | None = None
         self.monitor: tuple[int, int] | None = None  # (layer, node) last put on the monitor output
         self._loop: LoopInfo | None = None  # the board's loop constants, asked once (they are hardware)
+        self._protocol: int | None = None  # the board's protocol version, from its last IDENTIFY
 
     # -- identity and state ------------------------------------------------------------
     def info(self) -> BoardInfo:
@@ -113,6 +114,7 @@ class MacroController:
         body = self._request(Op.IDENTIFY)
         protocol, max_staged, n_macros, rows, cols = ops.IDENTIFY_REPLY.unpack_from(body)
         text = body[ops.IDENTIFY_REPLY.size :].decode("utf-8", "replace")
+        self._protocol = protocol
         return BoardInfo(text, protocol, max_staged, n_macros, rows, cols)
 
     def identify(self) -> str:
@@ -192,11 +194,13 @@ class MacroController:
         """Apply one pulse to each listed cell, then read those cells back.
 
         Arguments broadcast to the number of cells. macro/row/col: cell indices;
-        polarity: +1 SET (bit line) or -1 RESET (source line); amplitude: pulse
+        polarity: +1 SET (bit line), -1 RESET (source line), or 0: no pulse, the cell
+        is only read (its amplitude must be 0; write-verify's confirmation reads ride in
+        the next pulse batch so, not in a round trip of their own); amplitude: pulse
         magnitude in V (>= 0, within the SET or RESET limit); width: s, within the
         pulse width limits; gate: word-line voltage in V. ``bias`` (V) and ``window``
         (s, > 0) set the verify read. Returns the read conductances in S, one per
-        cell, in the order given.
+        cell, in the order given (a cell listed k times is read k times).
         """
         m, r, c, pol, amp, wid, gat = args = [np.asarray(a) for a in (macro, row, col, polarity, amplitude, width,
                                                                       gate)]
@@ -204,9 +208,10 @@ class MacroController:
         # Every check runs on the arguments as given, before broadcasting: a scalar width
         # or gate is checked once, not once per cell (this runs on every write-verify
         # iteration, and its cost is paid again at the board).
-        if not (np.abs(pol) == 1).all():
-            raise ValueError("polarity must be +1 (SET) or -1 (RESET) for every cell")
         amp = amp.astype(float, copy=False)
+        if not (np.abs(pol) == 1).all() and not ((np.abs(pol) == 1) | ((pol == 0) & (amp == 0))).all():
+            raise ValueError("polarity must be +1 (SET) or -1 (RESET) for every cell, or 0 (read only) "
+                             "with amplitude 0")
         lowest = amp.min() if amp.size else 0.0
         if lowest < 0:
             raise ValueError("amplitude is a magnitude in V and must be >= 0; polarity gives the sign")
@@ -218,6 +223,17 @@ class MacroController:
         cells["macro"], cells["row"], cells["col"] = _indices(m, r, c)
         cells["polarity"], cells["amplitude"], cells["width"], cells["gate"] = pol, amp, wid, gat
         return self._batched(Op.PULSE_BATCH, head, cells.reshape(-1)).reshape(shape)
+
+    @property
+    def pulse_cells_per_frame(self) -> int:
+        """Most cells, pulsed or read only, one :meth:`pulse_batch` sends in one round trip; 0 where
+        the board takes no read-only entries (protocol < 5). A board not identified yet is
+        asked once (IDENTIFY, one round trip; a run identifies its instruments when it starts)."""
+        if self._protocol is None:
+            self.info()
+        if self._protocol < ops.READ_ONLY_ENTRIES_SINCE:
+            return 0
+        return ops.max_cells(Op.PULSE_BATCH, self.max_payload)
 
     def read_batch(self, macro, row, col, bias: float = 0.1, window: float = 1e-6) -> np.ndarray:
         """Conductance of each listed cell in S (indices broadcast; order kept).

@@ -151,8 +151,11 @@ BOARD_MACROS, BOARD_ROWS, BOARD_COLS = 8, 32, 32
 # -- opcodes and payloads ----------------------------------------------------------------
 #: Version 2 added LOOP_INFO (the loop's time constants); version 3 added EVAL_LAYER (one layer
 #: region evaluated open-loop on given input voltages); version 4 added MONITOR_SELECT (one node of
-#: the loaded network on the analog monitor output); every other op is as in version 1.
-PROTOCOL_VERSION = 4
+#: the loaded network on the analog monitor output); version 5 lets PULSE_BATCH list read-only
+#: entries (polarity 0, amplitude 0: read after the pulses, not pulsed); every other op is as in version 1.
+PROTOCOL_VERSION = 5
+#: The first protocol version whose PULSE_BATCH takes read-only entries (polarity 0, amplitude 0).
+READ_ONLY_ENTRIES_SINCE = 5
 
 
 class Op(enum.IntEnum):
@@ -204,7 +207,7 @@ U32 = struct.Struct("<I")
 PULSE_CELL = np.dtype([
     ("macro", "u1"), ("row", "u1"), ("col", "u1"), ("polarity", "i1"),
     ("amplitude", "<f4"), ("width", "<f4"), ("gate", "<f4"),
-])  # 16 bytes: one pulse; amplitude V (magnitude), width s, gate V
+])  # 16 bytes: one pulse (polarity +1 SET, -1 RESET, 0 read only with amplitude 0); amplitude V, width s, gate V
 READ_CELL = np.dtype([("macro", "u1"), ("row", "u1"), ("col", "u1")])  # 3 bytes
 LAYER = np.dtype([
     ("macro", "u1"), ("row0", "u1"), ("col0", "u1"), ("n_in", "u1"), ("n_out", "u1"),

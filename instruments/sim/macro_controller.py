@@ -245,15 +245,21 @@ class MacroControllerOps:
     def pulse_batch(self, payload: bytes) -> bytes:
         bias, window, cells = self._batch(payload, ops.PULSE_CELL)
         pol, amp, width, gate = (cells[k] for k in ("polarity", "amplitude", "width", "gate"))
-        if not np.all((pol == 1) | (pol == -1)):
-            raise Refusal(Status.BAD_ARGUMENT, "polarity must be +1 or -1")
+        pulsed = pol != 0  # 0: read only, no pulse (write-verify's confirmation reads ride along)
+        if not np.all((pol == 1) | (pol == -1) | (~pulsed & (amp == 0))):
+            raise Refusal(Status.BAD_ARGUMENT, "polarity must be +1 or -1, or 0 (read only) with amplitude 0")
         _rating("amplitude", amp, 0.0, RATINGS["amplitude"], "V")
         _rating("gate", gate, 0.0, RATINGS["gate"], "V")
         _rating("width", width, RATINGS["width_min"], RATINGS["width_max"], "s")
         m, r, c = cells["macro"], cells["row"], cells["col"]
         with self.world.lock:
-            self.world.pulse(m, r, c, pol.astype(int), amp.astype(float), width.astype(float),
-                             gate.astype(float))
+            n = int(np.count_nonzero(pulsed))
+            if n:
+                # the pulses first, the reads after them (how write-verify lists them): a slice,
+                # no copy of each field; else the pulsed cells wherever they are
+                p = slice(0, n) if pulsed[:n].all() else pulsed
+                self.world.pulse(m[p], r[p], c[p], pol[p].astype(int), amp[p].astype(float),
+                                 width[p].astype(float), gate[p].astype(float))
             g = self.world.read(m, r, c, bias=bias, window=window)
         return np.asarray(g, dtype=ops.VALUE).tobytes()
 

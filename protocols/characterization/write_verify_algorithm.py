@@ -2,8 +2,11 @@
 
 One iteration is one batched round trip to the board: every cell that is not yet
 within tolerance gets one pulse (SET if it reads low, RESET if it reads high), and
-the board returns the verify read of those cells in the same reply. The algorithm
-keeps per-cell state in numpy arrays, never loops over cells in Python.
+the board returns the verify read of those cells in the same reply. Cells whose last
+verify read was within tolerance are confirmed by an averaged read that rides in the
+same batch (read-only entries, polarity 0, after the pulses), so confirming them costs
+no round trip of its own. The algorithm keeps per-cell state in numpy arrays, never
+loops over cells in Python.
 
 Variants (all parameters of :class:`WriteVerifyConfig`):
 
@@ -43,8 +46,10 @@ SET, RESET = 1, -1
 class ArrayAccess(Protocol):
     """What write-verify needs from the bench: the board driver provides exactly this."""
 
-    def pulse_batch(self, macro, row, col, polarity, amplitude, width, gate) -> np.ndarray:
-        """Apply one pulse per cell; return each cell's verify read (S)."""
+    def pulse_batch(self, macro, row, col, polarity, amplitude, width, gate, *, bias: float = 0.1,
+                    window: float = 1e-6) -> np.ndarray:
+        """Apply one pulse per cell (polarity 0, amplitude 0: none, the cell is only read); return
+        each listed cell's verify read (S) at ``bias`` V over ``window`` s."""
 
     def read_batch(self, macro, row, col, bias: float = 0.1, window: float = 1e-6) -> np.ndarray:
         """Read each cell (S)."""
@@ -153,8 +158,10 @@ class WriteVerifyResult:
 
     Every iteration is exactly one batched board round trip: the initial averaged
     read, a pulse batch (pulses plus the verify read of the pulsed cells, returned
-    in the same reply) or a confirmation batch (averaged read of the cells whose
-    last verify read was within tolerance). So ``iterations == round_trips``.
+    in the same reply, and the averaged read of the cells whose last verify read was
+    within tolerance, listed as read-only entries after the pulses) or, where no pulse
+    batch carries them (no cell left to pulse, or a batch too big for one frame), a
+    confirmation batch of those reads alone. So ``iterations == round_trips``.
     """
 
     target: np.ndarray  # S
@@ -164,7 +171,8 @@ class WriteVerifyResult:
     stuck: np.ndarray  # bool
     iterations: int  # batched round trips, initial read included
     pulse_batches: int  # of which pulse batches
-    confirm_batches: int  # of which averaged confirmation reads
+    confirm_batches: int  # of which averaged confirmation reads alone
+    confirm_along: int  # pulse batches that also carried confirmation reads (polarity 0 entries)
     error_per_iteration: list[float]  # S, RMS |G - target| over non-stuck cells after each pulse batch
     active_per_iteration: list[int]  # cells pulsed in each pulse batch
     pulse_log: PulseLog
@@ -212,7 +220,7 @@ def write_verify(
     log_ = PulseLog()
     errors: list[float] = []
     actives: list[int] = []
-    counts = {"iterations": 0, "pulse": 0, "confirm": 0}
+    counts = {"iterations": 0, "pulse": 0, "confirm": 0, "along": 0}
 
     def verify_read(idx: np.ndarray) -> np.ndarray:
         """One round trip: the mean of ``cfg.reads`` reads of cells ``idx``."""
@@ -222,7 +230,7 @@ def write_verify(
         return WriteVerifyResult(
             target=target, final=s.g.copy(), pulses=s.pulses.copy(), converged=s.converged.copy(),
             stuck=s.stuck.copy(), iterations=counts["iterations"], pulse_batches=counts["pulse"],
-            confirm_batches=counts["confirm"], error_per_iteration=list(errors),
+            confirm_batches=counts["confirm"], confirm_along=counts["along"], error_per_iteration=list(errors),
             active_per_iteration=list(actives), pulse_log=log_,
         )
 
@@ -232,6 +240,11 @@ def write_verify(
         if on_iteration is not None:
             on_iteration(counts["iterations"], result())
 
+    # Cells per round trip of a pulse batch (None: no limit; 0: the access takes no read-only
+    # entries); confirmation reads ride in a pulse batch only where the whole batch fits one
+    # frame, else they take a trip of their own. Asked before the first trip: a board driver
+    # not told its board's protocol yet asks it (a trip that is not one of the iterations).
+    per_frame = getattr(access, "pulse_cells_per_frame", 0)
     check()
     s.g[:] = verify_read(np.arange(n))
     counts["iterations"] += 1
@@ -251,28 +264,29 @@ def write_verify(
         out_of_budget = open_ & ~within & (s.pulses >= cfg.max_pulses)
         to_pulse = open_ & ~within & ~out_of_budget
         to_confirm = open_ & s.pending & within if confirm else np.zeros(n, bool)
-        if not (to_pulse.any() or needs_reset.any() or to_confirm.any()):
+        pulsing = to_pulse.any() or needs_reset.any()
+        if not (pulsing or to_confirm.any()):
             break
-        if to_pulse.any() or needs_reset.any():
-            check()
+        check()
+        confirming = np.flatnonzero(to_confirm)
+        if confirming.size and cfg.settle > 0 and sleep is not None:
+            sleep(cfg.settle)  # verify-wait-verify: the wait before the confirming read
+        if pulsing:
+            along = confirming
+            if per_frame is not None and int((to_pulse | needs_reset).sum()) + cfg.reads * along.size > per_frame:
+                along = confirming[:0]
             _pulse_round(access, cfg, s, macro, row, col, target, to_pulse, needs_reset, log_,
-                         counts["iterations"], now)
+                         counts["iterations"], now, along)
             errors.append(float(np.sqrt(np.mean((s.g - target)[~s.stuck] ** 2))) if (~s.stuck).any() else 0.0)
             actives.append(int(to_pulse.sum() + needs_reset.sum()))
+            counts["along"] += bool(along.size)
             done_trip("pulse")
-            within = np.abs(s.g - target) <= cfg.tolerance
-            to_confirm = ~s.converged & ~s.stuck & s.pending & within if confirm else np.zeros(n, bool)
-            if cfg.final_reset:
-                to_confirm &= s.final_reset_done
-            if not to_confirm.any():
+            if along.size == confirming.size:
                 continue
-        # verify-wait-verify / read averaging: confirm with an averaged read after ``settle``
-        check()
-        idx = np.flatnonzero(to_confirm)
-        if cfg.settle > 0 and sleep is not None:
-            sleep(cfg.settle)
-        s.g[idx] = verify_read(idx)
-        s.pending[idx] = False  # the averaged read is the verdict: within -> converged next pass
+            check()
+        # read averaging: the confirming read of the cells no pulse batch carried
+        s.g[confirming] = verify_read(confirming)
+        s.pending[confirming] = False  # the averaged read is the verdict: within -> converged next pass
         done_trip("confirm")
     return result()
 
@@ -304,8 +318,10 @@ class _State:
 
 
 def _pulse_round(access, cfg, s: _State, macro, row, col, target, to_pulse, needs_reset,
-                 log_: PulseLog, iteration: int, now) -> None:
-    """One pulse batch: ISPP pulses on cells off target, weak RESETs on fresh arrivals."""
+                 log_: PulseLog, iteration: int, now, confirming: np.ndarray) -> None:
+    """One pulse batch: ISPP pulses on cells off target, weak RESETs on fresh arrivals, and the
+    averaged confirmation read of the cells ``confirming`` (``cfg.reads`` read-only entries each,
+    polarity 0: read after the pulses, in the same round trip)."""
     idx = np.flatnonzero(to_pulse | needs_reset)
     err = s.g[idx] - target[idx]
     weak = needs_reset[idx]
@@ -318,8 +334,20 @@ def _pulse_round(access, cfg, s: _State, macro, row, col, target, to_pulse, need
     gate = np.where(weak, cfg.reset_gate, gate)
     before = s.g[idx].copy()
     t = now()
-    read = np.asarray(access.pulse_batch(macro[idx], row[idx], col[idx], polarity, amplitude, cfg.width, gate),
-                      dtype=float)
+    k = cfg.reads
+    if confirming.size:
+        cells = np.concatenate([idx, np.repeat(confirming, k)])
+        zeros = np.zeros(confirming.size * k)
+        answer = np.asarray(access.pulse_batch(
+            macro[cells], row[cells], col[cells], np.concatenate([polarity, zeros.astype(np.int8)]),
+            np.concatenate([amplitude, zeros]), cfg.width, np.concatenate([gate, zeros]),
+            bias=cfg.read_bias, window=cfg.read_window), dtype=float)
+        read = answer[:idx.size]
+        s.g[confirming] = answer[idx.size:].reshape(-1, k).mean(axis=1)
+        s.pending[confirming] = False  # the averaged read is the verdict: within -> converged next pass
+    else:
+        read = np.asarray(access.pulse_batch(macro[idx], row[idx], col[idx], polarity, amplitude, cfg.width, gate,
+                                             bias=cfg.read_bias, window=cfg.read_window), dtype=float)
     s.g[idx] = read
     s.pulses[idx] += 1
     s.final_reset_done[idx] |= weak

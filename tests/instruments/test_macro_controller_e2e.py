@@ -79,9 +79,9 @@ def twin_pulse_and_read(twin: SimWorld, cells, pol, amp, wid, gate, frame_cells:
 
 
 def test_identify_reports_identity_protocol_and_geometry(shared):
-    assert shared.ctl.identify() == "RRAMBENCH,MACRO-CONTROLLER-SIM,SIM0001,4.0"   # version 4: MONITOR_SELECT
+    assert shared.ctl.identify() == "RRAMBENCH,MACRO-CONTROLLER-SIM,SIM0001,5.0"   # version 5: read-only entries
     info = shared.ctl.info()
-    assert (info.protocol, info.n_macros, info.rows, info.cols) == (4, 8, 32, 32)
+    assert (info.protocol, info.n_macros, info.rows, info.cols) == (5, 8, 32, 32)
     status = shared.ctl.status()
     assert status.last_error == 0 and status.routed is None and not status.integrators_running
 
@@ -92,6 +92,22 @@ def test_pulse_batch_over_the_link_applies_exactly_the_in_process_pulses(rig):
     twin = SimWorld(seed=3)
     expected = twin_pulse_and_read(twin, TWO_MACROS, pol, amp, wid, gate, 2048)
     np.testing.assert_array_equal(g.astype(np.float32), expected)
+    np.testing.assert_array_equal(rig.world.conductance()[:2], twin.conductance()[:2])
+
+
+def test_read_only_entries_ride_in_the_pulse_batch_over_the_link(rig):
+    """Polarity 0, amplitude 0: the cell is read, not pulsed, in the same frame and round trip as
+    the pulses (write-verify's confirmation reads); the reads are the in-process ones."""
+    pol, amp, wid, gate = program_pulses(2048, seed=2)
+    pol[1::2], amp[1::2], gate[1::2] = 0, 0.0, 0.0  # every other cell only read
+    trips, frames = rig.ctl.round_trips, rig.board.count
+    g = rig.ctl.pulse_batch(*TWO_MACROS, pol, amp, wid, gate)
+    assert (rig.ctl.round_trips - trips, rig.board.count - frames) == (1, 1)
+    twin = SimWorld(seed=3)
+    p = pol != 0
+    m, r, c = TWO_MACROS
+    twin.pulse(m[p], r[p], c[p], pol[p], *(np.asarray(x, np.float32).astype(float)[p] for x in (amp, wid, gate)))
+    np.testing.assert_array_equal(g.astype(np.float32), twin.read(m, r, c, bias=BIAS, window=WINDOW).astype(np.float32))
     np.testing.assert_array_equal(rig.world.conductance()[:2], twin.conductance()[:2])
 
 

@@ -17,8 +17,9 @@ def run(bench, protocol: Protocol, path: Path, seed: int = 1):
     return open_run(path)
 
 
-def run_and_abort(bench, protocol: Protocol, path: Path, *, after_events: int = 1):
-    """Run ``protocol``, aborting from the run's own thread at its ``after_events``-th progress report.
+def run_and_abort(bench, protocol: Protocol, path: Path, *, after_events: int = 1, at_step: str | None = None):
+    """Run ``protocol``, aborting from the run's own thread at its ``after_events``-th progress report,
+    or (``at_step``) at the first report of the step of that name.
 
     The abort lands at the protocol's next ``check()``, mid-step and deterministic
     (no race with a second thread). Returns (engine, opened run file).
@@ -29,7 +30,7 @@ def run_and_abort(bench, protocol: Protocol, path: Path, *, after_events: int = 
     def on_progress(event) -> None:
         if event.state == "running" and event.fraction > 0:
             seen.append(event)
-            if len(seen) == after_events:
+            if (event.name == at_step) if at_step is not None else len(seen) == after_events:
                 engine.abort()
 
     engine.subscribe(on_progress)

@@ -30,11 +30,14 @@ def bench():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+@pytest.mark.xfail(strict=False, raises=AssertionError, reason=(
     "open: with the cells' read noise as a 1/f spectrum (issue 14) the seed board's ring KL x rose from 0.054 to "
     "0.088 against a bar of 0.079 (0.077 with the loop's read noise off: the conductances, not the loop's noise); "
     "its 5 s per sample and 2,000 s run let each cell's 1/f process wander further than the macro controller's "
-    "milliseconds; not yet explained"))
+    "milliseconds; not yet explained. Not strict since 2026-12-03: with write-verify's confirmations riding in "
+    "its pulse batches this world passes by 0.0003 (KL 0.0456, 0.0244 against bars 0.0459, 0.0387) and world 6 "
+    "fails (0.0417, 0.0826); before, both failed (0.0838, 0.0480 and 0.0471, 0.0551): which side of the bar a "
+    "world lands on is the programming's luck, not a fix"))
 def test_a_ring_sampled_through_the_seed_board_meets_the_ring_quality_bar(bench, tmp_path):
     """Issue 6's ring acceptance through the seed board on the default (relaxing) device: radius
     within 0.05 of 0.7, KL within 1.5x the software baseline's (same initial noise, read on the

@@ -65,6 +65,52 @@ def test_stuck_cells_are_detected_and_not_retried_forever():
     assert result.iterations == access.round_trips
 
 
+class _OneFrameOfPulsesOnly(DirectArrayAccess):
+    """In-process access whose pulse batches have no room for confirmation reads."""
+
+    def __init__(self, world: SimWorld) -> None:
+        super().__init__(world)
+        self.pulse_cells_per_frame = 0
+
+
+def test_confirmation_reads_ride_in_the_next_pulse_batch_and_save_round_trips():
+    """Averaged confirmation reads go out as read-only entries of the next pulse batch: fewer
+    round trips than with a trip of their own, each cell confirmed, none pulsed by it."""
+    target = np.random.default_rng(1).uniform(2e-6, 65e-6, 256)
+    cells = np.arange(256)
+    results, trips = [], []
+    for make in (DirectArrayAccess, _OneFrameOfPulsesOnly):
+        world = SimWorld(seed=3, n_macros=1)
+        access = make(world)
+        result = write_verify(access, np.zeros(256), cells // 32, cells % 32, target, now=world.clock.now)
+        truth = world.conductance(0).ravel()[:256]
+        ok = ~result.stuck
+        assert np.mean(np.abs(truth - target)[ok] <= 0.5e-6) >= 0.97
+        assert result.iterations == access.round_trips
+        assert result.pulse_log.arrays()["polarity"].size == result.pulses.sum(), "read-only entries are no pulses"
+        assert np.all(result.pulse_log.arrays()["polarity"] != 0)
+        results.append(result)
+        trips.append(access.round_trips)
+    along, alone = results
+    assert along.confirm_along > 0 and alone.confirm_along == 0
+    assert alone.confirm_batches > along.confirm_batches
+    assert trips[0] < 0.8 * trips[1], f"{trips[0]} round trips with the reads along, {trips[1]} without"
+
+
+def test_a_read_only_entry_of_a_pulse_batch_is_read_not_pulsed():
+    """Polarity 0 with amplitude 0: the cell is read after the pulses and left as it was;
+    polarity 0 with any amplitude is refused."""
+    world = SimWorld(seed=4, n_macros=1)
+    world.set_conductance(0, 0, [0, 1], 20e-6)
+    access = DirectArrayAccess(world)
+    g = access.pulse_batch(0, 0, [0, 1, 1], [1, 0, 0], [1.4, 0.0, 0.0], 1e-7, [1.8, 0.0, 0.0])
+    truth = world.conductance(0)[0, :2]
+    assert truth[0] > 22e-6 and abs(truth[1] - 20e-6) < 0.3e-6, "only the SET cell moved"
+    assert g.shape == (3,) and np.all(np.abs(g[1:] - truth[1]) < 1e-6), "the read-only cell is read twice"
+    with pytest.raises(ValueError, match="amplitude 0"):
+        access.pulse_batch(0, 0, [0, 1], [1, 0], [1.4, 0.5], 1e-7, 1.8)
+
+
 @pytest.mark.parametrize("variant, within", [
     ({"final_reset": True}, 0.99),
     ({"settle": 1e-3}, 0.95),  # cells confirmed early relax while the others are programmed
@@ -83,7 +129,7 @@ def test_variants_place_cells_and_count_their_extra_exchanges_as_iterations(vari
     truth = world.conductance(0).ravel()[:256]
     assert np.mean(np.abs(truth - target)[ok] <= 0.5e-6) >= within
     assert result.iterations == access.round_trips
-    assert result.confirm_batches > 0
+    assert result.confirm_batches + result.confirm_along > 0
     if cfg.final_reset:
         assert np.any(result.pulse_log.arrays()["amplitude"] == np.float32(cfg.final_reset_amplitude))
 

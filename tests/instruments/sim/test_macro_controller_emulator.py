@@ -93,6 +93,31 @@ def test_intact_frame_with_wrong_len_field_is_bad_length():
     assert reply.seq == 9 and reply.payload[0] == Status.BAD_LENGTH
 
 
+@pytest.mark.parametrize("order", ["pulses-first", "read-first"])
+def test_a_read_only_entry_is_read_after_the_pulses_and_not_pulsed(order):
+    """Polarity 0 with amplitude 0 in a pulse batch: the cell is read (once per entry) after the
+    frame's pulses and keeps its conductance, wherever it sits in the list."""
+    world = SimWorld(seed=8, n_macros=1)
+    world.set_conductance(0, 1, [0, 1], 20e-6)
+    board = MacroControllerEmulator(world)
+    entries = [pulse(0, 1, 0, amp=1.4, width=1e-7, gate=1.8), pulse(0, 1, 1, pol=0, amp=0.0, width=1e-7, gate=0.0),
+               pulse(0, 1, 1, pol=0, amp=0.0, width=1e-7, gate=0.0)]
+    if order == "read-first":
+        entries = entries[1:] + entries[:1]
+    reply = ask(board, 12, Op.PULSE_BATCH, READ + b"".join(entries))
+    assert reply.payload[0] == Status.OK
+    g = np.frombuffer(reply.payload[1:], "<f4")
+    truth = world.conductance(0)[1, :2]
+    assert truth[0] > 22e-6 and abs(truth[1] - 20e-6) < 0.3e-6, "only the SET cell moved"
+    reads = g[[1, 2]] if order == "pulses-first" else g[[0, 1]]
+    assert np.all(np.abs(reads - truth[1]) < 1e-6) and reads[0] != reads[1], "two reads, each with its noise"
+
+
+def test_a_read_only_entry_with_an_amplitude_is_refused(board):
+    reply = ask(board, 13, Op.PULSE_BATCH, READ + pulse(0, 0, 0, pol=0, amp=0.5))
+    assert reply.payload[0] == Status.BAD_ARGUMENT and b"read only" in reply.payload
+
+
 def test_board_enforces_its_absolute_ratings_whatever_the_host_limits(board):
     reply = ask(board, 10, Op.PULSE_BATCH, READ + pulse(0, 0, 0, amp=6.0))
     assert reply.payload[0] == Status.BAD_ARGUMENT and b"amplitude" in reply.payload

@@ -122,6 +122,12 @@ def test_reverse_sde_on_the_loop_matches_the_software_sde(ring):
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=False, raises=AssertionError, reason=(
+    "open: not robust to the worlds drawn. Over 36 worlds (seeds 100-111, 200-211, 300-311) the noise-aware "
+    "model's KL was lower in 18 of 36 with write-verify's confirmations riding in its pulse batches and 19 of 36 "
+    "with them in batches of their own (2026-12-03); the twelve-world medians, noise-aware against plain, were "
+    "0.045/0.041, 0.071/0.045, 0.035/0.047 and 0.048/0.058, 0.061/0.051, 0.039/0.057: the seeds this test uses "
+    "passed before by luck. docs/diffusion-on-rram.md: no advantage at 1x either"))
 def test_noise_aware_training_helps_at_twice_the_read_and_write_noise():
     """With read and write noise at 2x the default, the noise-trained ring model samples
     closer to the ring than the plain-trained one: lower median histogram KL over 12
