@@ -414,14 +414,16 @@ class Catalogue:
     def reindex(self, folder: str | Path, *, workers: int | None = None) -> tuple[int, list[str]]:
         """Rebuild the rows of ``folder`` from its run files (``*.h5``, not recursive).
 
-        Each file is read in a watched helper (:func:`analysis.isolation.read_records`):
+        Each file is read in a watched helper (:class:`analysis.isolation.RecordReader`):
         a damaged one is skipped with a warning, never indexed, never a hang. Rows of files
         no longer in the folder are dropped. Returns (runs indexed, warnings).
         """
-        from analysis.isolation import read_records
+        from analysis.isolation import RecordReader
 
         folder = Path(os.path.abspath(folder))
-        paths = sorted(p for p in folder.glob("*.h5") if not p.name.startswith("."))
+        # names, sorted, then paths: a third of what globbing and sorting Path objects cost
+        names = (entry.name for entry in os.scandir(folder))
+        paths = [folder / name for name in sorted(n for n in names if n.endswith(".h5") and not n.startswith("."))]
         skipped: list[str] = []
 
         def insert(conn: sa.Connection, records: list[dict[str, Any]]) -> None:
@@ -435,31 +437,43 @@ class Catalogue:
             if params:
                 _insert_many(conn, run_parameters, params)
 
-        def work(conn: sa.Connection) -> int:
-            skipped.clear()  # work runs again after rebuilding a damaged catalogue
+        def clear(conn: sa.Connection) -> None:
             mine = (runs.c.host == self.host) & (runs.c.folder == str(folder))
             conn.execute(run_parameters.delete().where(
                 run_parameters.c.run_id.in_(sa.select(runs.c.id).where(mine))))
             conn.execute(runs.delete().where(mine))
-            # rows go in by batches while the helpers read on: the database's work overlaps theirs
+
+        # The helpers start now, reading while the tables are made and the transaction begins;
+        # work runs again after rebuilding a damaged catalogue, with readers of its own.
+        readers = [RecordReader(paths, workers=workers)]
+
+        def work(conn: sa.Connection) -> int:
+            skipped.clear()
             batch: list[dict[str, Any]] = []
             indexed = 0
-            for path, result in read_records(paths, workers=workers):
-                if isinstance(result, str):
-                    skipped.append(f"skipped {path.name}: {result.removeprefix(f'{path}: ')}")
-                    self.warn(skipped[-1])
-                    continue
-                batch.append(_row(result))
-                if len(batch) == REINDEX_BATCH:
-                    insert(conn, batch)
-                    indexed, batch = indexed + len(batch), []
+            with readers.pop() if readers else RecordReader(paths, workers=workers) as reader:
+                clear(conn)
+                # rows go in by batches while the helpers read on: the database's work overlaps theirs
+                for path, result in reader:
+                    if isinstance(result, str):
+                        skipped.append(f"skipped {path.name}: {result.removeprefix(f'{path}: ')}")
+                        self.warn(skipped[-1])
+                        continue
+                    batch.append(_row(result))
+                    if len(batch) == REINDEX_BATCH:
+                        insert(conn, batch)
+                        indexed, batch = indexed + len(batch), []
             if batch:
                 insert(conn, batch)
                 indexed += len(batch)
             conn.exec_driver_sql("ANALYZE")  # the planner's statistics: which index is the selective one
             return indexed
 
-        return self._run(work), skipped
+        try:
+            return self._run(work), skipped
+        finally:
+            for reader in readers:  # not used: the work failed before reading
+                reader.close()
 
     # -- reading ---------------------------------------------------------------------------
     def query(self, flt: RunFilter = RunFilter(), *, folder: str | Path | None = None,
