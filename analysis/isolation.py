@@ -366,7 +366,7 @@ def _widen(fd: int) -> None:
     """Give the answer pipe at ``fd`` room for a whole depth of answers (Linux; elsewhere the
     default stays): a helper whose answers fill the pipe (64 KiB, ~60 records) while the
     caller stores a batch waits, idle, until it reads again. Measured on 1,000 files on the
-    2-core machine with :attr:`_Worker.DEPTH` 256: reindex 249-269 ms -> 232-243 ms."""
+    2-core machine with :attr:`_Worker.DEPTH` 256: reindex 249-275 ms -> 234-258 ms (medians 266, 240)."""
     size = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
     if size is None:
         return

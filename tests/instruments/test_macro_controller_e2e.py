@@ -111,6 +111,32 @@ def test_read_only_entries_ride_in_the_pulse_batch_over_the_link(rig):
     np.testing.assert_array_equal(rig.world.conductance()[:2], twin.conductance()[:2])
 
 
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_write_verify_sends_read_only_entries_only_to_a_board_that_takes_them(monkeypatch, protocol):
+    """A board of protocol 4 would refuse a polarity 0: write-verify's confirmations then go in
+    batches of their own. The board is asked its protocol once, before the first iteration."""
+    import instruments.macro_controller_wire as wire
+    from protocols.characterization.write_verify_algorithm import write_verify
+
+    monkeypatch.setattr(wire, "PROTOCOL_VERSION", protocol)  # what the emulator's IDENTIFY says
+    rig = Rig()
+    try:
+        cells = np.arange(64)
+        target = np.random.default_rng(0).uniform(5e-6, 60e-6, 64)
+        result = write_verify(rig.ctl, np.zeros(64, int), cells // 32, cells % 32, target,
+                              now=rig.world.clock.now)
+        assert rig.ctl.round_trips == result.iterations + 1, "one IDENTIFY, then one round trip per iteration"
+        assert rig.board.refused == 0
+        if protocol == 4:
+            assert rig.ctl.pulse_cells_per_frame == 0
+            assert result.confirm_along == 0 and result.confirm_batches > 0
+        else:
+            assert rig.ctl.pulse_cells_per_frame == max_cells(Op.PULSE_BATCH)
+            assert result.confirm_along > 0
+    finally:
+        rig.close()
+
+
 def test_two_macro_batch_costs_one_round_trip_and_one_frame(shared):
     before_trips, before_frames = shared.ctl.round_trips, shared.board.count
     shared.ctl.pulse_batch(*TWO_MACROS, 1, 1.2, 100e-9, 1.2)
