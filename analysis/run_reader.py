@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,6 +52,10 @@ _NOT_DATA = RUN_FIELD_PATHS | {OUTCOME}
 _NOT_DATA_GROUPS = (f"{SAMPLE}/",)
 #: HDF5 open errors no SWMR retry can cure: the reader reports them at once.
 _FATAL_OPEN_ERRORS = ("truncated file", "file signature not found", "Is a directory")
+#: Plain opens retried, ``_TRUNCATED_WAIT`` s apart, of a file that reads as truncated before
+#: it counts as one (a live writer's window lasts milliseconds): 0.2 s more for a damaged file.
+_TRUNCATED_RETRIES = 10
+_TRUNCATED_WAIT = 0.02
 
 
 class RunFileError(ValueError):
@@ -319,20 +324,29 @@ def _open_id(path: Path) -> h5py.h5f.FileID:
     reader.
     """
     name = os.fsencode(path)
-    try:
-        return h5py.h5f.open(name, h5py.h5f.ACC_RDONLY, fapl=_fapl())
-    except OSError as exc:
-        if not path.exists():  # asked only on failure: a reindex opens a thousand good files
-            raise RunFileError(f"{path}: no such file") from None
-        if path.is_dir():
-            raise RunFileError(f"{path}: a folder, not a run file") from None
-        if any(text in str(exc) for text in _FATAL_OPEN_ERRORS):
-            raise RunFileError(f"{path}: not a readable HDF5 run file ({_reason(exc)})") from None
-        # the reason, not the exception: its traceback would hold the callers' frames (and the
-        # objects they open on the file) in a reference cycle, and the file open in this process
-        # until the garbage collector ran: a resume's read-write open then fails "already open
-        # for read-only"
-        reason = _reason(exc)
+    reason = ""
+    for retry in range(_TRUNCATED_RETRIES + 1):
+        try:
+            return h5py.h5f.open(name, h5py.h5f.ACC_RDONLY, fapl=_fapl())
+        except OSError as exc:
+            if not path.exists():  # asked only on failure: a reindex opens a thousand good files
+                raise RunFileError(f"{path}: no such file") from None
+            if path.is_dir():
+                raise RunFileError(f"{path}: a folder, not a run file") from None
+            # A live run's writer can flush a superblock whose end of file lies past the bytes
+            # written so far (space allocated, its data on the way): for a moment the file reads
+            # as truncated. It is one again a few ms later; a damaged file stays truncated.
+            if "truncated file" in str(exc) and retry < _TRUNCATED_RETRIES:
+                time.sleep(_TRUNCATED_WAIT)
+                continue
+            if any(text in str(exc) for text in _FATAL_OPEN_ERRORS):
+                raise RunFileError(f"{path}: not a readable HDF5 run file ({_reason(exc)})") from None
+            # the reason, not the exception: its traceback would hold the callers' frames (and the
+            # objects they open on the file) in a reference cycle, and the file open in this process
+            # until the garbage collector ran: a resume's read-write open then fails "already open
+            # for read-only"
+            reason = _reason(exc)
+            break
     try:
         return h5py.h5f.open(name, h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=_fapl())
     except OSError:

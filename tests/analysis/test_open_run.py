@@ -128,6 +128,25 @@ def test_the_schema_module_imports_nothing_beyond_the_standard_library():
     assert proc.returncode == 0, proc.stderr
 
 
+def test_a_file_that_reads_as_truncated_for_a_moment_is_opened_once_whole(tmp_path):
+    """A live writer can leave the file shorter than its superblock says for a few ms: the
+    reader tries again before calling it truncated, and a file that stays short still fails."""
+    import threading
+
+    whole = _run(tmp_path).path.read_bytes()
+    short = tmp_path / "live.h5"
+    short.write_bytes(whole[: len(whole) - 4096])
+    restore = threading.Timer(0.05, lambda: short.write_bytes(whole))
+    restore.start()
+    try:
+        assert open_run(short).status == "completed"
+    finally:
+        restore.join()
+    short.write_bytes(whole[: len(whole) - 4096])
+    with pytest.raises(RunFileError, match="truncated file"):
+        open_run(short)
+
+
 def test_files_that_are_not_runs_raise_run_file_error(tmp_path):
     import h5py
 
