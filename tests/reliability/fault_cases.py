@@ -111,7 +111,7 @@ def expected_file(link: str, fault: str) -> Expected:
     if fault.startswith("HDF5"):
         return Expected("exit 2", None, False, False,
                         "one line once the watched helper makes no progress for 5 s; Ctrl-C: exit 130, one line")
-    return Expected("exit 2", None, False, False, "one line, at once; `info FOLDER` lists it as damaged, "
+    return Expected("exit 2", None, False, False, "one line, within 0.2 s; `info FOLDER` lists it as damaged, "
                     "the run browser marks it and stays responsive")
 
 
